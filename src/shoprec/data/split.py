@@ -1,0 +1,102 @@
+"""Temporal train / validation / test split and the per-user test ground truth.
+
+The protocol every metric in shoprec reports on (the same for the sample storefront and
+Online Retail):
+
+* ``train``: all events before ``test_start``;
+* ``valid``: the last ``validation_days`` of train, a subset used for tuning only;
+  models selected on it are retrained on the whole of train;
+* ``test``: events from ``test_start`` on, by users seen in train;
+* ``test_truth``: per test user, the distinct items purchased in the test window, with
+  ``known_item`` telling whether the item had any event in train. The headline metrics
+  use known items only (a recommender cannot rank what it never saw); the cold-start
+  slice uses the others.
+
+Splitting by time, never at random, is what makes the numbers honest: a random split
+leaks a shopper's future into training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from shoprec.config import SplitParams
+
+
+@dataclass(frozen=True)
+class SplitPaths:
+    train: Path
+    valid: Path
+    test: Path
+    test_truth: Path
+    summary: Path
+
+    @classmethod
+    def under(cls, out_dir: Path) -> "SplitPaths":
+        return cls(
+            train=out_dir / "train.parquet",
+            valid=out_dir / "valid.parquet",
+            test=out_dir / "test.parquet",
+            test_truth=out_dir / "test_truth.parquet",
+            summary=out_dir / "split.json",
+        )
+
+
+def resolve_test_start(events: pd.DataFrame, source: str, params: SplitParams) -> pd.Timestamp:
+    """The configured cut-off for this source, or the last ``test_days`` of the data."""
+    configured = params.test_start.get(source, "")
+    if configured:
+        return pd.Timestamp(configured, tz="UTC")
+    last_day = events["timestamp"].max().normalize()
+    return last_day - pd.Timedelta(days=params.test_days - 1)
+
+
+def ground_truth(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """Distinct (user, item) purchases of the test window, flagged by whether train saw the item."""
+    bought = test.loc[test["event_type"] == "purchase", ["user_id", "item_id"]].drop_duplicates()
+    bought = bought.assign(known_item=bought["item_id"].isin(set(train["item_id"])))
+    return bought.sort_values(["user_id", "item_id"], ignore_index=True)
+
+
+def split_events(events: pd.DataFrame, test_start: pd.Timestamp, validation_days: int) -> dict[str, pd.DataFrame]:
+    """Cut events in time; see the module docstring for the protocol."""
+    events = events.sort_values(["timestamp", "user_id", "item_id"], kind="stable", ignore_index=True)
+    train = events[events["timestamp"] < test_start].reset_index(drop=True)
+    valid_start = test_start - pd.Timedelta(days=validation_days)
+    valid = train[train["timestamp"] >= valid_start].reset_index(drop=True)
+    test = events[(events["timestamp"] >= test_start) & events["user_id"].isin(set(train["user_id"]))]
+    test = test.reset_index(drop=True)
+    if train.empty or test.empty:
+        raise ValueError(
+            f"split: test_start {test_start.date()} leaves {len(train)} train and {len(test)} test events "
+            f"(data spans {events['timestamp'].min().date()} .. {events['timestamp'].max().date()}); "
+            "set split.test_start for this source in params.yaml to a date inside that range"
+        )
+    return {"train": train, "valid": valid, "test": test, "test_truth": ground_truth(train, test)}
+
+
+def split(events_path: Path, out_dir: Path, source: str, params: SplitParams) -> SplitPaths:
+    """DVC stage ``split``: read clean events, write the four tables and a summary."""
+    events = pd.read_parquet(events_path)
+    test_start = resolve_test_start(events, source, params)
+    parts = split_events(events, test_start, params.validation_days)
+    paths = SplitPaths.under(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in parts.items():
+        frame.to_parquet(getattr(paths, name), index=False)
+    truth = parts["test_truth"]
+    summary = {
+        "source": source,
+        "test_start": test_start.isoformat(),
+        "valid_start": (test_start - pd.Timedelta(days=params.validation_days)).isoformat(),
+        "rows": {name: len(frame) for name, frame in parts.items()},
+        "train_users": int(parts["train"]["user_id"].nunique()),
+        "test_users": int(truth["user_id"].nunique()),
+        "test_users_known_items": int(truth.loc[truth["known_item"], "user_id"].nunique()),
+    }
+    paths.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    return paths
