@@ -1,0 +1,155 @@
+"""TFRS two-tower retrieval: training examples, the model, and in-process scoring.
+
+Loss: in-batch sampled softmax over the batch's candidates,
+
+    L = - sum_b w_b log softmax_j( (q_b . c_j) / T - log Q(j) )_b ,
+
+where ``T`` is the temperature and ``log Q(j)`` the logQ correction: in-batch negatives
+are drawn in proportion to item frequency, so without the correction popular items are
+over-penalised as negatives and the model under-recommends them (Yi et al., 2019,
+"Sampling-bias-corrected neural modeling"). ``remove_accidental_hits`` drops in-batch
+"negatives" that are the positive item itself. ``w_b`` weighs event types (a purchase
+counts more than a click).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from shoprec.models.catalog import Catalog
+from shoprec.models.history import example_histories, latest_histories
+from shoprec.models.towers import CandidateTower, ItemEncoder, QueryTower
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    embedding_dim: int = 64
+    temperature: float = 0.05
+    logq_correction: bool = True
+    batch_size: int = 1024
+    epochs: int = 5
+    learning_rate: float = 0.005
+    min_item_count: int = 2
+    user_dropout: float = 0.1
+    history_length: int = 20
+
+
+class TwoTower(tfrs.Model):
+    def __init__(self, catalog: Catalog, id_buckets: np.ndarray, n_users: int, cfg: RetrievalConfig):
+        super().__init__()
+        self.items = ItemEncoder(catalog, id_buckets, cfg.embedding_dim)
+        self.query_tower = QueryTower(n_users, self.items, cfg.embedding_dim)
+        self.candidate_tower = CandidateTower(self.items)
+        self.task = tfrs.tasks.Retrieval(temperature=cfg.temperature, remove_accidental_hits=True)
+        self.user_dropout = cfg.user_dropout
+        self.logq = cfg.logq_correction
+
+    def compute_loss(self, features: dict, training: bool = False) -> tf.Tensor:
+        user = features["user"]
+        if training and self.user_dropout > 0:
+            # some examples train the shared "unknown user" vector used for cold starts
+            keep = tf.random.uniform(tf.shape(user)) >= self.user_dropout
+            user = tf.where(keep, user, tf.zeros_like(user))
+        query = self.query_tower({"user": user, "history": features["history"], "dow": features["dow"]})
+        candidates = self.candidate_tower(features["item"])
+        return self.task(
+            query,
+            candidates,
+            sample_weight=features["weight"],
+            candidate_sampling_probability=features["probability"] if self.logq else None,
+            candidate_ids=features["item"],
+            compute_metrics=False,
+        )
+
+
+@dataclass
+class RetrievalData:
+    """Integer-encoded training examples; ``user_index`` maps user_id -> token (>= 1)."""
+
+    features: dict[str, np.ndarray]
+    user_index: dict[str, int]
+    id_buckets: np.ndarray  # per catalog item: its id-embedding bucket (0 = shared rare bucket)
+
+
+def build_examples(
+    train: pd.DataFrame, catalog: Catalog, weights: dict[str, float], history_types: list[str], cfg: RetrievalConfig
+) -> RetrievalData:
+    """One example per weighted train event, with the user's history before it."""
+    item_index = {item: i for i, item in enumerate(catalog.item_ids)}
+    ev = train[train["item_id"].isin(item_index.keys())].copy()
+    ev["w"] = ev["event_type"].map(weights).fillna(0.0)
+    ev = ev.sort_values(["user_id", "timestamp"], kind="stable")
+    users = sorted(ev["user_id"].unique())
+    user_index = {u: i + 1 for i, u in enumerate(users)}
+    tokens = ev["item_id"].map(item_index).to_numpy(dtype=np.int64) + 1
+
+    hist_mask = ev["event_type"].isin(history_types).to_numpy()
+    examples = ev[ev["w"] > 0]
+    ex_tokens = tokens[(ev["w"] > 0).to_numpy()]
+    history = example_histories(
+        examples["user_id"].to_numpy(), examples["timestamp"].to_numpy(),
+        ev["user_id"].to_numpy()[hist_mask], ev["timestamp"].to_numpy()[hist_mask], tokens[hist_mask],
+        cfg.history_length,
+    )
+    counts = np.bincount(ex_tokens - 1, minlength=catalog.n_items)
+    frequent = counts >= cfg.min_item_count
+    id_buckets = np.where(frequent, np.cumsum(frequent), 0).astype(np.int32)
+    probability = (counts / counts.sum())[ex_tokens - 1]
+    features = {
+        "user": examples["user_id"].map(user_index).to_numpy(dtype=np.int32),
+        "history": history,
+        "dow": examples["timestamp"].dt.dayofweek.to_numpy(dtype=np.int32),
+        "item": ex_tokens.astype(np.int32),
+        "weight": examples["w"].to_numpy(dtype=np.float32),
+        "probability": probability.astype(np.float32),
+    }
+    return RetrievalData(features, user_index, id_buckets)
+
+
+def train_two_tower(
+    data: RetrievalData, catalog: Catalog, cfg: RetrievalConfig, strategy: tf.distribute.Strategy, seed: int
+) -> tuple[TwoTower, list[float]]:
+    """Fit the model; returns it and the loss per epoch."""
+    n = len(data.features["item"])
+    ds = (
+        tf.data.Dataset.from_tensor_slices(data.features)
+        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        .batch(cfg.batch_size, drop_remainder=n >= cfg.batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    with strategy.scope():
+        model = TwoTower(catalog, data.id_buckets, len(data.user_index), cfg)
+        model.compile(optimizer=tf.keras.optimizers.Adam(cfg.learning_rate))
+    history = model.fit(strategy.experimental_distribute_dataset(ds) if strategy.num_replicas_in_sync > 1 else ds,
+                        epochs=cfg.epochs, verbose=2)
+    return model, [float(x) for x in history.history["loss"]]
+
+
+def query_inputs(
+    user_ids: np.ndarray, events: pd.DataFrame, user_index: dict[str, int], catalog: Catalog,
+    history_types: list[str], length: int, when: pd.Timestamp,
+) -> dict[str, np.ndarray]:
+    """Query-tower inputs for scoring ``user_ids`` as of ``when`` (history = events before it)."""
+    item_index = {item: i for i, item in enumerate(catalog.item_ids)}
+    hist = events[events["event_type"].isin(history_types)]
+    return {
+        "user": np.fromiter((user_index.get(u, 0) for u in user_ids), dtype=np.int32, count=len(user_ids)),
+        "history": latest_histories(hist, np.asarray(user_ids), item_index, length),
+        "dow": np.full(len(user_ids), when.dayofweek, dtype=np.int32),
+    }
+
+
+def embed_queries(model: TwoTower, inputs: dict[str, np.ndarray], batch: int = 4096) -> np.ndarray:
+    out = [model.query_tower({k: v[s : s + batch] for k, v in inputs.items()}).numpy()
+           for s in range(0, len(inputs["user"]), batch)]
+    return np.concatenate(out) if out else np.zeros((0, model.items.mix.units), np.float32)
+
+
+def embed_candidates(model: TwoTower, n_items: int, batch: int = 65536) -> np.ndarray:
+    tokens = np.arange(1, n_items + 1, dtype=np.int32)
+    return np.concatenate([model.candidate_tower(tokens[s : s + batch]).numpy() for s in range(0, n_items, batch)])

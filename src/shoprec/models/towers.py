@@ -1,0 +1,104 @@
+"""The two towers of the retrieval model.
+
+Items are *tokens* (catalog index + 1, 0 = padding). All item content lives in constant
+tables inside the graph, so a tower maps a token to a vector with gathers only.
+
+Candidate tower (item encoder)::
+
+    v_i = W [ e_id(bucket_i) ; P t_i ; e_cat(c_i) ; e_brand(b_i) ; e_price(p_i) ]
+    c_i = v_i / ||v_i||
+
+where ``t_i`` is the MiniLM text embedding and ``P`` a trainable projection (transfer
+learning: the language model is frozen, the projection adapts it). Items with fewer than
+``min_item_count`` training interactions share id bucket 0, so a brand-new item is
+placed by its content alone.
+
+Query tower::
+
+    h_u = mean_{j in history(u)} v_j          (the item encoder, shared, masked mean)
+    q_u = normalise( MLP [ e_user(u) ; h_u ; e_dow(d) ] )
+
+Sharing the item encoder puts the pooled history in the candidates' space, so "more
+like what you bought" is easy to represent; the user id embedding adds what the history
+does not say. Both outputs are L2-normalised, so the retrieval logit is a cosine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from shoprec.models.catalog import Catalog
+
+
+def _with_padding_row(a: np.ndarray) -> np.ndarray:
+    """Prepend a zero row so that token 0 (padding) gathers zeros."""
+    a = np.asarray(a)
+    return np.concatenate([np.zeros((1,) + a.shape[1:], dtype=a.dtype), a], axis=0)
+
+
+class ItemEncoder(tf.keras.layers.Layer):
+    """Token -> unnormalised item vector ``v_i`` (see module docstring)."""
+
+    def __init__(self, catalog: Catalog, id_buckets: np.ndarray, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.id_bucket = tf.constant(_with_padding_row(id_buckets.astype(np.int32)))
+        self.text = tf.constant(_with_padding_row(catalog.text_emb))
+        self.category = tf.constant(_with_padding_row(catalog.category_idx))
+        self.brand = tf.constant(_with_padding_row(catalog.brand_idx))
+        self.price = tf.constant(_with_padding_row(catalog.price_bucket))
+        self.id_embedding = tf.keras.layers.Embedding(int(id_buckets.max()) + 1, dim)
+        self.text_projection = tf.keras.layers.Dense(dim, use_bias=False)
+        self.category_embedding = tf.keras.layers.Embedding(catalog.n_categories, 16)
+        self.brand_embedding = tf.keras.layers.Embedding(catalog.n_brands, 16)
+        self.price_embedding = tf.keras.layers.Embedding(catalog.n_price_buckets, 8)
+        self.mix = tf.keras.layers.Dense(dim)
+
+    def call(self, tokens: tf.Tensor) -> tf.Tensor:
+        parts = [
+            self.id_embedding(tf.gather(self.id_bucket, tokens)),
+            self.text_projection(tf.gather(self.text, tokens)),
+            self.category_embedding(tf.gather(self.category, tokens)),
+            self.brand_embedding(tf.gather(self.brand, tokens)),
+            self.price_embedding(tf.gather(self.price, tokens)),
+        ]
+        return self.mix(tf.concat(parts, axis=-1))
+
+
+class QueryTower(tf.keras.layers.Layer):
+    """(user token, history tokens, day of week) -> normalised query vector ``q_u``."""
+
+    def __init__(self, n_users: int, items: ItemEncoder, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.items = items
+        self.user_embedding = tf.keras.layers.Embedding(n_users + 1, dim)
+        self.dow_embedding = tf.keras.layers.Embedding(7, 8)
+        self.hidden = tf.keras.layers.Dense(2 * dim, activation="relu")
+        self.out = tf.keras.layers.Dense(dim)
+
+    def pooled_history(self, history: tf.Tensor) -> tf.Tensor:
+        mask = tf.cast(history > 0, tf.float32)[..., None]
+        vectors = tf.cast(self.items(history), tf.float32) * mask
+        return tf.reduce_sum(vectors, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+    def call(self, features: dict) -> tf.Tensor:
+        x = tf.concat(
+            [
+                tf.cast(self.user_embedding(features["user"]), tf.float32),
+                self.pooled_history(features["history"]),
+                tf.cast(self.dow_embedding(features["dow"]), tf.float32),
+            ],
+            axis=-1,
+        )
+        return tf.math.l2_normalize(tf.cast(self.out(self.hidden(x)), tf.float32), axis=-1)
+
+
+class CandidateTower(tf.keras.layers.Layer):
+    """Token -> normalised candidate vector ``c_i``."""
+
+    def __init__(self, items: ItemEncoder, **kwargs):
+        super().__init__(**kwargs)
+        self.items = items
+
+    def call(self, tokens: tf.Tensor) -> tf.Tensor:
+        return tf.math.l2_normalize(tf.cast(self.items(tokens), tf.float32), axis=-1)
