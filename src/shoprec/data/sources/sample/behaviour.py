@@ -1,0 +1,254 @@
+"""Shoppers and their sessions: who looks at what, when, and how far down the funnel.
+
+Tastes. Each shopper has a category taste ``t ~ Dirichlet(ALPHA * w)`` (``w`` the
+category weights, so a few categories dominate each shopper), three favourite brands,
+two favourite colours and a price level ``z_u ~ N(0, 0.8)``. Affinity to an item is
+
+    a(u, i) = 1.5 [brand_i in favs] + 1.0 [colour_i in favs] - 0.6 (z_i - z_u)^2
+
+Tastes do not change over the window, so a shopper's past predicts their future.
+
+Choice. A session picks a category from ``t`` (or, 15% of the time, from ``w``), then
+each viewed item is the best of ``CANDIDATES`` items drawn by Zipf popularity, scored
+``a + Gumbel``: items are chosen with probability close to ``pop * exp(a)``, so
+popularity and taste both matter. In a search session (the shopper wants one item,
+and types a query built from it, see :mod:`queries`) the first view is the wanted
+item and later views favour items sharing its noun and colour.
+
+Funnel. view -> click -> add_to_cart -> purchase with logistic rates that rise with
+affinity (and for the wanted item); quantity is 1, or 2-6 for a third of consumable
+purchases. Each consumable purchase is re-bought after Gamma-distributed gaps (mean
+the category's ``cycle_days``) while the shopper keeps the habit.
+
+Time. Session days follow ``w(d) = weekly(d) * (1 + TREND d / days) * (1 + bump(d))``,
+a Gaussian promotion bump centred at 60% of the window; hours peak at lunch and evening.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from shoprec.data.contracts import EVENT_TYPES
+from shoprec.data.sources.sample import queries, vocab
+from shoprec.data.sources.sample.catalog import Catalog
+
+ALPHA = 6.0  # total Dirichlet concentration of a shopper's category taste (low: focused shoppers)
+EXPLORE = 0.15
+CANDIDATES = 6
+MEAN_EXTRA_VIEWS = 3.0
+SEARCH_SHARE = 0.45
+TREND = 0.35
+BUMP_HEIGHT, BUMP_WIDTH_DAYS = 0.8, 3.0
+WEEKDAY = np.array([0.9, 0.9, 0.95, 1.0, 1.05, 1.25, 1.2])  # Monday .. Sunday
+HOUR = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.5, 2, 2.3, 2.5, 2.8,
+                 3.2, 3.0, 2.6, 2.5, 2.6, 2.9, 3.4, 4.0, 4.3, 3.8, 2.8, 1.8])
+REPEATS = 4  # most re-purchases one purchase can spawn
+KEEP_HABIT = 0.65  # chance a shopper re-buys once more
+SESSIONS_PER_CHUNK = 200_000
+US = 1_000_000  # microseconds per second
+PURCHASE = EVENT_TYPES.index("purchase")
+
+
+@dataclass(frozen=True)
+class Users:
+    taste_cdf: np.ndarray  # [user, category] cumulative category taste
+    fav_brands: np.ndarray  # [user, 3]
+    fav_colours: np.ndarray  # [user, 2]
+    price_z: np.ndarray
+    sessions: np.ndarray  # sessions each shopper starts in the window
+
+
+@dataclass
+class Events:
+    """Event columns as codes; ``session`` indexes the session tables."""
+
+    user: np.ndarray
+    item: np.ndarray
+    kind: np.ndarray
+    ts_us: np.ndarray  # microseconds since the window start
+    session: np.ndarray
+    quantity: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[Events]) -> Events:
+        return Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in Events.__dataclass_fields__))
+
+    def take(self, index: np.ndarray) -> Events:
+        return Events(*(getattr(self, f)[index] for f in Events.__dataclass_fields__))
+
+
+def make_users(rng: np.random.Generator, cat: Catalog, n_users: int, n_sessions: int) -> Users:
+    weights = np.array([c.weight for c in vocab.CATEGORIES])
+    present = np.bincount(cat.category, minlength=len(weights)) > 0
+    weights = np.where(present, weights, 0.0) / np.where(present, weights, 0.0).sum()
+    taste = rng.dirichlet(ALPHA * np.where(present, weights, 1e-9), size=n_users)
+    taste = (1 - EXPLORE) * np.where(present, taste, 0.0) / np.where(present, taste, 0.0).sum(1, keepdims=True)
+    taste += EXPLORE * weights
+    brand_pop = np.bincount(cat.brand[cat.brand >= 0], minlength=len(vocab.BRANDS)) + 1.0
+    # Three distinct brands per shopper, drawn by brand frequency: Gumbel top-k.
+    keys = np.log(brand_pop) + rng.gumbel(size=(n_users, len(brand_pop)))
+    fav_brands = np.argpartition(-keys, 3, axis=1)[:, :3]
+    fav_colours = rng.choice(len(vocab.COLOURS), size=(n_users, 2))
+    activity = rng.lognormal(0.0, 1.0, n_users)
+    sessions = rng.multinomial(n_sessions, activity / activity.sum())
+    return Users(np.cumsum(taste, axis=1), fav_brands, fav_colours, rng.normal(0, 0.8, n_users), sessions)
+
+
+def _affinity(users: Users, cat: Catalog, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    brand = (users.fav_brands[u] == cat.brand[i][..., None]).any(-1)
+    colour = (users.fav_colours[u] == cat.colour[i][..., None]).any(-1)
+    return 1.5 * brand + 1.0 * colour - 0.6 * (cat.price_z[i] - users.price_z[u]) ** 2
+
+
+def _session_starts(rng: np.random.Generator, n: int, days: int, start: pd.Timestamp) -> np.ndarray:
+    """Start times (us since window start) drawn from the weekly x trend x bump x hour profile."""
+    d = np.arange(days)
+    bump = BUMP_HEIGHT * np.exp(-0.5 * ((d - round(0.6 * days)) / BUMP_WIDTH_DAYS) ** 2)
+    w = WEEKDAY[(start.dayofweek + d) % 7] * (1 + TREND * d / days) * (1 + bump)
+    day = rng.choice(days, size=n, p=w / w.sum())
+    hour = rng.choice(24, size=n, p=HOUR / HOUR.sum())
+    return ((day * 24 + hour) * 3600 + rng.random(n) * 3600).astype(np.int64) * US
+
+
+class Shop:
+    """Samples item choices for sessions; holds the per-category popularity tables."""
+
+    def __init__(self, cat: Catalog, users: Users):
+        self.cat, self.users = cat, users
+        self.order, self.starts = cat.by_category()
+        self.cum = np.concatenate([[0.0], np.cumsum(cat.popularity[self.order])])
+        self.consumable_cycle = np.array([c.cycle_days for c in vocab.CATEGORIES])
+
+    def draw(self, rng: np.random.Generator, c: np.ndarray, k: int) -> np.ndarray:
+        """``k`` items per row from category ``c[row]``, in proportion to popularity."""
+        lo, hi = self.cum[self.starts[c]], self.cum[self.starts[c + 1]]
+        target = lo[:, None] + rng.random((len(c), k)) * (hi - lo)[:, None]
+        pos = np.searchsorted(self.cum, target, side="right") - 1
+        pos = np.clip(pos, self.starts[c][:, None], self.starts[c + 1][:, None] - 1)
+        return self.order[pos]
+
+    def choose(self, rng: np.random.Generator, u: np.ndarray, c: np.ndarray,
+               bonus_of: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Best of :data:`CANDIDATES` by affinity (+ ``bonus_of(candidates)``) + Gumbel; returns item, affinity."""
+        cand = self.draw(rng, c, CANDIDATES)
+        aff = _affinity(self.users, self.cat, u[:, None], cand)
+        score = aff + rng.gumbel(size=cand.shape) + (bonus_of(cand) if bonus_of else 0.0)
+        best = score.argmax(1)
+        rows = np.arange(len(u))
+        return cand[rows, best], aff[rows, best]
+
+
+def _emit(u: np.ndarray, item: np.ndarray, session: np.ndarray,
+          stages: list[tuple[np.ndarray | None, np.ndarray, np.ndarray | int]]) -> Events:
+    """Events for funnel stages view, click, add_to_cart, purchase (in that order).
+
+    Each stage is ``(mask or None for all, timestamps, quantity)`` over the same rows.
+    """
+    parts = []
+    for code, (mask, ts, qty) in enumerate(stages):
+        m = np.ones(len(u), bool) if mask is None else mask
+        parts.append(Events(u[m], item[m], np.full(m.sum(), code, np.int8), ts[m], session[m],
+                            np.broadcast_to(np.asarray(qty, np.int64), len(u))[m]))
+    return Events.concat(parts)
+
+
+def _funnel(rng: np.random.Generator, shop: Shop, s_of_view: np.ndarray, u: np.ndarray, item: np.ndarray,
+            aff: np.ndarray, wanted: np.ndarray, t_view: np.ndarray) -> Events:
+    """Events for a batch of views: each view, then click / cart / purchase while the funnel continues."""
+    n = len(item)
+    logit_click = -1.3 + 0.8 * aff + 1.6 * wanted
+    click = rng.random(n) < 1 / (1 + np.exp(-logit_click))
+    cart = click & (rng.random(n) < 1 / (1 + np.exp(-(-1.9 + 0.8 * aff + 0.8 * wanted))))
+    buy = cart & (rng.random(n) < 1 / (1 + np.exp(-(0.4 + 0.5 * aff))))
+    consumable = shop.consumable_cycle[shop.cat.category[item]] > 0
+    multi = rng.random(n) < np.where(consumable, 0.35, 0.04)
+    qty = np.where(multi, np.where(consumable, rng.integers(2, 7, n), 2), 1)
+    t_click = t_view + rng.integers(3, 20, n) * US
+    t_cart = t_click + rng.integers(10, 90, n) * US
+    t_buy = t_cart + rng.integers(30, 400, n) * US
+    return _emit(u, item, s_of_view, [(None, t_view, 1), (click, t_click, 1), (cart, t_cart, qty), (buy, t_buy, qty)])
+
+
+def _repeats(rng: np.random.Generator, shop: Shop, bought: Events, first_session: int, end_us: int) -> tuple[Events, int]:
+    """Re-purchase sessions for consumable purchases; returns their events and how many sessions."""
+    cycle = shop.consumable_cycle[shop.cat.category[bought.item]]
+    src = bought.take(np.flatnonzero(cycle > 0))
+    cycle = cycle[cycle > 0]
+    gaps = rng.gamma(4.0, cycle[:, None] / 4.0, size=(len(cycle), REPEATS)) * 86400 * US
+    when = src.ts_us[:, None] + np.cumsum(gaps, axis=1).astype(np.int64)
+    alive = np.cumprod(rng.random(when.shape) < KEEP_HABIT, axis=1).astype(bool) & (when < end_us - 3600 * US)
+    row, _ = np.nonzero(alive)
+    n = len(row)
+    t0 = when[alive]
+    session = first_session + np.arange(n)
+    click = rng.random(n) < 0.5
+    t1 = t0 + rng.integers(5, 60, n) * US
+    t2 = t1 + rng.integers(5, 60, n) * US
+    t3 = t2 + rng.integers(20, 200, n) * US
+    u, item, qty = src.user[row], src.item[row], src.quantity[row]
+    return _emit(u, item, session, [(None, t0, 1), (click, t1, 1), (None, t2, qty), (None, t3, qty)]), n
+
+
+def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, first_session: int,
+                   days: int, start: pd.Timestamp) -> tuple[Events, np.ndarray, int]:
+    """All sessions of a block of shoppers.
+
+    Returns the events, the query spec rows of this chunk's sessions (``-1`` rows for
+    sessions without a search) and how many sessions were numbered.
+    """
+    cat = shop.cat
+    u = np.repeat(users, shop.users.sessions[users])
+    n = len(u)
+    c = (shop.users.taste_cdf[u] < rng.random(n)[:, None]).sum(1)
+    c = np.minimum(c, shop.users.taste_cdf.shape[1] - 1)
+    t0 = _session_starts(rng, n, days, start)
+    search = rng.random(n) < SEARCH_SHARE
+    n_views = 1 + rng.poisson(MEAN_EXTRA_VIEWS, n)
+
+    first, first_aff = shop.choose(rng, u, c)
+    specs = np.full((n, 7), -1, dtype=np.int32)
+    specs[search] = queries.sample_specs(rng, cat, first[search], queries.sample_session_kinds(rng, int(search.sum())))
+
+    s_rest = np.repeat(np.arange(n), n_views - 1)
+    want = first[s_rest]
+    bonus = np.where(search[s_rest], 1.0, 0.0)[:, None]
+    rest, rest_aff = shop.choose(
+        rng, u[s_rest], c[s_rest],
+        lambda cand: bonus * (1.5 * (cat.noun[cand] == cat.noun[want][:, None])
+                              + 0.7 * ((cat.colour[cand] == cat.colour[want][:, None]) & (cat.colour[cand] >= 0))),
+    )
+    s_view = np.concatenate([np.arange(n), s_rest])
+    gaps = rng.exponential(45.0, len(s_view)) * US
+    order = np.argsort(s_view, kind="stable")
+    offset = np.empty(len(s_view))
+    csum = np.cumsum(gaps[order])
+    group_start = np.searchsorted(s_view[order], s_view[order])
+    offset[order] = csum - csum[group_start]  # first view of a session at offset 0
+    t_view = t0[s_view] + offset.astype(np.int64)
+    wanted = np.concatenate([search, np.zeros(len(s_rest), bool)])
+    events = _funnel(rng, shop, first_session + s_view, u[s_view], np.concatenate([first, rest]),
+                     np.concatenate([first_aff, rest_aff]), wanted, t_view)
+    end_us = days * 86400 * US
+    bought = events.take(np.flatnonzero(events.kind == PURCHASE))
+    again, n_again = _repeats(rng, shop, bought, first_session + n, end_us)
+    specs = np.concatenate([specs, np.full((n_again, 7), -1, np.int32)])
+    events = Events.concat([events, again])
+    return events.take(np.flatnonzero(events.ts_us < end_us)), specs, n + n_again
+
+
+def simulate(rng: np.random.Generator, shop: Shop, days: int, start: pd.Timestamp) -> tuple[Events, np.ndarray]:
+    """Every shopper's sessions, generated in blocks of about :data:`SESSIONS_PER_CHUNK` sessions."""
+    cum = np.cumsum(shop.users.sessions)
+    bounds = np.unique(np.searchsorted(cum, np.arange(SESSIONS_PER_CHUNK, cum[-1], SESSIONS_PER_CHUNK)))
+    blocks = np.split(np.arange(len(cum)), bounds)
+    parts, specs, numbered = [], [], 0
+    for block in blocks:
+        events, block_specs, n = simulate_chunk(rng, shop, block, numbered, days, start)
+        parts.append(events)
+        specs.append(block_specs)
+        numbered += n
+    return Events.concat(parts), np.concatenate(specs)
