@@ -1,0 +1,195 @@
+"""The ingestion stages: read a source into raw tables, validate them into clean ones.
+
+``ingest`` = ``read_source`` then ``validate`` (what ``shoprec ingest`` runs). DVC runs
+the two halves as separate stages, with the raw tables in between on disk:
+``write_raw``/``read_raw`` store them as Parquet with every contract column as text
+(plus ``_source``/``_row``), the policy exclusions in ``excluded.parquet`` and the raw
+row counts in ``raw_counts.json`` — no pickles, and validation sees exactly what a
+direct run would.
+
+``validate`` writes ``items.parquet``, ``events.parquet``, ``query_labels.parquet``
+(when the source has labels), ``quarantine.parquet``, ``validation.json`` and
+``validation.md``. When a table-level rule fails it still writes the quarantine and
+the report (status ``failed``) before raising, so nothing read is lost, and it removes
+clean tables left by an earlier run so that no stale data looks current.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shoprec.config import Params
+from shoprec.data.contracts import EVENTS, ITEMS, QUARANTINE, QUERY_LABELS, Table
+from shoprec.data.readers import to_strings
+from shoprec.data.sources.base import ROW_COL, SOURCE_COL, RawTables, empty_quarantine
+from shoprec.data.validation.errors import DataValidationError
+from shoprec.data.validation.quarantine import finalise, with_rules
+from shoprec.data.validation.report import build_report, check_conservation, table_entry, write_report
+from shoprec.data.validation.table import validate_table
+
+__all__ = ["DataValidationError", "ValidationResult", "ingest", "read_raw", "read_source", "validate", "write_raw"]
+
+ORDER = (ITEMS, EVENTS, QUERY_LABELS)  # items first: events and labels must name clean items
+EXCLUDED, RAW_COUNTS = "excluded.parquet", "raw_counts.json"
+QUARANTINE_FILE, REPORT_JSON, REPORT_MD = "quarantine.parquet", "validation.json", "validation.md"
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    out_dir: Path
+    tables: dict[str, Path]  # clean table name -> parquet
+    quarantine: Path
+    report: Path
+    report_md: Path
+    counts: dict[str, dict[str, int]]  # table -> raw_rows, clean_rows, quarantined_rows
+
+    def summary(self) -> str:
+        lines = [f"validated into {self.out_dir}/ (report: {self.report_md.name})"]
+        for name, c in self.counts.items():
+            lines.append(
+                f"  {name:<13} raw {c['raw_rows']:>9,}  clean {c['clean_rows']:>9,}  "
+                f"quarantined {c['quarantined_rows']:>9,}"
+            )
+        return "\n".join(lines)
+
+
+def read_source(source: str, path: Path | None, params: Params) -> RawTables:
+    """Raw tables of ``source``: the sample generator, an Online Retail file, or contract files."""
+    if source == "sample":
+        from shoprec.data.sources.sample import load as load_sample
+
+        return load_sample(params.ingest.sample)
+    if source not in ("online_retail", "files"):
+        raise DataValidationError(source, "known source", "source must be sample, online_retail or files")
+    if path is None:
+        raise DataValidationError(f"source {source}", "input given", "this source needs --path (file or folder)")
+    if source == "online_retail":
+        from shoprec.data.sources.online_retail import load
+    else:
+        from shoprec.data.sources.files import load
+    return load(Path(path))
+
+
+def ingest(source: str, path: Path | None, out_dir: Path, params: Params) -> ValidationResult:
+    """Read ``source`` and validate it into ``out_dir``."""
+    return validate(read_source(source, path, params), out_dir, params.ingest.max_invalid_share)
+
+
+def validate(raw: RawTables, out_dir: Path, max_invalid_share: float) -> ValidationResult:
+    """Coerce and check every table of ``raw``; write clean tables, quarantine and report.
+
+    A table whose invalid rows exceed ``max_invalid_share`` of its validated rows
+    (raw minus policy exclusions) fails the run, like any table-level rule.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for table in ORDER:
+        (out_dir / f"{table.name}.parquet").unlink(missing_ok=True)
+    policy = with_rules(raw.excluded)
+    quarantine, entries, clean = [policy], {}, {}
+    error: DataValidationError | None = None
+    try:
+        known_items = None
+        for table in ORDER:
+            frame = getattr(raw, table.name)
+            if frame is None:
+                continue
+            table_policy = policy[policy["table"] == table.name]
+            label = _label(frame, table_policy, table)
+            result = validate_table(table, frame, label, known_items)
+            quarantine.append(result.quarantine)
+            clean[table.name] = result.clean
+            raw_rows = raw.raw_rows.get(table.name, len(frame) + len(table_policy))
+            entries[table.name] = table_entry(
+                raw_rows, len(result.clean), pd.concat([table_policy, result.quarantine]), result.expectations
+            )
+            if table is ITEMS:
+                known_items = result.clean["item_id"]
+            _check_invalid_share(table, label, entries[table.name], result.quarantine, max_invalid_share)
+    except DataValidationError as exc:
+        error = exc
+    report = build_report(_source_name(raw), entries, str(error) if error else None)
+    check_conservation(report)
+    quarantine_path = out_dir / QUARANTINE_FILE
+    _write_parquet(finalise(pd.concat(quarantine, ignore_index=True)), QUARANTINE, quarantine_path)
+    write_report(report, out_dir / REPORT_JSON, out_dir / REPORT_MD)
+    if error is not None:
+        raise error
+    tables = {}
+    for table in ORDER:
+        if table.name in clean:
+            tables[table.name] = out_dir / f"{table.name}.parquet"
+            _write_parquet(clean[table.name], table, tables[table.name])
+    counts = {name: {k: e[k] for k in ("raw_rows", "clean_rows", "quarantined_rows")} for name, e in entries.items()}
+    return ValidationResult(out_dir, tables, quarantine_path, out_dir / REPORT_JSON, out_dir / REPORT_MD, counts)
+
+
+def write_raw(raw: RawTables, raw_dir: Path) -> None:
+    """Store ``raw`` for the DVC ``validate`` stage: text Parquet, exclusions, counts."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for table in ORDER:
+        frame, path = getattr(raw, table.name), raw_dir / f"{table.name}.parquet"
+        if frame is None:
+            path.unlink(missing_ok=True)
+        else:
+            to_strings(frame, keep=(ROW_COL,)).reset_index(drop=True).to_parquet(path, index=False)
+    _write_parquet(raw.excluded, QUARANTINE, raw_dir / EXCLUDED)
+    (raw_dir / RAW_COUNTS).write_text(json.dumps({"raw_rows": raw.raw_rows}, indent=2) + "\n")
+
+
+def read_raw(raw_dir: Path) -> RawTables:
+    """The raw tables :func:`write_raw` stored in ``raw_dir``."""
+    needed = [raw_dir / f"{t}.parquet" for t in ("items", "events")] + [raw_dir / EXCLUDED, raw_dir / RAW_COUNTS]
+    absent = [p.name for p in needed if not p.is_file()]
+    if absent:
+        raise DataValidationError(
+            str(raw_dir), "raw tables present", f"missing {', '.join(absent)}; run `shoprec ingest --raw-only` first"
+        )
+    labels = raw_dir / "query_labels.parquet"
+    excluded = pd.read_parquet(raw_dir / EXCLUDED)
+    return RawTables(
+        items=pd.read_parquet(raw_dir / "items.parquet"),
+        events=pd.read_parquet(raw_dir / "events.parquet"),
+        query_labels=pd.read_parquet(labels) if labels.is_file() else None,
+        excluded=excluded if len(excluded) else empty_quarantine(),
+        raw_rows=json.loads((raw_dir / RAW_COUNTS).read_text())["raw_rows"],
+    )
+
+
+def _check_invalid_share(table: Table, label: str, entry: dict, invalid: pd.DataFrame, limit: float) -> None:
+    validated = entry["raw_rows"] - entry["policy_rows"]
+    share = entry["invalid_rows"] / validated if validated else 0.0
+    if share > limit:
+        sample = [f"{r.source} row {r.row}: {r.reason}" for r in invalid.head(5).itertuples()]
+        raise DataValidationError(
+            label,
+            "share of invalid rows",
+            f"{table.name}: {entry['invalid_rows']:,} of {validated:,} rows ({share:.1%}) broke a rule, "
+            f"above max_invalid_share {limit:.1%}; see quarantine.parquet and validation.md",
+            sample,
+            total=entry["invalid_rows"],
+        )
+
+
+def _label(frame: pd.DataFrame, table_policy: pd.DataFrame, table: Table) -> str:
+    """The input file(s) a table came from, for messages."""
+    sources = frame[SOURCE_COL] if SOURCE_COL in frame.columns and len(frame) else table_policy["source"]
+    names = sorted(sources.astype(str).unique())
+    return ", ".join(names) if names else f"{table.name} table"
+
+
+def _source_name(raw: RawTables) -> str:
+    frames = [f for f in (raw.items, raw.events, raw.query_labels) if f is not None and SOURCE_COL in f.columns]
+    names = {str(s) for f in frames for s in f[SOURCE_COL].unique()} | set(raw.excluded["source"].astype(str))
+    return ", ".join(sorted(names)) or "unknown"
+
+
+def _write_parquet(frame: pd.DataFrame, table: Table, path: Path) -> None:
+    """Write with the contract schema exactly (types, column order, non-null)."""
+    data = frame.reset_index(drop=True)[table.names]
+    pq.write_table(pa.Table.from_pandas(data, schema=table.schema, preserve_index=False), path)
