@@ -173,8 +173,9 @@ def _funnel(rng: np.random.Generator, shop: Shop, s_of_view: np.ndarray, u: np.n
     return _emit(u, item, s_of_view, [(None, t_view, 1), (click, t_click, 1), (cart, t_cart, qty), (buy, t_buy, qty)])
 
 
-def _repeats(rng: np.random.Generator, shop: Shop, bought: Events, first_session: int, end_us: int) -> tuple[Events, int]:
-    """Re-purchase sessions for consumable purchases; returns their events and how many sessions."""
+def _repeats(rng: np.random.Generator, shop: Shop, bought: Events, first_session: int,
+             end_us: int) -> tuple[Events, np.ndarray]:
+    """Re-purchase sessions for consumable purchases; returns their events and start times."""
     cycle = shop.consumable_cycle[shop.cat.category[bought.item]]
     src = bought.take(np.flatnonzero(cycle > 0))
     cycle = cycle[cycle > 0]
@@ -190,15 +191,15 @@ def _repeats(rng: np.random.Generator, shop: Shop, bought: Events, first_session
     t2 = t1 + rng.integers(5, 60, n) * US
     t3 = t2 + rng.integers(20, 200, n) * US
     u, item, qty = src.user[row], src.item[row], src.quantity[row]
-    return _emit(u, item, session, [(None, t0, 1), (click, t1, 1), (None, t2, qty), (None, t3, qty)]), n
+    return _emit(u, item, session, [(None, t0, 1), (click, t1, 1), (None, t2, qty), (None, t3, qty)]), t0
 
 
 def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, first_session: int,
-                   days: int, start: pd.Timestamp) -> tuple[Events, np.ndarray, int]:
-    """All sessions of a block of shoppers.
+                   days: int, start: pd.Timestamp) -> tuple[Events, np.ndarray, np.ndarray]:
+    """All sessions of a block of shoppers, numbered from ``first_session``.
 
     Returns the events, the query spec rows of this chunk's sessions (``-1`` rows for
-    sessions without a search) and how many sessions were numbered.
+    sessions without a search) and the sessions' start times.
     """
     cat = shop.cat
     u = np.repeat(users, shop.users.sessions[users])
@@ -213,7 +214,12 @@ def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, firs
     specs = np.full((n, 7), -1, dtype=np.int32)
     specs[search] = queries.sample_specs(rng, cat, first[search], queries.sample_session_kinds(rng, int(search.sum())))
 
-    s_rest = np.repeat(np.arange(n), n_views - 1)
+    # Views laid out session by session; each session's first view is its first choice.
+    s_view = np.repeat(np.arange(n), n_views)
+    head = np.concatenate([[0], np.cumsum(n_views)[:-1]])
+    is_rest = np.ones(len(s_view), bool)
+    is_rest[head] = False
+    s_rest = s_view[is_rest]
     want = first[s_rest]
     bonus = np.where(search[s_rest], 1.0, 0.0)[:, None]
     rest, rest_aff = shop.choose(
@@ -221,34 +227,40 @@ def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, firs
         lambda cand: bonus * (1.5 * (cat.noun[cand] == cat.noun[want][:, None])
                               + 0.7 * ((cat.colour[cand] == cat.colour[want][:, None]) & (cat.colour[cand] >= 0))),
     )
-    s_view = np.concatenate([np.arange(n), s_rest])
-    gaps = rng.exponential(45.0, len(s_view)) * US
-    order = np.argsort(s_view, kind="stable")
-    offset = np.empty(len(s_view))
-    csum = np.cumsum(gaps[order])
-    group_start = np.searchsorted(s_view[order], s_view[order])
-    offset[order] = csum - csum[group_start]  # first view of a session at offset 0
-    t_view = t0[s_view] + offset.astype(np.int64)
-    wanted = np.concatenate([search, np.zeros(len(s_rest), bool)])
-    events = _funnel(rng, shop, first_session + s_view, u[s_view], np.concatenate([first, rest]),
-                     np.concatenate([first_aff, rest_aff]), wanted, t_view)
+    item, aff = np.empty(len(s_view), np.int64), np.empty(len(s_view))
+    item[head], item[is_rest], aff[head], aff[is_rest] = first, rest, first_aff, rest_aff
+    csum = np.cumsum(rng.exponential(45.0, len(s_view)) * US)
+    t_view = t0[s_view] + (csum - csum[head][s_view]).astype(np.int64)  # first view at the session start
+    wanted = ~is_rest & search[s_view]
+    events = _funnel(rng, shop, first_session + s_view, u[s_view], item, aff, wanted, t_view)
     end_us = days * 86400 * US
     bought = events.take(np.flatnonzero(events.kind == PURCHASE))
-    again, n_again = _repeats(rng, shop, bought, first_session + n, end_us)
-    specs = np.concatenate([specs, np.full((n_again, 7), -1, np.int32)])
+    again, again_starts = _repeats(rng, shop, bought, first_session + n, end_us)
+    specs = np.concatenate([specs, np.full((len(again_starts), 7), -1, np.int32)])
     events = Events.concat([events, again])
-    return events.take(np.flatnonzero(events.ts_us < end_us)), specs, n + n_again
+    return events.take(np.flatnonzero(events.ts_us < end_us)), specs, np.concatenate([t0, again_starts])
 
 
 def simulate(rng: np.random.Generator, shop: Shop, days: int, start: pd.Timestamp) -> tuple[Events, np.ndarray]:
-    """Every shopper's sessions, generated in blocks of about :data:`SESSIONS_PER_CHUNK` sessions."""
+    """Every shopper's sessions, generated in blocks of about :data:`SESSIONS_PER_CHUNK` sessions.
+
+    Sessions are then renumbered in order of their start time (so session ids grow
+    with time, as a web server would hand them out); returns the events and the
+    session query specs indexed by the new numbers.
+    """
     cum = np.cumsum(shop.users.sessions)
     bounds = np.unique(np.searchsorted(cum, np.arange(SESSIONS_PER_CHUNK, cum[-1], SESSIONS_PER_CHUNK)))
-    blocks = np.split(np.arange(len(cum)), bounds)
-    parts, specs, numbered = [], [], 0
-    for block in blocks:
-        events, block_specs, n = simulate_chunk(rng, shop, block, numbered, days, start)
+    parts, specs, starts = [], [], []
+    numbered = 0
+    for block in np.split(np.arange(len(cum)), bounds):
+        events, block_specs, block_starts = simulate_chunk(rng, shop, block, numbered, days, start)
         parts.append(events)
         specs.append(block_specs)
-        numbered += n
-    return Events.concat(parts), np.concatenate(specs)
+        starts.append(block_starts)
+        numbered += len(block_starts)
+    events = Events.concat(parts)
+    order = np.argsort(np.concatenate(starts), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    events.session = rank[events.session]
+    return events, np.concatenate(specs)[order]

@@ -37,6 +37,8 @@ SESSION_TYPE_SHARE: dict[str, float] = {"exact": 0.45, "synonym": 0.2, "partial"
 LABEL_TYPE_COUNT: dict[str, int] = {"exact": 100, "synonym": 100, "partial": 60, "price": 80, "typo": 80, "clean": 80}
 PER_GRADE = 10  # labelled items per relevance grade 0..2 for each query (fewer if the catalogue lacks them)
 N_VARIANTS = 64
+# How many variants make a different text, per type: fewer distinct specs, fewer renders.
+_VARIANTS_USED = {"exact": 1, "synonym": 16, "partial": 12, "typo": N_VARIANTS, "price": 4, "clean": N_VARIANTS}
 
 # Spec row layout.
 KIND, NOUN, COLOUR, MATERIAL, BRAND, CAP, VARIANT = range(7)
@@ -63,7 +65,8 @@ def sample_specs(rng: np.random.Generator, cat: Catalog, wanted: np.ndarray, kin
     spec[:, BRAND] = np.where(rng.random(n) < 0.25, cat.brand[wanted], -1)
     caps = np.searchsorted(np.array(vocab.PRICE_CAPS), cat.price[wanted])
     spec[:, CAP] = np.where(kinds == _KIND["price"], np.minimum(caps, len(vocab.PRICE_CAPS) - 1), -1)
-    spec[:, VARIANT] = rng.integers(0, N_VARIANTS, n)
+    used = np.array([_VARIANTS_USED[k] for k in QUERY_TYPES])[kinds]
+    spec[:, VARIANT] = rng.integers(0, N_VARIANTS, n) % used
     return spec
 
 
