@@ -77,3 +77,23 @@ class MiniLMEncoder(tf.keras.Model):
     def embed(self, texts: tf.Tensor) -> tf.Tensor:
         """Inference path, traced once for any batch size and sequence length."""
         return self(texts, training=False)
+
+
+def export_saved_model(encoder: MiniLMEncoder, path: str | Path) -> Path:
+    """Save ``encoder`` as a SavedModel with one function, ``embed``: raw strings -> embeddings.
+
+    ``embed`` is also the ``serving_default`` signature (input ``texts``, output
+    ``output_0``). The module tracks only what the graph needs, the variables and the
+    vocabulary table, not the Keras model: tf-keras would otherwise trace every layer's
+    ``call`` for its own reload format, which made saving about 4x and loading about 5x
+    slower and is never used by ``tf.saved_model.load`` callers. Reload with
+    ``tf.saved_model.load(path).embed`` after ``import tensorflow_text`` (it registers
+    the tokenizer ops the graph uses).
+    """
+    module = tf.Module()
+    module.encoder_variables = list(encoder.variables)
+    module.vocabulary = encoder.tokenizer.bert_tokenizer
+    module.embed = tf.function(lambda texts: encoder(texts, training=False), input_signature=[STRING_BATCH])
+    path = Path(path)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.embed})
+    return path

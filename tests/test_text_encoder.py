@@ -1,0 +1,153 @@
+"""MiniLM in TensorFlow against the original PyTorch model, plus loading, saving and batching.
+
+The reference (tests/fixtures/minilm_reference.json, see minilm_reference.md) holds the
+sentence-transformers token ids and embeddings of the original model; our encoder must
+reproduce the ids exactly and each embedding to cosine >= 0.999.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import shoprec  # noqa: F401
+import tensorflow as tf
+
+from shoprec.text import MiniLMEncoder, ModelFilesError, embed_texts, export_saved_model, item_text, resolve_model_dir
+from shoprec.text.tokenizer import WordPieceTokenizer
+from shoprec.text.weights import REQUIRED_FILES, package_model_dir, read_vocab
+
+REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "minilm_reference.json").read_text(encoding="utf-8"))
+SENTENCES: list[str] = REFERENCE["sentences"]
+
+
+def _strings(texts: list[str]) -> tf.Tensor:
+    return tf.constant(texts, dtype=tf.string)
+
+
+def _copy_of_model_files(directory: Path, files: tuple[str, ...] = REQUIRED_FILES) -> Path:
+    """A model directory holding (links to) only ``files`` of the packaged model."""
+    directory.mkdir()
+    for name in files:
+        (directory / name).symlink_to(package_model_dir() / name)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def encoder() -> MiniLMEncoder:
+    """The packaged model at the default (training) length of 128."""
+    return MiniLMEncoder()
+
+
+@pytest.fixture(scope="module")
+def encoder64(tmp_path_factory: pytest.TempPathFactory) -> MiniLMEncoder:
+    """From an explicit directory with only the three required files, length 64, top 2 layers trainable."""
+    model_dir = _copy_of_model_files(tmp_path_factory.mktemp("minilm") / "model")
+    return MiniLMEncoder(model_dir, max_length=64, trainable_layers=2)
+
+
+@pytest.mark.parametrize("max_length", [128, 64])
+def test_token_ids_match_the_original_tokenizer(max_length: int) -> None:
+    tokenizer = WordPieceTokenizer(read_vocab(resolve_model_dir()), max_length=max_length)
+    input_ids, mask = tokenizer(_strings(SENTENCES))
+    expected = REFERENCE["input_ids"][str(max_length)]
+    assert input_ids.shape == (len(SENTENCES), max(len(ids) for ids in expected))
+    for row, ids in enumerate(expected):
+        n = len(ids)
+        assert input_ids[row, :n].numpy().tolist() == ids, SENTENCES[row]
+        assert mask[row].numpy().tolist() == [1] * n + [0] * (input_ids.shape[1] - n)
+        assert not input_ids[row, n:].numpy().any()  # [PAD] is id 0
+
+
+@pytest.mark.parametrize("length_fixture", ["encoder", "encoder64"])
+def test_embeddings_match_the_original_model(length_fixture: str, request: pytest.FixtureRequest) -> None:
+    model: MiniLMEncoder = request.getfixturevalue(length_fixture)
+    ours = model.embed(_strings(SENTENCES)).numpy()
+    reference = np.asarray(REFERENCE["embeddings"][str(model.max_length)])
+    assert ours.dtype == np.float32 and ours.shape == (len(SENTENCES), 384)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    cosine = (ours * reference).sum(axis=1) / np.linalg.norm(reference, axis=1)
+    worst = int(cosine.argmin())
+    assert cosine.min() >= 0.999, f"cosine {cosine[worst]:.5f} for {SENTENCES[worst]!r}"
+
+
+def test_padding_and_batch_company_do_not_change_an_embedding(encoder: MiniLMEncoder) -> None:
+    alone = encoder.embed(_strings(["cheap laptop"])).numpy()
+    with_long_neighbour = encoder.embed(_strings(["cheap laptop", SENTENCES[5]])).numpy()
+    np.testing.assert_allclose(with_long_neighbour[0], alone[0], atol=1e-5)
+
+
+def test_eager_call_and_compiled_embed_agree(encoder: MiniLMEncoder) -> None:
+    texts = _strings(SENTENCES[:4])
+    np.testing.assert_allclose(encoder(texts).numpy(), encoder.embed(texts).numpy(), atol=1e-5)
+
+
+def test_similar_texts_are_closer_than_unrelated_ones(encoder: MiniLMEncoder) -> None:
+    query, match, other = encoder.embed(
+        _strings(["wireless headphones", "Bluetooth over-ear headset", "cast iron frying pan"])
+    ).numpy()
+    assert query @ match > query @ other + 0.2
+
+
+def test_model_dir_empty_means_the_package_and_incomplete_dirs_name_the_missing_file(tmp_path: Path) -> None:
+    assert resolve_model_dir() == resolve_model_dir("") == package_model_dir()
+    complete = _copy_of_model_files(tmp_path / "complete")
+    assert resolve_model_dir(complete) == complete
+    partial = _copy_of_model_files(tmp_path / "partial", ("model.safetensors", "config.json"))
+    with pytest.raises(ModelFilesError, match=r"lacks vocab\.txt$"):
+        resolve_model_dir(partial)
+    with pytest.raises(ModelFilesError, match="lacks model.safetensors, vocab.txt, config.json"):
+        MiniLMEncoder(_copy_of_model_files(tmp_path / "empty", ()))
+    with pytest.raises(ModelFilesError, match="does not exist"):
+        resolve_model_dir(tmp_path / "nowhere")
+
+
+def test_only_the_top_layers_train(encoder: MiniLMEncoder, encoder64: MiniLMEncoder) -> None:
+    assert encoder.trainable_weights == []
+    trainable = {id(v) for v in encoder64.trainable_weights}
+    top_two = {id(v) for block in encoder64.blocks[-2:] for v in block.weights}
+    assert trainable == top_two
+    with tf.GradientTape() as tape:
+        loss = -tf.reduce_sum(encoder64(_strings(["red mug", "blue mug"]), training=True)[0] * 1.0)
+    grads = tape.gradient(loss, encoder64.trainable_weights)
+    assert all(g is not None for g in grads) and any(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+    with pytest.raises(ValueError, match="trainable_layers"):
+        MiniLMEncoder(trainable_layers=7)
+
+
+def test_saved_model_reloads_and_embeds_raw_strings(encoder64: MiniLMEncoder, tmp_path: Path) -> None:
+    reloaded = tf.saved_model.load(str(export_saved_model(encoder64, tmp_path / "minilm")))
+    texts = _strings(SENTENCES)
+    expected = encoder64.embed(texts).numpy()
+    np.testing.assert_allclose(reloaded.embed(texts).numpy(), expected, atol=1e-6)
+    served = reloaded.signatures["serving_default"](texts=texts)["output_0"]
+    np.testing.assert_allclose(served.numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(embed_texts(SENTENCES, reloaded.embed, batch_size=5, progress=False), expected, atol=1e-5)
+
+
+def test_embed_texts_keeps_input_order_across_batches(encoder64: MiniLMEncoder) -> None:
+    texts = SENTENCES[::-1] + ["x"]
+    batched = embed_texts(texts, encoder64, batch_size=4, progress=False)
+    assert batched.shape == (len(texts), 384) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, encoder64.embed(_strings(texts)).numpy(), atol=1e-5)
+    assert embed_texts([], encoder64).shape == (0, 384)
+
+
+def test_item_text_joins_fields_in_order_and_skips_empty_ones() -> None:
+    items = pd.DataFrame(
+        {
+            "item_id": ["1", "2"],
+            "title": ["Red mug.", "LED desk lamp"],
+            "description": [None, " Warm light, USB powered "],
+            "category": ["Kitchen", ""],
+            "brand": [float("nan"), "Lumo"],
+            "price": [3.5, 20.0],
+        }
+    )
+    assert item_text(items) == ["Red mug. Kitchen", "LED desk lamp. Lumo. Warm light, USB powered"]
+    with pytest.raises(KeyError, match="brand"):
+        item_text(items.drop(columns="brand"))
