@@ -82,12 +82,16 @@ class Events:
 
 
 def make_users(rng: np.random.Generator, cat: Catalog, n_users: int, n_sessions: int) -> Users:
-    weights = np.array([c.weight for c in vocab.CATEGORIES])
-    present = np.bincount(cat.category, minlength=len(weights)) > 0
-    weights = np.where(present, weights, 0.0) / np.where(present, weights, 0.0).sum()
-    taste = rng.dirichlet(ALPHA * np.where(present, weights, 1e-9), size=n_users)
-    taste = (1 - EXPLORE) * np.where(present, taste, 0.0) / np.where(present, taste, 0.0).sum(1, keepdims=True)
-    taste += EXPLORE * weights
+    """Tastes and session counts (``multinomial`` over log-normal activity: a few heavy shoppers).
+
+    Categories the catalogue lacks (tiny catalogues) get no taste, so every session
+    has items to look at.
+    """
+    present = np.bincount(cat.category, minlength=len(vocab.CATEGORIES)) > 0
+    weights = np.where(present, [c.weight for c in vocab.CATEGORIES], 0.0)
+    weights /= weights.sum()
+    taste = np.where(present, rng.dirichlet(ALPHA * np.maximum(weights, 1e-9), size=n_users), 0.0)
+    taste = (1 - EXPLORE) * taste / taste.sum(1, keepdims=True) + EXPLORE * weights
     brand_pop = np.bincount(cat.brand[cat.brand >= 0], minlength=len(vocab.BRANDS)) + 1.0
     # Three distinct brands per shopper, drawn by brand frequency: Gumbel top-k.
     keys = np.log(brand_pop) + rng.gumbel(size=(n_users, len(brand_pop)))
