@@ -104,11 +104,10 @@ def row_rules(table: Table, known_items: pd.Series | None = None) -> list[RowRul
 
 def run(table: str, frame: pd.DataFrame, expectations: list[Any], result_format: dict) -> list[Outcome]:
     """Validate ``frame`` against ``expectations`` as one GX suite; outcomes in suite order."""
-    gx = _gx()
-    suite = gx.ExpectationSuite(name=f"shoprec.{table}")
+    batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame.reset_index(drop=True)})
+    suite = _gx().ExpectationSuite(name=f"shoprec.{table}")  # after the context exists: GX binds to it
     for expectation in expectations:
         suite.add_expectation(expectation)
-    batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame.reset_index(drop=True)})
     results = batch.validate(suite, result_format=result_format).results
     outcomes = []
     for result in results:

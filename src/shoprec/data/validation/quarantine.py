@@ -14,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from shoprec.data.contracts import QUARANTINE
+from shoprec.data.readers import to_strings
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL
 
 RULE_COL = "rule"
@@ -21,8 +22,13 @@ POLICY, INVALID = "policy", "invalid"
 
 
 def records_json(frame: pd.DataFrame) -> list[str]:
-    """Each row of ``frame`` (bookkeeping columns left out) as one JSON object, vectorised."""
-    data = frame.drop(columns=[SOURCE_COL, ROW_COL], errors="ignore")
+    """Each row of ``frame`` (bookkeeping columns left out) as one JSON object of text values.
+
+    Values are rendered as :func:`~shoprec.data.readers.to_strings` does, so a record
+    reads the same whether the source was typed (the generator) or text (a CSV, the raw
+    Parquet hand-over).
+    """
+    data = to_strings(frame.drop(columns=[SOURCE_COL, ROW_COL], errors="ignore"))
     if data.empty:
         return ["{}"] * len(frame)
     return data.to_json(orient="records", lines=True, force_ascii=False).splitlines()
