@@ -91,6 +91,62 @@ def split(
     typer.echo(paths.summary.read_text())
 
 
+DataDir = Annotated[Path, typer.Option(help="folder written by the split stage")]
+ItemsOpt = Annotated[Path, typer.Option(help="clean items.parquet")]
+TextEmbOpt = Annotated[Path, typer.Option(help="item text embeddings parquet (embed-items)")]
+RetrievalOpt = Annotated[Path, typer.Option(help="folder written by train-retrieval")]
+RankingOpt = Annotated[Path, typer.Option(help="folder written by train-ranking")]
+OutDir = Annotated[Path, typer.Option(help="output folder")]
+
+
+@app.command("embed-items")
+def embed_items(items: ItemsOpt, out: Annotated[Path, typer.Option(help="output parquet")],
+                params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """MiniLM embeddings of every catalog item (computed once per catalog)."""
+    from shoprec.text.catalog_embeddings import embed_items as run
+
+    typer.echo(f"item embeddings written to {run(items, out, _params(params).text)}")
+
+
+@app.command("train-retrieval")
+def train_retrieval(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, out: OutDir,
+                    params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """Fit the TFRS two-tower retrieval model (replay and final phases) and export it."""
+    from shoprec.models.stages import train_retrieval as run
+
+    typer.echo(f"retrieval models written to {run(data, items, text_emb, out, _params(params))}")
+
+
+@app.command("train-ranking")
+def train_ranking(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, out: OutDir,
+                  params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """Fit the DCN ranking model (click and purchase heads) on the replay window."""
+    from shoprec.models.stages import train_ranking as run
+
+    typer.echo(f"ranking model written to {run(data, items, text_emb, retrieval, out, _params(params))}")
+
+
+@app.command()
+def evaluate(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, ranking: RankingOpt,
+             out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """Metrics of every system (baselines, two_tower, shoprec) on the test window."""
+    from shoprec.evaluation.evaluate import evaluate as run
+
+    typer.echo(f"metrics written to {run(data, items, text_emb, retrieval, ranking, out, _params(params))}")
+
+
+@app.command()
+def gate(metrics: Annotated[Path, typer.Option(help="metrics.json from evaluate")],
+         out: Annotated[Path, typer.Option(help="gate decision JSON")], params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """Pass only a model that beats the best baseline on the primary metric."""
+    from shoprec.evaluation.gate import GateRefused, gate as run
+
+    try:
+        typer.echo(run(metrics, out, _params(params).gate)["reason"])
+    except GateRefused as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def run(
     stage: Annotated[Optional[str], typer.Argument(help="reproduce up to this dvc.yaml stage (default: all)")] = None,

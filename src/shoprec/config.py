@@ -45,9 +45,72 @@ class SplitParams(_Section):
     validation_days: int = Field(30, ge=1)
 
 
+class InteractionParams(_Section):
+    weights: dict[str, float] = {"view": 0.0, "click": 0.3, "add_to_cart": 0.6, "purchase": 1.0}
+    history_types: list[str] = ["click", "add_to_cart", "purchase"]
+
+
+class TextParams(_Section):
+    model_dir: str = ""
+    max_length: int = Field(64, ge=8, le=512)
+    batch_size: int = Field(128, ge=1)
+    finetune_layers: int = Field(0, ge=0, le=6)
+
+
+class RetrievalParams(_Section):
+    embedding_dim: int = Field(64, ge=4)
+    temperature: float = Field(0.05, gt=0)
+    logq_correction: bool = True
+    batch_size: int = Field(1024, ge=2)
+    epochs: int = Field(5, ge=1)
+    learning_rate: float = Field(0.005, gt=0)
+    min_item_count: int = Field(2, ge=1)
+    user_dropout: float = Field(0.1, ge=0, lt=1)
+    history_length: int = Field(20, ge=1)
+    mixed_precision: bool = False
+
+
+class RankingParams(_Section):
+    cross_layers: int = Field(2, ge=0)
+    deep_units: list[int] = [128, 64]
+    batch_size: int = Field(1024, ge=2)
+    epochs: int = Field(15, ge=1)
+    learning_rate: float = Field(0.002, gt=0)
+    negative_sample: float = Field(0.3, gt=0, le=1)
+    n_retrieval: int = Field(200, ge=1)
+    n_copurchase: int = Field(100, ge=0)
+    diversity: float = Field(0.0, ge=0, le=1)
+
+
+class BaselineParams(_Section):
+    ease_lambda: float = Field(200.0, gt=0)
+    ease_max_items: int = Field(20_000, ge=1)
+    itemknn_neighbours: int = Field(0, ge=0)
+
+
+class EvaluateParams(_Section):
+    ks: list[int] = [10, 20, 50, 100]
+    list_length: int = Field(100, ge=1)
+
+
+class GateParams(_Section):
+    system: str = "shoprec"
+    metric: str = "ndcg@20"
+    view: Literal["all", "new"] = "all"
+    margin: float = 0.0
+
+
 class Params(_Section):
     ingest: IngestParams = IngestParams()
     split: SplitParams = SplitParams()
+    seed: int = 42
+    interactions: InteractionParams = InteractionParams()
+    text: TextParams = TextParams()
+    retrieval: RetrievalParams = RetrievalParams()
+    ranking: RankingParams = RankingParams()
+    baselines: BaselineParams = BaselineParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    gate: GateParams = GateParams()
 
 
 class ParamsError(ValueError):

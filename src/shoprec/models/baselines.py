@@ -59,7 +59,7 @@ class _UserMatrixScorer:
         self.history = history
         self.popularity = Popularity(inter)
 
-    def _model_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
+    def item_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
         raise NotImplementedError
 
     # popularity enters known users' scores at this scale: it only breaks ties and fills
@@ -70,7 +70,7 @@ class _UserMatrixScorer:
         out = self.popularity.score(rows)
         known = rows >= 0
         if known.any():
-            scores = self._model_scores(self.history[rows[known]])
+            scores = self.item_scores(self.history[rows[known]])
             out[known] = scores + self.tie_break * out[known]
         return out
 
@@ -83,7 +83,7 @@ class OwnHistory(_UserMatrixScorer):
 
     tie_break = 1.0 / (1.0 + 1e-3)  # popularity scores are in [0, 1]: below one purchase
 
-    def _model_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
+    def item_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
         return history_rows.toarray()
 
 
@@ -100,7 +100,7 @@ class ItemKNN(_UserMatrixScorer):
         sim.eliminate_zeros()
         self.sim = _keep_top_per_row(sim, neighbours) if neighbours > 0 else sim
 
-    def _model_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
+    def item_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
         return np.asarray((history_rows @ self.sim).todense())
 
 
@@ -120,7 +120,7 @@ class EASE(_UserMatrixScorer):
         self.b = b.astype(np.float32)
         self.n_items = inter.n_items
 
-    def _model_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
+    def item_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
         out = np.zeros((history_rows.shape[0], self.n_items), dtype=np.float32)
         out[:, self.cols] = history_rows[:, self.cols] @ self.b
         return out

@@ -1,0 +1,98 @@
+"""DVC stage ``evaluate``: every system, both views, the same code path.
+
+Systems: the baselines (popularity, own_history, itemknn, ease), ``two_tower``
+(retrieval alone) and ``shoprec`` (retrieve -> rank). Each produces its top-``list_length``
+for every test user with known-item truth; metrics are computed from those lists only,
+and the lists are written to ``recommendations.parquet`` so anyone can recompute them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shoprec.config import Params
+from shoprec.data.split import SplitPaths
+from shoprec.evaluation.gate import decide
+from shoprec.evaluation.metrics import coverage, intra_list_diversity, novelty, ranking_metrics
+from shoprec.evaluation.topk import VIEWS, recommend_batches
+from shoprec.models.baselines import EASE, ItemKNN, OwnHistory, Popularity
+from shoprec.models.multistage import TwoTowerScorer
+from shoprec.models.stages import load_system
+
+
+def _truth(split_dir: Path) -> dict[str, set]:
+    truth = pd.read_parquet(SplitPaths.under(split_dir).test_truth)
+    known = truth[truth["known_item"]]
+    return known.groupby("user_id")["item_id"].agg(set).to_dict()
+
+
+def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_dir: Path, ranking_dir: Path,
+             out_dir: Path, params: Params) -> Path:
+    system = load_system(split_dir, items_path, text_emb_path, retrieval_dir, ranking_dir, params)
+    state, catalog = system.state, system.catalog
+    inter, b = state.inter, params.baselines
+    scorers = [
+        Popularity(inter), OwnHistory(inter), ItemKNN(inter, b.itemknn_neighbours),
+        EASE(inter, b.ease_lambda, b.ease_max_items), TwoTowerScorer(state), system,
+    ]
+    truth = _truth(split_dir)
+    users = np.asarray(sorted(truth), dtype=object)
+    rows = inter.rows(users)
+    bought = {u: set(catalog.item_ids[inter.purchased[r].indices]) if r >= 0 else set() for u, r in zip(users, rows)}
+    share = inter.item_popularity() / max(inter.item_popularity().sum(), 1e-9)
+    metrics, frames = {}, []
+    n = params.evaluate.list_length
+    for scorer in scorers:
+        metrics[scorer.name] = {}
+        for view in VIEWS:
+            exclude = inter.purchased[np.maximum(rows, 0)].multiply((rows >= 0)[:, None]).tocsr() if view == "new" else None
+            start = time.perf_counter()
+            lists: dict[str, np.ndarray] = {}
+            for sl, top in recommend_batches(scorer, rows, n, exclude):
+                lists.update(zip(users[sl], top))
+            seconds = time.perf_counter() - start
+            view_truth = truth if view == "all" else {u: truth[u] - bought[u] for u in users}
+            named = {u: list(catalog.item_ids[idx]) for u, idx in lists.items()}
+            m = ranking_metrics(named, view_truth, params.evaluate.ks)
+            m |= {
+                "coverage@20": coverage(lists, catalog.n_items, 20),
+                "diversity@20": intra_list_diversity(lists, catalog.text_emb, 20),
+                "novelty@20": novelty(lists, share, 20),
+                "seconds_per_1000_users": 1000 * seconds / max(len(users), 1),
+            }
+            metrics[scorer.name][view] = {k: round(float(v), 6) for k, v in m.items()}
+            frames.append(pd.DataFrame({
+                "system": scorer.name, "view": view,
+                "user_id": np.repeat(users, [len(lists[u]) for u in users]),
+                "rank": np.concatenate([np.arange(1, len(lists[u]) + 1) for u in users]),
+                "item_id": np.concatenate([catalog.item_ids[lists[u]] for u in users]),
+            }))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pd.concat(frames, ignore_index=True).to_parquet(out_dir / "recommendations.parquet", index=False)
+    _recall_curves(metrics, params.evaluate.ks, out_dir)
+    metrics["gate"] = decide(metrics, params.gate)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return out_dir / "metrics.json"
+
+
+def _recall_curves(metrics: dict, ks: list[int], out_dir: Path) -> None:
+    """``recall_curves.csv`` for ``dvc plots`` and a PNG of the same."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [{"system": s, "k": k, "recall": metrics[s]["all"][f"recall@{k}"]} for s in metrics for k in ks]
+    pd.DataFrame(rows).to_csv(out_dir / "recall_curves.csv", index=False)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in metrics:
+        ax.plot(ks, [metrics[s]["all"][f"recall@{k}"] for k in ks], marker="o", label=s)
+    ax.set_xlabel("K"), ax.set_ylabel("Recall@K (all)"), ax.legend(), ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "recall_curves.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,80 @@
+"""SavedModel exports whose signatures take raw ids, for any TF-serving stack.
+
+* retrieval: ``recommend(user_id[B], history[B, H], day_of_week[B]) -> (scores[B, K], item_ids[B, K])``;
+  history holds item ids, "" for padding. A ``StringLookup`` turns ids into the tokens
+  the towers use (unknown user -> 0, the cold-start vector; unknown item -> 0, padding),
+  and a ``tfrs.layers.factorized_top_k.BruteForce`` index over the candidate
+  embeddings returns the top K.
+* ranking: ``score(query_emb[N, d], item_emb[N, d], numeric[N, F]) -> {head: p[N]}``
+  (the candidate stage computes the numeric features and both embeddings).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from shoprec.models.catalog import Catalog
+from shoprec.models.ranking import Ranker
+
+TOP_K = 100
+
+
+class RetrievalModule(tf.Module):
+    def __init__(self, fitted, catalog: Catalog, item_emb: np.ndarray, k: int = TOP_K):
+        super().__init__()
+        users = sorted(fitted.data.user_index, key=fitted.data.user_index.get)
+        self.user_lookup = tf.keras.layers.StringLookup(vocabulary=users, num_oov_indices=1)
+        self.item_lookup = tf.keras.layers.StringLookup(vocabulary=list(catalog.item_ids), num_oov_indices=1)
+        self.query_tower = fitted.model.query_tower
+        self.index = tfrs.layers.factorized_top_k.BruteForce(k=min(k, catalog.n_items))
+        self.index.index(tf.constant(item_emb), tf.constant(list(catalog.item_ids)))
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name="user_id"),
+        tf.TensorSpec([None, None], tf.string, name="history"),
+        tf.TensorSpec([None], tf.int32, name="day_of_week"),
+    ])
+    def recommend(self, user_id, history, day_of_week):
+        features = {
+            "user": tf.cast(self.user_lookup(user_id), tf.int32),
+            "history": tf.cast(self.item_lookup(history), tf.int32),
+            "dow": day_of_week,
+        }
+        scores, ids = self.index(self.query_tower(features))
+        return {"scores": scores, "item_ids": ids}
+
+
+def export_retrieval(fitted, catalog: Catalog, path: Path) -> Path:
+    from shoprec.models.retrieval import embed_candidates
+
+    module = RetrievalModule(fitted, catalog, embed_candidates(fitted.model, catalog.n_items))
+    # one call traces the signature and builds every variable before saving
+    module.recommend(tf.constant([""]), tf.constant([[""]]), tf.constant([0], tf.int32))
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.recommend})
+    return path
+
+
+class RankingModule(tf.Module):
+    def __init__(self, ranker: Ranker, emb_dim: int, n_numeric: int):
+        super().__init__()
+        self.ranker = ranker
+        # DCN cross layers need the feature width at trace time, so the signature is concrete
+        self.score = tf.function(
+            lambda query_emb, item_emb, numeric: self.ranker(
+                {"query_emb": query_emb, "item_emb": item_emb, "numeric": numeric}),
+            input_signature=[
+                tf.TensorSpec([None, emb_dim], tf.float32, name="query_emb"),
+                tf.TensorSpec([None, emb_dim], tf.float32, name="item_emb"),
+                tf.TensorSpec([None, n_numeric], tf.float32, name="numeric"),
+            ],
+        )
+
+
+def export_ranking(ranker: Ranker, emb_dim: int, n_numeric: int, path: Path) -> Path:
+    module = RankingModule(ranker, emb_dim, n_numeric)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.score})
+    return path
