@@ -93,10 +93,12 @@ def test_wrong_types_are_quarantined_with_field_rule_and_value(tmp_path):
     items = replace_line(ITEMS_CSV, 2, "A2,Blue mug,,kitchen,Acme,abc")
     events = replace_line(EVENTS_CSV, 6, "u3,A4,view,2024-01-04 12:00:00,s3,candle,two")
     events = replace_line(events, 7, "u3,A4,purchase,2024-01-04 12:02:00,s3,candle,1.5")
-    _, report, quarantine = run(tmp_path, items, events)
+    events = replace_line(events, 5, "u2,A3,view,2024-01-03T09:01:00Z,s2,,1e30")
+    _, report, quarantine = run(tmp_path, items, events, share=1.0)
     assert reasons(quarantine, "items") == ["price: not a number ('abc')"]
     assert "quantity: not a number ('two')" in reasons(quarantine, "events")
     assert "quantity: not an integer ('1.5')" in reasons(quarantine, "events")
+    assert "quantity: not an integer ('1e30')" in reasons(quarantine, "events")
     row = quarantine[quarantine["reason"].str.startswith("price")].iloc[0]
     assert row["source"].endswith("items.csv") and row["row"] == 1 and row["kind"] == "invalid"
     assert json.loads(row["record"])["price"] == "abc"

@@ -165,7 +165,7 @@ def _check_invalid_share(table: Table, label: str, entry: dict, invalid: pd.Data
     validated = entry["raw_rows"] - entry["policy_rows"]
     share = entry["invalid_rows"] / validated if validated else 0.0
     if share > limit:
-        sample = [f"{r.source} row {r.row}: {r.reason}" for r in invalid.head(5).itertuples()]
+        sample = [f"row {r.row}: {r.reason}" for r in invalid.head(5).itertuples()]
         raise DataValidationError(
             label,
             "share of invalid rows",

@@ -5,7 +5,8 @@ converted by its type:
 
 * string: stripped; a ``required`` column must not be empty after stripping;
 * float64: a finite number (``"abc"``, ``"inf"`` and ``""`` fail);
-* int64: a number with no fractional part (``"3"`` and ``"3.0"`` pass, ``"2.5"`` fails);
+* int64: a number with no fractional part that fits 64 bits (``"3"`` and ``"3.0"`` pass,
+  ``"2.5"`` and ``"1e30"`` fail);
 * timestamp: ISO 8601 text; a value without an offset is taken as UTC, one with an
   offset is converted to UTC (already-typed datetimes are localised/converted likewise).
 
@@ -68,8 +69,8 @@ def _coerce_column(raw: pd.Series, column: Column) -> tuple[pd.Series, pd.Series
         values = pd.to_numeric(text, errors="coerce")
         problem[~np.isfinite(values.astype("float64"))] = f"{name}: not a number"
         if pa.types.is_integer(column.type):
-            fractional = np.isfinite(values) & (values != np.floor(values))
-            problem[fractional] = f"{name}: not an integer"
+            not_int64 = np.isfinite(values) & ((values != np.floor(values)) | (values.abs() >= 2.0**63))
+            problem[not_int64] = f"{name}: not an integer"
     problem[empty] = f"{name}: required but empty"
     return values, problem
 

@@ -102,18 +102,19 @@ def row_rules(table: Table, known_items: pd.Series | None = None) -> list[RowRul
     ]
 
 
-def run(table: str, frame: pd.DataFrame, expectations: list[Any], result_format: dict) -> list[Outcome]:
-    """Validate ``frame`` against ``expectations`` as one GX suite; outcomes in suite order."""
+def run(table: str, frame: pd.DataFrame, expectations: list[Any]) -> list[Outcome]:
+    """Validate ``frame`` against ``expectations`` as one GX suite (result format COMPLETE)."""
     batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame.reset_index(drop=True)})
     suite = _gx().ExpectationSuite(name=f"shoprec.{table}")  # after the context exists: GX binds to it
     for expectation in expectations:
         suite.add_expectation(expectation)
-    results = batch.validate(suite, result_format=result_format).results
+    results = batch.validate(suite, result_format=COMPLETE).results
     outcomes = []
     for result in results:
         info = result.exception_info or {}
         if info.get("raised_exception"):
-            raise RuntimeError(f"GX failed to evaluate {result.expectation_config.type}: {info.get('exception_message')}")
+            name = result.expectation_config.type
+            raise RuntimeError(f"GX failed to evaluate {name}: {info.get('exception_message')}")
         positions = result.result.get("unexpected_index_list") or []
         outcomes.append(
             Outcome(

@@ -96,7 +96,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append("")
         lines += ["| expectation | column | success | unexpected |", "| --- | --- | --- | ---: |"]
         lines += [
-            f"| {e['expectation']} | {e['column'] or ''} | {'yes' if e['success'] else 'NO'} | {e['unexpected_count']:,} |"
+            f"| {e['expectation']} | {e['column'] or ''} | {'yes' if e['success'] else 'NO'} "
+            f"| {e['unexpected_count']:,} |"
             for e in t["expectations"]
         ]
     return "\n".join(lines) + "\n"

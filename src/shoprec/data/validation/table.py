@@ -40,17 +40,15 @@ def validate_table(
     raw: pd.DataFrame,
     label: str,
     known_items: pd.Series | None = None,
-    result_format: dict = expectations.COMPLETE,
 ) -> TableResult:
     """Split ``raw`` into clean rows and quarantined rows; ``label`` names the input in errors."""
     raw = raw.reset_index(drop=True)
     report = check_table(table, raw, label)
     coerced = coerce(raw, table)
-    report.append(
-        {"expectation": COERCION, "column": None, "success": coerced.failed.empty, "unexpected_count": len(coerced.failed)}
-    )
+    failed = len(coerced.failed)
+    report.append({"expectation": COERCION, "column": None, "success": failed == 0, "unexpected_count": failed})
     rules = expectations.row_rules(table, known_items)
-    outcomes = expectations.run(table.name, coerced.clean, [r.expectation for r in rules], result_format)
+    outcomes = expectations.run(table.name, coerced.clean, [r.expectation for r in rules])
     report.extend(o.as_report() for o in outcomes)
 
     rule_parts, value_parts = [coerced.failed["rule"]], [coerced.failed["value"]]
@@ -71,7 +69,7 @@ def validate_table(
 
 def check_table(table: Table, raw: pd.DataFrame, label: str) -> list[dict[str, Any]]:
     """Run the table-level suite; raise on the first failure, else return its report entries."""
-    outcomes = expectations.run(table.name, raw, expectations.table_expectations(table), expectations.COMPLETE)
+    outcomes = expectations.run(table.name, raw, expectations.table_expectations(table))
     columns, rows = outcomes
     if not columns.success:
         missing = [c for c in table.names if c not in raw.columns]
