@@ -151,3 +151,26 @@ def test_item_text_joins_fields_in_order_and_skips_empty_ones() -> None:
     assert item_text(items) == ["Red mug. Kitchen", "LED desk lamp. Lumo. Warm light, USB powered"]
     with pytest.raises(KeyError, match="brand"):
         item_text(items.drop(columns="brand"))
+
+
+@pytest.mark.bench
+@pytest.mark.parametrize("max_length", [64, 128])
+def test_bench_embedding_throughput(max_length: int) -> None:
+    """Texts/s of ``embed_texts`` on 5,000 short product texts (3-12 words) and 500 long
+    ones (60-120 words, where truncation at 64 pays off); prints figures, times nothing."""
+    import time
+
+    rng = np.random.default_rng(0)
+    words = (
+        "red blue large small cotton steel wooden vintage set of 3 mug lamp candle holder cushion "
+        "cover heart light bag kids wireless charger bottle glass frame garden"
+    ).split()
+    model = MiniLMEncoder(max_length=max_length)
+    embed_texts(["warm up the traced function"] * 8, model, progress=False)
+    for kind, count, low, high in (("short", 5000, 3, 13), ("long", 500, 60, 121)):
+        texts = [" ".join(rng.choice(words, size=rng.integers(low, high))) for _ in range(count)]
+        start = time.perf_counter()
+        out = embed_texts(texts, model, batch_size=128, progress=False)
+        seconds = time.perf_counter() - start
+        print(f"\nmax_length={max_length} {kind}: {count / seconds:.0f} texts/s ({seconds:.1f} s for {count})")
+        assert out.shape == (count, 384)

@@ -93,7 +93,12 @@ def export_saved_model(encoder: MiniLMEncoder, path: str | Path) -> Path:
     module = tf.Module()
     module.encoder_variables = list(encoder.variables)
     module.vocabulary = encoder.tokenizer.bert_tokenizer
-    module.embed = tf.function(lambda texts: encoder(texts, training=False), input_signature=[STRING_BATCH])
+
+    @tf.function(input_signature=[STRING_BATCH])
+    def embed(texts: tf.Tensor) -> tf.Tensor:
+        return encoder(texts, training=False)
+
+    module.embed = embed
     path = Path(path)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.embed})
     return path
