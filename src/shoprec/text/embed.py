@@ -36,6 +36,7 @@ def embed_texts(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     embed = encoder.embed if isinstance(encoder, MiniLMEncoder) else encoder
+    texts = list(texts)  # positional indexing even for a pandas Series with another index
     if not texts:
         return np.asarray(embed(tf.constant([], dtype=tf.string)), dtype=np.float32)
     order = np.argsort([len(t) for t in texts], kind="stable")

@@ -61,10 +61,6 @@ class MiniLMEncoder(tf.keras.Model):
         for i, block in enumerate(self.blocks):
             block.trainable = i >= first_trainable
 
-    @property
-    def dim(self) -> int:
-        return self.config.hidden_size
-
     def call(self, texts: tf.Tensor, training: bool = False) -> tf.Tensor:
         input_ids, attention_mask = self.tokenizer(texts)
         x = self.embeddings(input_ids, training=training)
