@@ -22,3 +22,6 @@ def online_retail_path() -> Path:
     if not ONLINE_RETAIL.exists():
         pytest.skip(f"shared Online Retail copy not found at {ONLINE_RETAIL}; tests on real data skipped")
     return ONLINE_RETAIL
+
+# The benchmarks' helper that copies the working tree into a scratch git repo.
+sys.path.insert(0, str(REPO / "bench"))
