@@ -79,7 +79,6 @@ class RankingParams(_Section):
     negative_sample: float = Field(0.3, gt=0, le=1)
     n_retrieval: int = Field(200, ge=1)
     n_copurchase: int = Field(100, ge=0)
-    diversity: float = Field(0.0, ge=0, le=1)
 
 
 class BaselineParams(_Section):
