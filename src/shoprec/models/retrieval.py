@@ -125,8 +125,8 @@ def train_two_tower(
     with strategy.scope():
         model = TwoTower(catalog, data.id_buckets, len(data.user_index), cfg)
         model.compile(optimizer=tf.keras.optimizers.Adam(cfg.learning_rate))
-    history = model.fit(strategy.experimental_distribute_dataset(ds) if strategy.num_replicas_in_sync > 1 else ds,
-                        epochs=cfg.epochs, verbose=2)
+    # Keras splits each global batch across replicas itself when the model was built in the scope
+    history = model.fit(ds, epochs=cfg.epochs, verbose=2)
     return model, [float(x) for x in history.history["loss"]]
 
 
