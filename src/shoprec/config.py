@@ -79,6 +79,7 @@ class RankingParams(_Section):
     negative_sample: float = Field(0.3, gt=0, le=1)
     n_retrieval: int = Field(200, ge=1)
     n_copurchase: int = Field(100, ge=0)
+    recent_days: int = Field(30, ge=1)  # window of the "recent popularity" feature
 
 
 class BaselineParams(_Section):

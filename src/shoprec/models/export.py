@@ -48,10 +48,8 @@ class RetrievalModule(tf.Module):
         return {"scores": scores, "item_ids": ids}
 
 
-def export_retrieval(fitted, catalog: Catalog, path: Path) -> Path:
-    from shoprec.models.retrieval import embed_candidates
-
-    module = RetrievalModule(fitted, catalog, embed_candidates(fitted.model, catalog.n_items))
+def export_retrieval(fitted, catalog: Catalog, item_emb: np.ndarray, path: Path) -> Path:
+    module = RetrievalModule(fitted, catalog, item_emb)
     # one call traces the signature and builds every variable before saving
     module.recommend(tf.constant([""]), tf.constant([[""]]), tf.constant([0], tf.int32))
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.recommend})

@@ -16,33 +16,22 @@ labels would teach it to trust the two-tower score more than it deserves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from shoprec.config import Params
 from shoprec.models.candidates import Candidates, UserState, build_user_state, candidates
 from shoprec.models.catalog import Catalog
-from shoprec.models.ranking import Ranker, RankingConfig, predict, train_ranker
+from shoprec.models.ranking import Ranker, predict, train_ranker
 from shoprec.models.retrieval import (
-    RetrievalConfig, RetrievalData, TwoTower, build_examples, embed_candidates, embed_queries, query_inputs,
+    RetrievalData, TwoTower, build_examples, embed_queries, query_inputs,
     train_two_tower,
 )
 
 CLICK_TYPES = ("click", "add_to_cart", "purchase")
-
-
-@dataclass(frozen=True)
-class SystemConfig:
-    weights: dict[str, float]
-    history_types: tuple[str, ...]
-    retrieval: RetrievalConfig
-    ranking: RankingConfig
-    seed: int = 42
-    recent_days: int = 30
-    ease_lambda: float = 200.0
-    ease_max_items: int = 20_000
 
 
 @dataclass
@@ -52,29 +41,29 @@ class FittedRetrieval:
     losses: list[float]
 
 
-def fit_retrieval(events: pd.DataFrame, catalog: Catalog, cfg: SystemConfig,
+def fit_retrieval(events: pd.DataFrame, catalog: Catalog, cfg: Params,
                   strategy: tf.distribute.Strategy) -> FittedRetrieval:
-    data = build_examples(events, catalog, cfg.weights, list(cfg.history_types), cfg.retrieval)
+    data = build_examples(events, catalog, cfg.interactions.weights, cfg.interactions.history_types, cfg.retrieval)
     model, losses = train_two_tower(data, catalog, cfg.retrieval, strategy, cfg.seed)
     return FittedRetrieval(model, data, losses)
 
 
 def query_embedder(fitted: FittedRetrieval, events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp,
-                   cfg: SystemConfig):
+                   cfg: Params):
     """``user_ids -> query embeddings`` as of ``cutoff`` (history = ``events``)."""
 
     def embed(user_ids: np.ndarray) -> np.ndarray:
-        inputs = query_inputs(user_ids, events, fitted.data.user_index, catalog, list(cfg.history_types),
+        inputs = query_inputs(user_ids, events, fitted.data.user_index, catalog, cfg.interactions.history_types,
                               cfg.retrieval.history_length, cutoff)
         return embed_queries(fitted.model, inputs)
 
     return embed
 
 
-def user_state(events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp, cfg: SystemConfig, query_emb_for,
+def user_state(events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp, cfg: Params, query_emb_for,
                item_emb: np.ndarray) -> UserState:
-    return build_user_state(events, catalog, cfg.weights, cutoff, query_emb_for, item_emb, cfg.recent_days,
-                            cfg.ease_lambda, cfg.ease_max_items)
+    return build_user_state(events, catalog, cfg.interactions.weights, cutoff, query_emb_for, item_emb,
+                            cfg.ranking.recent_days, cfg.baselines.ease_lambda, cfg.baselines.ease_max_items)
 
 
 def ranker_inputs(state: UserState, cands: Candidates, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -106,7 +95,7 @@ class MultiStage:
     catalog: Catalog
     state: UserState
     ranker: Ranker
-    cfg: SystemConfig
+    cfg: Params
     name: str = "shoprec"
 
     def rank(self, rows: np.ndarray) -> tuple[Candidates, dict[str, np.ndarray]]:
@@ -137,7 +126,7 @@ def heads_for(events: pd.DataFrame) -> list[str]:
     return ["purchase"] + (["click"] if events["event_type"].isin(["click", "add_to_cart"]).any() else [])
 
 
-def fit_ranker(replay: UserState, window: pd.DataFrame, catalog: Catalog, heads: list[str], cfg: SystemConfig,
+def fit_ranker(replay: UserState, window: pd.DataFrame, catalog: Catalog, heads: list[str], cfg: Params,
                strategy: tf.distribute.Strategy) -> tuple[Ranker, dict]:
     """Train the ranker on candidates from the replay state, labelled by the window's events."""
     active = window.loc[window["event_type"].isin(CLICK_TYPES), "user_id"].unique()

@@ -15,27 +15,15 @@ the final order uses the purchase probability.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-
-@dataclass(frozen=True)
-class RankingConfig:
-    cross_layers: int = 2
-    deep_units: tuple[int, ...] = (128, 64)
-    batch_size: int = 1024
-    epochs: int = 15
-    learning_rate: float = 0.002
-    negative_sample: float = 0.3  # share of negative pairs kept for training
-    n_retrieval: int = 200
-    n_copurchase: int = 100
+from shoprec.config import RankingParams
 
 
 class Ranker(tfrs.Model):
-    def __init__(self, heads: list[str], cfg: RankingConfig, numeric_sample: np.ndarray):
+    def __init__(self, heads: list[str], cfg: RankingParams, numeric_sample: np.ndarray):
         super().__init__()
         self.heads = list(heads)
         self.norm = tf.keras.layers.Normalization(axis=-1)
@@ -65,7 +53,7 @@ class Ranker(tfrs.Model):
 
 
 def train_ranker(
-    features: dict[str, np.ndarray], heads: list[str], cfg: RankingConfig, strategy: tf.distribute.Strategy, seed: int
+    features: dict[str, np.ndarray], heads: list[str], cfg: RankingParams, strategy: tf.distribute.Strategy, seed: int
 ) -> tuple[Ranker, list[float]]:
     n = len(features["numeric"])
     ds = (

@@ -21,26 +21,14 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from shoprec.config import RetrievalParams
 from shoprec.models.catalog import Catalog
 from shoprec.models.history import example_histories, latest_histories
 from shoprec.models.towers import CandidateTower, ItemEncoder, QueryTower
 
 
-@dataclass(frozen=True)
-class RetrievalConfig:
-    embedding_dim: int = 64
-    temperature: float = 0.05
-    logq_correction: bool = True
-    batch_size: int = 1024
-    epochs: int = 5
-    learning_rate: float = 0.005
-    min_item_count: int = 2
-    user_dropout: float = 0.1
-    history_length: int = 20
-
-
 class TwoTower(tfrs.Model):
-    def __init__(self, catalog: Catalog, id_buckets: np.ndarray, n_users: int, cfg: RetrievalConfig):
+    def __init__(self, catalog: Catalog, id_buckets: np.ndarray, n_users: int, cfg: RetrievalParams):
         super().__init__()
         self.items = ItemEncoder(catalog, id_buckets, cfg.embedding_dim)
         self.query_tower = QueryTower(n_users, self.items, cfg.embedding_dim)
@@ -77,7 +65,7 @@ class RetrievalData:
 
 
 def build_examples(
-    train: pd.DataFrame, catalog: Catalog, weights: dict[str, float], history_types: list[str], cfg: RetrievalConfig
+    train: pd.DataFrame, catalog: Catalog, weights: dict[str, float], history_types: list[str], cfg: RetrievalParams
 ) -> RetrievalData:
     """One example per weighted train event, with the user's history before it."""
     item_index = {item: i for i, item in enumerate(catalog.item_ids)}
@@ -112,7 +100,7 @@ def build_examples(
 
 
 def train_two_tower(
-    data: RetrievalData, catalog: Catalog, cfg: RetrievalConfig, strategy: tf.distribute.Strategy, seed: int
+    data: RetrievalData, catalog: Catalog, cfg: RetrievalParams, strategy: tf.distribute.Strategy, seed: int
 ) -> tuple[TwoTower, list[float]]:
     """Fit the model; returns it and the loss per epoch."""
     n = len(data.features["item"])

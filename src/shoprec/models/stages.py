@@ -17,7 +17,6 @@ cut-off plus the cold-start vector, so later stages need no two-tower to rebuild
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +27,11 @@ from shoprec.data.split import SplitPaths
 from shoprec.models.candidates import UserState
 from shoprec.models.catalog import Catalog
 from shoprec.models.multistage import (
-    MultiStage, SystemConfig, fit_ranker, fit_retrieval, heads_for, query_embedder, user_state,
+    MultiStage, fit_ranker, fit_retrieval, heads_for, query_embedder, user_state,
 )
-from shoprec.models.ranking import Ranker, RankingConfig
-from shoprec.models.system_config import system_config
+from shoprec.config import RankingParams
+from shoprec.models.ranking import Ranker
+from shoprec.models.retrieval import embed_candidates
 from shoprec.models.training import configure_precision, distribution, set_seeds
 from shoprec.text.catalog_embeddings import read_embeddings, write_embeddings
 
@@ -60,35 +60,28 @@ def train_retrieval(split_dir: Path, items_path: Path, text_emb_path: Path, out_
     """Fit the replay and final two-towers; write their embeddings, weights and the export."""
     from shoprec.models.export import export_retrieval
 
-    cfg = system_config(params)
     set_seeds(params.seed)
     configure_precision(params.retrieval.mixed_precision)
     strategy = distribution()
     catalog = load_catalog(items_path, text_emb_path)
     losses = {}
     for phase, (events, cutoff) in _phases(split_dir).items():
-        fitted = fit_retrieval(events, catalog, cfg, strategy)
-        embed = query_embedder(fitted, events, catalog, cutoff, cfg)
+        fitted = fit_retrieval(events, catalog, params, strategy)
+        embed = query_embedder(fitted, events, catalog, cutoff, params)
         users = np.asarray(sorted(fitted.data.user_index), dtype=object)
-        item_emb = _candidate_embeddings(fitted, catalog)
+        item_emb = embed_candidates(fitted.model, catalog.n_items)
         (out_dir / phase).mkdir(parents=True, exist_ok=True)
         np.savez(out_dir / phase / "embeddings.npz", user_ids=users.astype(str), query_emb=embed(users),
                  cold_query_emb=embed(np.array([""], dtype=object))[0], item_emb=item_emb)
         losses[phase] = fitted.losses
         if phase == "final":
             write_embeddings(catalog.item_ids, item_emb, out_dir / "item_embeddings.parquet")
-            export_retrieval(fitted, catalog, out_dir / "saved_model")
+            export_retrieval(fitted, catalog, item_emb, out_dir / "saved_model")
     (out_dir / "losses.json").write_text(json.dumps(losses, indent=2) + "\n")
     return out_dir
 
 
-def _candidate_embeddings(fitted, catalog: Catalog) -> np.ndarray:
-    from shoprec.models.retrieval import embed_candidates
-
-    return embed_candidates(fitted.model, catalog.n_items)
-
-
-def stored_state(events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp, cfg: SystemConfig,
+def stored_state(events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp, cfg: Params,
                  embeddings_path: Path) -> UserState:
     """Rebuild a :class:`UserState` from events and a stored embeddings file."""
     stored = np.load(embeddings_path, allow_pickle=False)
@@ -107,20 +100,19 @@ def train_ranking(split_dir: Path, items_path: Path, text_emb_path: Path, retrie
     """Fit the DCN ranker on the replay window; write weights, config and the export."""
     from shoprec.models.export import export_ranking
 
-    cfg = system_config(params)
     set_seeds(params.seed)
     configure_precision(params.retrieval.mixed_precision)
     catalog = load_catalog(items_path, text_emb_path)
     train = pd.read_parquet(SplitPaths.under(split_dir).train)
     valid_start, _ = cutoffs(split_dir)
     prefix, window = train[train["timestamp"] < valid_start], train[train["timestamp"] >= valid_start]
-    replay = stored_state(prefix, catalog, valid_start, cfg, retrieval_dir / "replay" / "embeddings.npz")
+    replay = stored_state(prefix, catalog, valid_start, params, retrieval_dir / "replay" / "embeddings.npz")
     heads = heads_for(train)
-    ranker, report = fit_ranker(replay, window, catalog, heads, cfg, distribution())
+    ranker, report = fit_ranker(replay, window, catalog, heads, params, distribution())
     out_dir.mkdir(parents=True, exist_ok=True)
     ranker.save_weights(str(out_dir / "weights"))
     (out_dir / "config.json").write_text(json.dumps(
-        {"heads": heads, "ranking": asdict(cfg.ranking), "n_numeric": int(ranker.norm.mean.shape[-1]),
+        {"heads": heads, "ranking": params.ranking.model_dump(), "n_numeric": int(ranker.norm.mean.shape[-1]),
          "report": report}, indent=2) + "\n")
     export_ranking(ranker, replay.item_emb.shape[1], int(ranker.norm.mean.shape[-1]), out_dir / "saved_model")
     return out_dir
@@ -128,8 +120,7 @@ def train_ranking(split_dir: Path, items_path: Path, text_emb_path: Path, retrie
 
 def load_ranker(ranking_dir: Path) -> Ranker:
     spec = json.loads((ranking_dir / "config.json").read_text())
-    ranking = spec["ranking"] | {"deep_units": tuple(spec["ranking"]["deep_units"])}
-    model = Ranker(spec["heads"], RankingConfig(**ranking), np.zeros((2, spec["n_numeric"]), np.float32))
+    model = Ranker(spec["heads"], RankingParams.model_validate(spec["ranking"]), np.zeros((2, spec["n_numeric"]), np.float32))
     model.load_weights(str(ranking_dir / "weights")).expect_partial()
     return model
 
@@ -137,8 +128,7 @@ def load_ranker(ranking_dir: Path) -> Ranker:
 def load_system(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_dir: Path, ranking_dir: Path,
                 params: Params) -> MultiStage:
     """The full system as of the test cut-off, ready to score (evaluation, CLI, service)."""
-    cfg = system_config(params)
     catalog = load_catalog(items_path, text_emb_path)
     train, test_start = _phases(split_dir)["final"]
-    state = stored_state(train, catalog, test_start, cfg, retrieval_dir / "final" / "embeddings.npz")
-    return MultiStage(catalog, state, load_ranker(ranking_dir), cfg)
+    state = stored_state(train, catalog, test_start, params, retrieval_dir / "final" / "embeddings.npz")
+    return MultiStage(catalog, state, load_ranker(ranking_dir), params)
