@@ -7,10 +7,18 @@ pairs; ``q``/``c`` the two towers' embeddings). Two cross layers (Wang et al., 2
     x_{l+1} = x0 * (W_l x_l + b_l) + x_l
 
 learn bounded-degree feature crosses explicitly (e.g. "bought before" x "days since"),
-a deep MLP learns the rest, and each head is ``sigmoid(w_h . [x_cross ; x_deep])``.
-Heads: ``purchase`` (conversion) always; ``click`` (any click/cart/purchase) where the
-data has click events. Each head is a ``tfrs.tasks.Ranking`` with binary cross-entropy;
-the final order uses the purchase probability.
+a deep MLP learns the rest; an output is ``sigmoid(w . [x_cross ; x_deep])``.
+
+Heads: ``purchase`` always; ``click`` (any click/cart/purchase) where the data has click
+events. With both, the heads follow ESMM (Ma et al., 2018):
+
+    p(click) = pCTR,    p(purchase) = pCTR * pCVR,
+
+with ``pCVR = p(purchase | click)`` its own output. Both losses are taken over all
+candidate pairs (the whole impression space), so the sparse purchase signal borrows the
+dense click signal instead of being learned from a handful of positives, and the
+conversion estimate is not biased by training on clicked pairs only. Each head is a
+``tfrs.tasks.Ranking`` with binary cross-entropy; the final order uses p(purchase).
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ class Ranker(tfrs.Model):
         self.norm.adapt(numeric_sample)
         self.crosses = [tfrs.layers.dcn.Cross() for _ in range(cfg.cross_layers)]
         self.deep = tf.keras.Sequential([tf.keras.layers.Dense(u, activation="relu") for u in cfg.deep_units])
-        self.outputs_ = {h: tf.keras.layers.Dense(1, activation="sigmoid", dtype="float32") for h in self.heads}
+        outputs = ["click", "conversion"] if "click" in self.heads else ["purchase"]
+        self.outputs_ = {o: tf.keras.layers.Dense(1, activation="sigmoid", dtype="float32") for o in outputs}
         self.tasks = {
             h: tfrs.tasks.Ranking(
                 loss=tf.keras.losses.BinaryCrossentropy(), metrics=[tf.keras.metrics.AUC(name=f"{h}_auc")]
@@ -45,7 +54,10 @@ class Ranker(tfrs.Model):
         for cross in self.crosses:
             x = cross(x0, x)
         h = tf.concat([x, self.deep(x0)], axis=-1)
-        return {name: tf.squeeze(layer(h), -1) for name, layer in self.outputs_.items()}
+        out = {name: tf.squeeze(layer(h), -1) for name, layer in self.outputs_.items()}
+        if "conversion" in out:
+            out["purchase"] = out["click"] * out.pop("conversion")
+        return out
 
     def compute_loss(self, features: dict, training: bool = False) -> tf.Tensor:
         predictions = self(features)
