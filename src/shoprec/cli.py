@@ -148,6 +148,35 @@ def gate(metrics: Annotated[Path, typer.Option(help="metrics.json from evaluate"
 
 
 @app.command()
+def recommend(
+    user: Annotated[str, typer.Option(help="user id (an unknown id gets the cold-start list)")],
+    k: Annotated[int, typer.Option(min=1, max=100, help="list length")] = 10,
+    exclude_purchased: Annotated[bool, typer.Option(help="leave out items the user bought")] = False,
+    diversity: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="MMR weight (default: params)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """The full system's list for one user, with scores and explanations (models of the last dvc repro)."""
+    import json
+
+    from shoprec.models.recommend import recommend as run_recommend
+    from shoprec.models.stages import load_artifacts
+
+    cfg = _params(params)
+    try:
+        system = load_artifacts(cfg)
+    except FileNotFoundError as exc:
+        _fail(f"no trained models ({exc}); run `dvc repro` (or `shoprec run`) first")
+    weight = cfg.ranking.diversity if diversity is None else diversity
+    items = run_recommend(system, user, k, exclude_purchased, weight)
+    if as_json:
+        typer.echo(json.dumps({"user_id": user, "items": items}, indent=2))
+        return
+    for rank, item in enumerate(items, 1):
+        typer.echo(f"{rank:>3}. {item['item_id']:<10} {item['score']:.4f}  {item['title']}  ({item['explanation']})")
+
+
+@app.command()
 def run(
     stage: Annotated[Optional[str], typer.Argument(help="reproduce up to this dvc.yaml stage (default: all)")] = None,
 ) -> None:

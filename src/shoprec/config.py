@@ -80,6 +80,7 @@ class RankingParams(_Section):
     n_retrieval: int = Field(200, ge=1)
     n_copurchase: int = Field(100, ge=0)
     recent_days: int = Field(30, ge=1)  # window of the "recent popularity" feature
+    diversity: float = Field(0.0, ge=0, le=1)  # default MMR weight of served lists
 
 
 class BaselineParams(_Section):

@@ -31,6 +31,7 @@ from shoprec.models.multistage import (
 )
 from shoprec.config import RankingParams
 from shoprec.models.ranking import Ranker
+from shoprec.paths import Artifacts
 from shoprec.models.retrieval import embed_candidates
 from shoprec.models.training import configure_precision, distribution, set_seeds
 from shoprec.text.catalog_embeddings import read_embeddings, write_embeddings
@@ -132,3 +133,9 @@ def load_system(split_dir: Path, items_path: Path, text_emb_path: Path, retrieva
     train, test_start = _phases(split_dir)["final"]
     state = stored_state(train, catalog, test_start, params, retrieval_dir / "final" / "embeddings.npz")
     return MultiStage(catalog, state, load_ranker(ranking_dir), params)
+
+
+def load_artifacts(params: Params, artifacts: Artifacts = Artifacts()) -> MultiStage:
+    """:func:`load_system` on the standard ``dvc.yaml`` output paths."""
+    return load_system(artifacts.split, artifacts.items, artifacts.text_embeddings, artifacts.retrieval,
+                       artifacts.ranking, params)

@@ -1,0 +1,35 @@
+"""Where the DVC stages write, as named in ``dvc.yaml``: one place for the CLI and the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    root: Path = Path(".")
+
+    @property
+    def items(self) -> Path:
+        return self.root / "data/clean/items.parquet"
+
+    @property
+    def split(self) -> Path:
+        return self.root / "data/split"
+
+    @property
+    def text_embeddings(self) -> Path:
+        return self.root / "data/features/item_text_embeddings.parquet"
+
+    @property
+    def retrieval(self) -> Path:
+        return self.root / "models/retrieval"
+
+    @property
+    def ranking(self) -> Path:
+        return self.root / "models/ranking"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
