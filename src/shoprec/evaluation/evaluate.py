@@ -18,17 +18,27 @@ import pandas as pd
 from shoprec.config import Params
 from shoprec.data.split import SplitPaths
 from shoprec.evaluation.gate import decide
-from shoprec.evaluation.metrics import coverage, intra_list_diversity, novelty, ranking_metrics
+from shoprec.evaluation.metrics import auc, coverage, intra_list_diversity, log_loss, novelty, ranking_metrics
+from shoprec.evaluation.slices import popularity_buckets, slice_recalls
 from shoprec.evaluation.topk import VIEWS, recommend_batches
 from shoprec.models.baselines import EASE, ItemKNN, OwnHistory, Popularity
-from shoprec.models.multistage import TwoTowerScorer
+from shoprec.models.multistage import TwoTowerScorer, label_pairs
 from shoprec.models.stages import load_system
 
 
-def _truth(split_dir: Path) -> dict[str, set]:
+def _truth(split_dir: Path) -> tuple[dict[str, set], dict[str, set]]:
+    """Per-user test purchases of items seen in train, and of items never seen (cold)."""
     truth = pd.read_parquet(SplitPaths.under(split_dir).test_truth)
-    known = truth[truth["known_item"]]
-    return known.groupby("user_id")["item_id"].agg(set).to_dict()
+    by_user = lambda frame: frame.groupby("user_id")["item_id"].agg(set).to_dict()  # noqa: E731
+    return by_user(truth[truth["known_item"]]), by_user(truth[~truth["known_item"]])
+
+
+def head_metrics(system, test: pd.DataFrame, users: np.ndarray, rows: np.ndarray) -> dict[str, dict[str, float]]:
+    """AUC and log-loss of each ranking head on the test users' candidates, labelled by the test window."""
+    cands, pred = system.rank(rows)
+    labels = label_pairs(test, users, cands, system.catalog, list(pred))
+    return {h: {"auc": round(auc(labels[f"label_{h}"], p), 6), "log_loss": round(log_loss(labels[f"label_{h}"], p), 6),
+                "pairs": int(len(p)), "positives": int(labels[f"label_{h}"].sum())} for h, p in pred.items()}
 
 
 def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_dir: Path, ranking_dir: Path,
@@ -40,11 +50,14 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
         Popularity(inter), OwnHistory(inter), ItemKNN(inter, b.itemknn_neighbours),
         EASE(inter, b.ease_lambda, b.ease_max_items), TwoTowerScorer(state), system,
     ]
-    truth = _truth(split_dir)
-    users = np.asarray(sorted(truth), dtype=object)
+    truth, cold_truth = _truth(split_dir)
+    users = np.asarray(sorted(truth.keys() | cold_truth.keys()), dtype=object)
+    truth = {u: truth.get(u, set()) for u in users}
     rows = inter.rows(users)
     bought = {u: set(catalog.item_ids[inter.purchased[r].indices]) if r >= 0 else set() for u, r in zip(users, rows)}
     share = inter.item_popularity() / max(inter.item_popularity().sum(), 1e-9)
+    item_bucket = popularity_buckets(catalog.item_ids, inter.item_popularity())
+    purchases = dict(zip(users, np.where(rows >= 0, state.user_purchases[np.maximum(rows, 0)], 0)))
     metrics, frames = {}, []
     n = params.evaluate.list_length
     for scorer in scorers:
@@ -66,12 +79,16 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
                 "seconds_per_1000_users": 1000 * seconds / max(len(users), 1),
             }
             metrics[scorer.name][view] = {k: round(float(v), 6) for k, v in m.items()}
+            if view == "all":
+                metrics[scorer.name]["slices"] = slice_recalls(named, truth, cold_truth, purchases, item_bucket)
             frames.append(pd.DataFrame({
                 "system": scorer.name, "view": view,
                 "user_id": np.repeat(users, [len(lists[u]) for u in users]),
                 "rank": np.concatenate([np.arange(1, len(lists[u]) + 1) for u in users]),
                 "item_id": np.concatenate([catalog.item_ids[lists[u]] for u in users]),
             }))
+    test = pd.read_parquet(SplitPaths.under(split_dir).test)
+    metrics[system.name]["heads"] = head_metrics(system, test, users, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     pd.concat(frames, ignore_index=True).to_parquet(out_dir / "recommendations.parquet", index=False)
     _recall_curves(metrics, params.evaluate.ks, out_dir)

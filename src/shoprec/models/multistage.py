@@ -74,7 +74,8 @@ def ranker_inputs(state: UserState, cands: Candidates, rows: np.ndarray) -> dict
     }
 
 
-def _labels(window: pd.DataFrame, users: np.ndarray, cands: Candidates, catalog: Catalog, heads: list[str]) -> dict:
+def label_pairs(window: pd.DataFrame, users: np.ndarray, cands: Candidates, catalog: Catalog, heads: list[str]) -> dict:
+    """``label_<head>[p] = 1`` where pair ``p``'s user did the head's event on its item in ``window``."""
     item_index = {item: i for i, item in enumerate(catalog.item_ids)}
     user_pos = {u: i for i, u in enumerate(users)}
     pair = cands.user_pos.astype(np.int64) * catalog.n_items + cands.item
@@ -135,7 +136,7 @@ def fit_ranker(replay: UserState, window: pd.DataFrame, catalog: Catalog, heads:
         raise ValueError("ranking: no user of the validation window was seen before it; widen split.validation_days")
     rows = replay.inter.rows(users)
     cands = candidates(replay, catalog, rows, cfg.ranking.n_retrieval, cfg.ranking.n_copurchase)
-    feats = ranker_inputs(replay, cands, rows) | _labels(window, users, cands, catalog, heads)
+    feats = ranker_inputs(replay, cands, rows) | label_pairs(window, users, cands, catalog, heads)
     positive = np.any([feats[f"label_{h}"] > 0 for h in heads], axis=0)
     rng = np.random.default_rng(cfg.seed)
     keep = positive | (rng.random(len(positive)) < cfg.ranking.negative_sample)
