@@ -9,6 +9,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+# A storefront small enough to run the whole pipeline in about a minute on 2 cores (tests).
+SMALL_SAMPLE = {
+    "ingest.sample.n_items": 600, "ingest.sample.n_users": 300, "ingest.sample.n_events": 30000,
+    "retrieval.epochs": 2, "retrieval.batch_size": 256,
+}
+
 
 def copy_repo(dest: Path, overrides: dict) -> Path:
     """Copy the project into ``dest`` as a fresh git repo, with ``params.yaml`` overrides applied."""

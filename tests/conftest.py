@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,19 @@ def online_retail_path() -> Path:
 
 # The benchmarks' helper that copies the working tree into a scratch git repo.
 sys.path.insert(0, str(REPO / "bench"))
+
+
+@dataclass
+class PipelineRun:
+    root: Path
+    first: subprocess.CompletedProcess  # the first `dvc repro` of the scratch copy
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory) -> PipelineRun:
+    """A scratch copy of the repo on the small sample, after one full `dvc repro` (shared by tests)."""
+    from repo_copy import SMALL_SAMPLE, copy_repo
+
+    root = copy_repo(tmp_path_factory.mktemp("repo"), SMALL_SAMPLE)
+    first = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=root, capture_output=True, text=True)
+    return PipelineRun(root, first)

@@ -1,0 +1,101 @@
+"""The trained models of a real small pipeline run: exports, determinism, recommendations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from shoprec.config import load_params
+from shoprec.models.diversity import mmr
+from shoprec.models.multistage import ranker_inputs
+from shoprec.models.ranking import predict
+from shoprec.models.recommend import recommend
+from shoprec.models.retrieval import query_inputs
+from shoprec.models.stages import cutoffs, load_artifacts, train_retrieval
+from shoprec.paths import Artifacts
+
+
+@pytest.fixture(scope="module")
+def system(pipeline_run):
+    return load_artifacts(load_params(pipeline_run.root / "params.yaml"), Artifacts(pipeline_run.root))
+
+
+@pytest.fixture(scope="module")
+def sample_users(pipeline_run):
+    truth = pd.read_parquet(pipeline_run.root / "data/split/test_truth.parquet")
+    return np.asarray(sorted(truth["user_id"].unique())[:8], dtype=object)
+
+
+def test_retrieval_savedmodel_takes_raw_ids_and_matches_in_memory(pipeline_run, system, sample_users):
+    params = load_params(pipeline_run.root / "params.yaml")
+    train = pd.read_parquet(pipeline_run.root / "data/split/train.parquet")
+    _, test_start = cutoffs(pipeline_run.root / "data/split")
+    user_index = {u: i + 1 for i, u in enumerate(np.load(pipeline_run.root / "models/retrieval/final/embeddings.npz")["user_ids"])}
+    inputs = query_inputs(sample_users, train, user_index, system.catalog, params.interactions.history_types,
+                          params.retrieval.history_length, test_start)
+    history = np.where(inputs["history"] > 0, system.catalog.item_ids[np.maximum(inputs["history"] - 1, 0)], "")
+    loaded = tf.saved_model.load(str(pipeline_run.root / "models/retrieval/saved_model"))
+    out = loaded.signatures["serving_default"](
+        user_id=tf.constant(sample_users.astype(str)), history=tf.constant(history.astype(str)),
+        day_of_week=tf.constant(inputs["dow"]))
+    expected = system.state.queries(system.state.inter.rows(sample_users)) @ system.state.item_emb.T
+    top = np.sort(expected, axis=1)[:, ::-1][:, : out["scores"].shape[1]]
+    np.testing.assert_allclose(out["scores"].numpy(), top, atol=1e-4)
+    ids = out["item_ids"].numpy().astype(str)
+    assert all(i.startswith("I") for i in ids.ravel())
+
+
+def test_ranking_savedmodel_matches_in_memory(pipeline_run, system, sample_users):
+    rows = system.state.inter.rows(sample_users)
+    cands, pred = system.rank(rows)
+    loaded = tf.saved_model.load(str(pipeline_run.root / "models/ranking/saved_model"))
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in ranker_inputs(system.state, cands, rows).items()})
+    for head, values in pred.items():
+        np.testing.assert_allclose(out[head].numpy(), values, atol=1e-5)
+    assert np.allclose(predict(system.ranker, ranker_inputs(system.state, cands, rows))["purchase"], pred["purchase"])
+
+
+def test_retraining_with_same_data_and_params_gives_the_same_model(pipeline_run, tmp_path):
+    root = pipeline_run.root
+    params = load_params(root / "params.yaml")
+    a = Artifacts(root)
+    train_retrieval(a.split, a.items, a.text_embeddings, tmp_path, params)
+    first = np.load(root / "models/retrieval/final/embeddings.npz")
+    again = np.load(tmp_path / "final/embeddings.npz")
+    for key in ("query_emb", "item_emb", "cold_query_emb"):
+        np.testing.assert_allclose(again[key], first[key], atol=1e-6)
+
+
+def test_recommendations_explain_themselves(system, sample_users):
+    state = system.state
+    buyer = next(u for u in sample_users if state.inter.purchased[state.inter.rows([u])[0]].nnz)
+    items = recommend(system, buyer, 20)
+    assert len(items) == 20 and [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    assert all(i["explanation"] for i in items)
+    bought = set(system.catalog.item_ids[state.inter.purchased[state.inter.rows([buyer])[0]].indices])
+    assert all(i["explanation"].startswith("you bought this") for i in items if i["item_id"] in bought)
+    fresh = recommend(system, buyer, 20, exclude_purchased=True)
+    assert not {i["item_id"] for i in fresh} & bought
+    cold = recommend(system, "a-shopper-never-seen", 5)
+    assert len(cold) == 5 and all(i["explanation"].startswith("popular") for i in cold)
+
+
+def test_diversity_spreads_the_list(system, sample_users):
+    index = {item: i for i, item in enumerate(system.catalog.item_ids)}
+
+    def similarity(items):
+        e = system.state.item_emb[[index[i["item_id"]] for i in items]]
+        s = e @ e.T
+        return (s.sum() - np.trace(s)) / (len(e) * (len(e) - 1))
+
+    user = sample_users[0]
+    assert similarity(recommend(system, user, 10, diversity=0.7)) < similarity(recommend(system, user, 10))
+
+
+def test_mmr_by_hand():
+    scores = np.array([1.0, 0.99, 0.5])
+    emb = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert list(mmr(scores, emb, 0.0, 3)) == [0, 1, 2]
+    assert list(mmr(scores, emb, 0.5, 2)) == [0, 2]  # the near-duplicate of item 0 gives way
