@@ -51,10 +51,10 @@ def test_ranking_savedmodel_matches_in_memory(pipeline_run, system, sample_users
     rows = system.state.inter.rows(sample_users)
     cands, pred = system.rank(rows)
     loaded = tf.saved_model.load(str(pipeline_run.root / "models/ranking/saved_model"))
-    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in ranker_inputs(system.state, cands, rows).items()})
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in ranker_inputs(system.state, system.catalog, cands, rows).items()})
     for head, values in pred.items():
         np.testing.assert_allclose(out[head].numpy(), values, atol=1e-5)
-    assert np.allclose(predict(system.ranker, ranker_inputs(system.state, cands, rows))["purchase"], pred["purchase"])
+    assert np.allclose(predict(system.ranker, ranker_inputs(system.state, system.catalog, cands, rows))["purchase"], pred["purchase"])
 
 
 def test_retraining_with_same_data_and_params_gives_the_same_model(pipeline_run, tmp_path):

@@ -12,8 +12,12 @@ Per (u, i) pair the ranker sees (``NUMERIC`` names them, in order): the two-towe
 and its rank, the co-purchase scores (cosine item-kNN ``x_u S`` and EASE ``x_u B``), the user's purchase count of the item, days since
 the user last touched it, the strongest signal they gave it, the item's overall and
 recent popularity, its price relative to the user's median purchase price, the user's
-activity, and the share of the user's history in the item's category; plus both towers'
-embeddings.
+activity, and the share of the user's history in the item's category; plus content
+vectors: the item's MiniLM text embedding and the signal-weighted mean of the user's
+history's text embeddings. Content vectors, not the two-tower vectors, because the
+ranker is trained on a replay two-tower and served with the final one: the two are
+trained separately, so their coordinates mean different things, while the frozen
+language model's space is the same in both (only the two-tower *score* crosses over).
 """
 
 from __future__ import annotations
@@ -51,8 +55,13 @@ class UserState:
     user_purchases: np.ndarray
     category_share: np.ndarray  # [n_users, n_categories]
     query_emb: np.ndarray  # [n_users, d]
+    user_text: np.ndarray  # [n_users, d_text]: normalised signal-weighted mean of history text embeddings
     cold_query_emb: np.ndarray  # [d]: unknown user, empty history
     item_emb: np.ndarray  # [n_items, d]
+
+    def user_texts(self, rows: np.ndarray) -> np.ndarray:
+        """History text vectors of matrix ``rows``; zeros for unseen users."""
+        return self.user_text[np.maximum(rows, 0)] * (rows >= 0)[:, None]
 
     def queries(self, rows: np.ndarray) -> np.ndarray:
         """Query embeddings of matrix ``rows``; -1 (unseen user) gets the cold-start vector."""
@@ -105,9 +114,14 @@ def build_user_state(
         user_purchases=np.asarray(inter.purchased.sum(axis=1)).ravel(),
         category_share=cat_counts / np.maximum(cat_counts.sum(axis=1, keepdims=True), 1.0),
         query_emb=query_emb_for(inter.user_ids),
+        user_text=_normalise(np.asarray(inter.weighted @ catalog.text_emb, dtype=np.float32)),
         cold_query_emb=query_emb_for(np.array([""], dtype=object))[0],
         item_emb=item_emb,
     )
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
 
 @dataclass

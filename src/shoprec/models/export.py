@@ -5,8 +5,8 @@
   the towers use (unknown user -> 0, the cold-start vector; unknown item -> 0, padding),
   and a ``tfrs.layers.factorized_top_k.BruteForce`` index over the candidate
   embeddings returns the top K.
-* ranking: ``score(query_emb[N, d], item_emb[N, d], numeric[N, F]) -> {head: p[N]}``
-  (the candidate stage computes the numeric features and both embeddings).
+* ranking: ``score(user_text[N, d], item_text[N, d], numeric[N, F]) -> {head: p[N]}``
+  (the candidate stage computes the numeric features and both content vectors).
 """
 
 from __future__ import annotations
@@ -62,11 +62,11 @@ class RankingModule(tf.Module):
         self.ranker = ranker
         # DCN cross layers need the feature width at trace time, so the signature is concrete
         self.score = tf.function(
-            lambda query_emb, item_emb, numeric: self.ranker(
-                {"query_emb": query_emb, "item_emb": item_emb, "numeric": numeric}),
+            lambda user_text, item_text, numeric: self.ranker(
+                {"user_text": user_text, "item_text": item_text, "numeric": numeric}),
             input_signature=[
-                tf.TensorSpec([None, emb_dim], tf.float32, name="query_emb"),
-                tf.TensorSpec([None, emb_dim], tf.float32, name="item_emb"),
+                tf.TensorSpec([None, emb_dim], tf.float32, name="user_text"),
+                tf.TensorSpec([None, emb_dim], tf.float32, name="item_text"),
                 tf.TensorSpec([None, n_numeric], tf.float32, name="numeric"),
             ],
         )

@@ -66,11 +66,12 @@ def user_state(events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp, cfg
                             cfg.ranking.recent_days, cfg.baselines.ease_lambda, cfg.baselines.ease_max_items)
 
 
-def ranker_inputs(state: UserState, cands: Candidates, rows: np.ndarray) -> dict[str, np.ndarray]:
+def ranker_inputs(state: UserState, catalog: Catalog, cands: Candidates, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Ranker features of candidate pairs: numeric features and both content vectors (see candidates)."""
     return {
         "numeric": cands.numeric,
-        "query_emb": state.queries(rows)[cands.user_pos].astype(np.float32),
-        "item_emb": state.item_emb[cands.item].astype(np.float32),
+        "user_text": state.user_texts(rows)[cands.user_pos].astype(np.float32),
+        "item_text": catalog.text_emb[cands.item],
     }
 
 
@@ -101,7 +102,7 @@ class MultiStage:
 
     def rank(self, rows: np.ndarray) -> tuple[Candidates, dict[str, np.ndarray]]:
         cands = candidates(self.state, self.catalog, rows, self.cfg.ranking.n_retrieval, self.cfg.ranking.n_copurchase)
-        return cands, predict(self.ranker, ranker_inputs(self.state, cands, rows))
+        return cands, predict(self.ranker, ranker_inputs(self.state, self.catalog, cands, rows))
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         """Purchase probability on candidates, ``-inf`` elsewhere."""
@@ -136,7 +137,7 @@ def fit_ranker(replay: UserState, window: pd.DataFrame, catalog: Catalog, heads:
         raise ValueError("ranking: no user of the validation window was seen before it; widen split.validation_days")
     rows = replay.inter.rows(users)
     cands = candidates(replay, catalog, rows, cfg.ranking.n_retrieval, cfg.ranking.n_copurchase)
-    feats = ranker_inputs(replay, cands, rows) | label_pairs(window, users, cands, catalog, heads)
+    feats = ranker_inputs(replay, catalog, cands, rows) | label_pairs(window, users, cands, catalog, heads)
     positive = np.any([feats[f"label_{h}"] > 0 for h in heads], axis=0)
     rng = np.random.default_rng(cfg.seed)
     keep = positive | (rng.random(len(positive)) < cfg.ranking.negative_sample)

@@ -1,8 +1,9 @@
 """Stage two: a DCN-v2 ranking model with click and purchase heads.
 
-Input for a (user, item) pair: ``x0 = [ norm(numeric) ; q_u ; c_i ; q_u * c_i ]``
-(numeric features standardised by a ``Normalization`` layer adapted on the training
-pairs; ``q``/``c`` the two towers' embeddings). Two cross layers (Wang et al., 2021)
+Input for a (user, item) pair: ``x0 = [ norm(numeric) ; u ; v ; u * v ]`` with the
+numeric features standardised by a ``Normalization`` layer adapted on the training pairs,
+and ``u = P t_user``, ``v = P t_item`` a learned projection (shared) of the user's and the
+item's MiniLM content vectors (see candidates). Two cross layers (Wang et al., 2021)
 
     x_{l+1} = x0 * (W_l x_l + b_l) + x_l
 
@@ -36,6 +37,7 @@ class Ranker(tfrs.Model):
         self.heads = list(heads)
         self.norm = tf.keras.layers.Normalization(axis=-1)
         self.norm.adapt(numeric_sample)
+        self.content = tf.keras.layers.Dense(32, use_bias=False, name="content_projection")
         self.crosses = [tfrs.layers.dcn.Cross() for _ in range(cfg.cross_layers)]
         self.deep = tf.keras.Sequential([tf.keras.layers.Dense(u, activation="relu") for u in cfg.deep_units])
         outputs = ["click", "conversion"] if "click" in self.heads else ["purchase"]
@@ -48,8 +50,8 @@ class Ranker(tfrs.Model):
         }
 
     def call(self, features: dict) -> dict[str, tf.Tensor]:
-        q, c = features["query_emb"], features["item_emb"]
-        x0 = tf.concat([self.norm(features["numeric"]), q, c, q * c], axis=-1)
+        u, v = self.content(features["user_text"]), self.content(features["item_text"])
+        x0 = tf.concat([self.norm(features["numeric"]), u, v, u * v], axis=-1)
         x = x0
         for cross in self.crosses:
             x = cross(x0, x)

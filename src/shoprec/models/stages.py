@@ -118,7 +118,7 @@ def train_ranking(split_dir: Path, items_path: Path, text_emb_path: Path, retrie
          "report": report}, indent=2) + "\n")
     pd.DataFrame({"model": "ranker", "epoch": np.arange(1, len(report["losses"]) + 1), "loss": report["losses"]}).to_csv(
         out_dir / "losses.csv", index=False)
-    export_ranking(ranker, replay.item_emb.shape[1], int(ranker.norm.mean.shape[-1]), out_dir / "saved_model")
+    export_ranking(ranker, catalog.text_emb.shape[1], int(ranker.norm.mean.shape[-1]), out_dir / "saved_model")
     return out_dir
 
 
