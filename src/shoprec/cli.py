@@ -190,6 +190,47 @@ def run(
     typer.echo(summary)
 
 
+flow_app = typer.Typer(no_args_is_help=True, help="Prefect flows (ephemeral Prefect unless PREFECT_API_URL is set).")
+app.add_typer(flow_app, name="flow")
+RootOpt = Annotated[Path, typer.Option(help="repository root (dvc.yaml, params.yaml, flows/)")]
+
+
+@flow_app.command("train")
+def flow_train(
+    source: Annotated[Optional[str], typer.Option(help="ingest.source to set first (sample | online_retail | files)")] = None,
+    path: Annotated[Optional[str], typer.Option(help="ingest.path to set first (file or folder)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="params.yaml override key=value (repeatable)")] = None,
+    package: Annotated[bool, typer.Option(help="also run the package stage, if dvc.yaml has one")] = False,
+    push: Annotated[bool, typer.Option(help="dvc push the outputs to the configured remote at the end")] = False,
+    root: RootOpt = Path("."),
+) -> None:
+    """Run the training flow: every dvc.yaml stage as a Prefect task, with retries and artifacts."""
+    from shoprec.orchestration.deployments import load_flow
+    from shoprec.pipeline import parse_overrides
+
+    try:
+        overrides = parse_overrides(set_ or [])
+    except ValueError as exc:
+        _fail(str(exc))
+    state = load_flow("flows/train.py:train", root)(
+        source=source, path=path, overrides=overrides, package=package, push=push, root=str(root), return_state=True
+    )
+    if not state.is_completed():
+        _fail(f"flow {state.name}: {state.message}")
+    for step, outcome in state.result().items():
+        typer.echo(f"  {step:<16} {outcome}")
+
+
+@app.command("serve-flows")
+def serve_flows(
+    prefect_file: Annotated[Path, typer.Option(help="deployments and their schedules")] = Path("prefect.yaml"),
+) -> None:
+    """Serve the deployments of prefect.yaml with their cron schedules (needs a Prefect server)."""
+    from shoprec.orchestration.deployments import serve_deployments
+
+    serve_deployments(prefect_file)
+
+
 def main() -> None:
     app()
 

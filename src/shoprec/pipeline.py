@@ -6,11 +6,16 @@ whoever starts it, and DVC decides what is up to date (and records ``dvc.lock``)
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+PARAMS_FILE = "params.yaml"
 
 
 def dvc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -35,6 +40,71 @@ def stage_outputs(root: Path = Path(".")) -> dict[str, list[str]]:
                 paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
         outs[name] = paths
     return outs
+
+
+def stage_order(root: Path = Path(".")) -> list[str]:
+    """Every command stage of ``dvc.yaml``, each after all of its upstream stages.
+
+    DVC's graph has an edge from a stage to each stage it depends on; a topological sort
+    of the reversed graph runs producers first. Among stages that do not depend on each
+    other, the order of ``dvc.yaml`` is kept, so the order is stable and readable.
+    """
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        stages = repo.index.stages
+        position = {stage: i for i, stage in enumerate(stages)}
+        ordered = nx.lexicographical_topological_sort(repo.index.graph.reverse(), key=position.__getitem__)
+        return [stage.addressing for stage in ordered if stage.cmd]
+
+
+def parse_overrides(assignments: Iterable[str]) -> dict[str, Any]:
+    """``["retrieval.epochs=2", "gate.view=new"]`` -> ``{"retrieval.epochs": 2, "gate.view": "new"}``.
+
+    Values are read as YAML, so numbers, booleans and lists get their types as in ``params.yaml``.
+    """
+    overrides: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {assignment!r} is not key=value (e.g. retrieval.epochs=2)")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def set_params(overrides: Mapping[str, Any], root: Path = Path(".")) -> None:
+    """Write dotted-key overrides into ``params.yaml`` (comments and order kept), validated first.
+
+    The file, not ``dvc exp run -S``, carries the overrides: ``dvc exp run`` reproduces the
+    whole pipeline in one DVC process, so its stages could not be separate Prefect tasks,
+    while a value in ``params.yaml`` is exactly what ``dvc repro`` and every stage read. The
+    new file must load as :class:`shoprec.config.Params` (unknown keys, types, ranges)
+    before it replaces the old one, so a typo never reaches a stage.
+    """
+    from ruamel.yaml import YAML
+
+    from shoprec.config import ParamsError, load_params
+
+    path = root / PARAMS_FILE
+    rt = YAML()
+    rt.preserve_quotes = True
+    doc = rt.load(path.read_text()) if path.exists() else {}
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = doc
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    tmp = path.with_name(f".{PARAMS_FILE}.new")
+    with tmp.open("w") as fh:
+        rt.dump(doc, fh)
+    try:
+        load_params(tmp)
+    except ParamsError as exc:
+        tmp.unlink()
+        raise ParamsError(f"{path} with {dict(overrides)}: {str(exc).removeprefix(f'{tmp}: ')}") from None
+    os.replace(tmp, path)
 
 
 def run_stage(stage: str, root: Path = Path(".")) -> str:
