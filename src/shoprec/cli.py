@@ -197,9 +197,9 @@ RootOpt = Annotated[Path, typer.Option(help="repository root (dvc.yaml, params.y
 
 @flow_app.command("train")
 def flow_train(
-    source: Annotated[Optional[str], typer.Option(help="ingest.source to set first (sample | online_retail | files)")] = None,
+    source: Annotated[Optional[str], typer.Option(help="ingest.source to set first")] = None,
     path: Annotated[Optional[str], typer.Option(help="ingest.path to set first (file or folder)")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="params.yaml override key=value (repeatable)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="params.yaml key=value (repeatable)")] = None,
     package: Annotated[bool, typer.Option(help="also run the package stage, if dvc.yaml has one")] = False,
     push: Annotated[bool, typer.Option(help="dvc push the outputs to the configured remote at the end")] = False,
     root: RootOpt = Path("."),

@@ -52,11 +52,15 @@ def stage_order(root: Path = Path(".")) -> list[str]:
     import networkx as nx
     from dvc.repo import Repo
 
+    def address(stage) -> str:  # as `dvc repro` in ``root`` names it, whatever the current folder
+        dvcfile = os.path.relpath(stage.dvcfile.path, repo.root_dir)
+        return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
+
     with Repo(str(root)) as repo:
         stages = repo.index.stages
         position = {stage: i for i, stage in enumerate(stages)}
         ordered = nx.lexicographical_topological_sort(repo.index.graph.reverse(), key=position.__getitem__)
-        return [stage.addressing for stage in ordered if stage.cmd]
+        return [address(stage) for stage in ordered if stage.cmd]
 
 
 def parse_overrides(assignments: Iterable[str]) -> dict[str, Any]:
