@@ -12,7 +12,13 @@ Per (u, i) pair the ranker sees (``NUMERIC`` names them, in order): the two-towe
 and its rank, the co-purchase scores (cosine item-kNN ``x_u S`` and EASE ``x_u B``), the user's purchase count of the item, days since
 the user last touched it, the strongest signal they gave it, the item's overall and
 recent popularity, its price relative to the user's median purchase price, the user's
-activity, and the share of the user's history in the item's category; plus content
+activity, the share of the user's history in the item's category, how habitual the item
+is (``item_repeat_rate``: share of its buyers who bought it again) and the user is
+(``user_repeat_share``: share of their bought items bought again), and days since the
+user's last event; the item's rank among the user's own candidates by EASE score,
+purchase count, recency and co-purchase score (``log1p(rank)``: pooled over all users, a
+pointwise model otherwise sees only absolute values, while the metric ranks within a
+user); plus content
 vectors: the item's MiniLM text embedding and the signal-weighted mean of the user's
 history's text embeddings. Content vectors, not the two-tower vectors, because the
 ranker is trained on a replay two-tower and served with the final one: the two are
@@ -36,7 +42,8 @@ from shoprec.models.interactions import Interactions, build_interactions
 NUMERIC = (
     "two_tower_score", "two_tower_rank", "copurchase_score", "ease_score", "log_purchases", "log_days_since",
     "has_interacted", "strongest_signal", "log_popularity", "log_recent_popularity", "log_price_ratio",
-    "log_user_purchases", "category_share",
+    "log_user_purchases", "category_share", "item_repeat_rate", "user_repeat_share", "log_user_days_idle",
+    "ease_rank", "purchases_rank", "recency_rank", "copurchase_rank",
 )
 NEVER_DAYS = 3650.0  # "days since" for items the user never touched
 
@@ -53,6 +60,9 @@ class UserState:
     recent_popularity: np.ndarray
     user_median_price: np.ndarray
     user_purchases: np.ndarray
+    item_repeat_rate: np.ndarray  # (buyers who bought again + 0.1) / (buyers + 1)
+    user_repeat_share: np.ndarray  # (items bought again + 0.1) / (items bought + 1)
+    user_days_idle: np.ndarray  # days since the user's last event
     category_share: np.ndarray  # [n_users, n_categories]
     query_emb: np.ndarray  # [n_users, d]
     user_text: np.ndarray  # [n_users, d_text]: normalised signal-weighted mean of history text embeddings
@@ -112,12 +122,33 @@ def build_user_state(
         recent_popularity=recent_pop,
         user_median_price=median_price.reindex(inter.user_ids).fillna(0.0).to_numpy(np.float32),
         user_purchases=np.asarray(inter.purchased.sum(axis=1)).ravel(),
+        item_repeat_rate=(_count(inter.purchased >= 2, 0) + 0.1) / (_count(inter.purchased >= 1, 0) + 1.0),
+        user_repeat_share=(_count(inter.purchased >= 2, 1) + 0.1) / (_count(inter.purchased >= 1, 1) + 1.0),
+        user_days_idle=_row_min(days_since) - 1.0,
         category_share=cat_counts / np.maximum(cat_counts.sum(axis=1, keepdims=True), 1.0),
         query_emb=query_emb_for(inter.user_ids),
         user_text=_normalise(np.asarray(inter.weighted @ catalog.text_emb, dtype=np.float32)),
         cold_query_emb=query_emb_for(np.array([""], dtype=object))[0],
         item_emb=item_emb,
     )
+
+
+def _count(mask: sp.spmatrix, axis: int) -> np.ndarray:
+    return np.asarray(mask.sum(axis=axis), dtype=np.float32).ravel()
+
+
+def _row_min(m: sp.csr_matrix) -> np.ndarray:
+    """Smallest stored value per row (rows are never empty here: every user has an event)."""
+    return np.minimum.reduceat(m.data, m.indptr[:-1]) if m.nnz else np.zeros(m.shape[0], np.float32)
+
+
+def _rank_within_user(user_pos: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """0-based rank of each pair among its user's pairs, largest value first (``user_pos`` sorted)."""
+    order = np.lexsort((-values, user_pos))
+    first = np.searchsorted(user_pos[order], user_pos[order], side="left")
+    ranks = np.empty(len(values), dtype=np.float32)
+    ranks[order] = np.arange(len(values)) - first
+    return ranks
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -164,5 +195,12 @@ def candidates(state: UserState, catalog: Catalog, rows: np.ndarray, n_retrieval
         np.where(state.user_median_price[safe[u]] > 0, np.log(np.maximum(price_ratio, 1e-3)), 0.0),
         np.log1p(state.user_purchases[safe[u]] * known[u]),
         state.category_share[safe[u], catalog.category_idx[i]] * known[u],
+        state.item_repeat_rate[i],
+        state.user_repeat_share[safe[u]] * known[u],
+        np.log1p(np.where(known[u], state.user_days_idle[safe[u]], NEVER_DAYS)),
+        np.log1p(_rank_within_user(u, ease[u, i])),
+        np.log1p(_rank_within_user(u, bought[u, i])),
+        np.log1p(_rank_within_user(u, -days[u, i])),
+        np.log1p(_rank_within_user(u, co[u, i])),
     ]).astype(np.float32)
     return Candidates(user_pos=u, item=i, numeric=numeric)
