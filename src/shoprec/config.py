@@ -101,6 +101,28 @@ class GateParams(_Section):
     margin: float = 0.0
 
 
+class SearchParams(_Section):
+    """Product search (``shoprec.search``): index, query models, fusion and personalisation."""
+
+    title_weight: int = Field(2, ge=1)  # times the title is written into an item's BM25 text
+    k1: float = Field(1.5, gt=0)
+    b: float = Field(0.75, ge=0, le=1)
+    min_query_count: int = Field(5, ge=1)  # a logged query word this frequent is not a typo (spelling)
+    candidates: int = Field(100, ge=1)  # top-N per retrieval leg
+    rrf_k: float = Field(60.0, gt=0)
+    lexical_weight: float = Field(1.0, ge=0)
+    semantic_weight: float = Field(1.0, ge=0)
+    personalisation: float = Field(0.3, ge=0, le=1)  # weight of the ranker's p(purchase) in the final score
+    n_personalise: int = Field(50, ge=1)  # fused results the ranker re-orders
+    intent_threshold: float = Field(0.6, ge=0, le=1)  # below: no category filter
+    min_query_pairs: int = Field(200, ge=1)  # fewer logged (query, item) pairs: no trained query models
+    query_hidden: int = Field(256, ge=1)
+    query_epochs: int = Field(10, ge=1)
+    query_batch_size: int = Field(256, ge=2)
+    query_learning_rate: float = Field(0.003, gt=0)
+    query_temperature: float = Field(0.05, gt=0)
+
+
 class Params(_Section):
     ingest: IngestParams = IngestParams()
     split: SplitParams = SplitParams()
@@ -112,6 +134,7 @@ class Params(_Section):
     baselines: BaselineParams = BaselineParams()
     evaluate: EvaluateParams = EvaluateParams()
     gate: GateParams = GateParams()
+    search: SearchParams = SearchParams()
 
 
 class ParamsError(ValueError):
