@@ -121,6 +121,7 @@ class SearchParams(_Section):
     query_batch_size: int = Field(256, ge=2)
     query_learning_rate: float = Field(0.003, gt=0)
     query_temperature: float = Field(0.05, gt=0)
+    tower_weight: float = Field(0.5, ge=0)  # semantic score = MiniLM cosine + this x query-tower cosine
 
 
 class Params(_Section):
