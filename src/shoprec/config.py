@@ -74,7 +74,7 @@ class RankingParams(_Section):
     cross_layers: int = Field(2, ge=0)
     deep_units: list[int] = [128, 64]
     batch_size: int = Field(1024, ge=2)
-    epochs: int = Field(15, ge=1)
+    epochs: int = Field(3, ge=1)
     learning_rate: float = Field(0.002, gt=0)
     negative_sample: float = Field(0.3, gt=0, le=1)
     n_retrieval: int = Field(200, ge=1)
