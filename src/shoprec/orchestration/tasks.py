@@ -14,6 +14,7 @@ logs, state and artifacts. Errors fall in two kinds:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -35,7 +36,7 @@ class RepoBusy(RuntimeError):
 
 
 class StageFailed(RuntimeError):
-    """A stage ran and failed; the message is the stage name plus the command's own message."""
+    """A stage (or the final ``dvc push``) ran and failed; the message names it and carries DVC's output."""
 
     def __init__(self, stage: str, detail: str) -> None:
         self.stage = stage
@@ -47,7 +48,8 @@ def retry_if_busy(task: Task, task_run: TaskRun, state: State) -> bool:
     return isinstance(state.data, RepoBusy)
 
 
-def _dvc_or_raise(stage: str, run) -> str:
+def _dvc_or_raise(stage: str, run: Callable[[], str]) -> str:
+    """``run()``'s output; its failure sorted into :class:`RepoBusy` (retried) or :class:`StageFailed`."""
     try:
         return run()
     except RuntimeError as exc:
