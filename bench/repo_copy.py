@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import yaml
+from shoprec.pipeline import set_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,14 +25,7 @@ def copy_repo(dest: Path, overrides: dict) -> Path:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             (dest / rel).write_bytes(src.read_bytes())
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = params
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(overrides, dest)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=shoprec", "-c", "user.email=ci@shoprec", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True)
