@@ -125,18 +125,7 @@ def release_after_first_retry(holder: subprocess.Popen, task_name: str) -> threa
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """``dvc repro`` in its own copy with the flow's final params, started now and run alongside."""
-    root = copy_repo(tmp_path_factory.mktemp("dvc_repro"), {**SMALL, **GATE_PASSES})
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=root, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    yield root, proc
-    if proc.poll() is None:
-        proc.kill()
-
-
-@pytest.fixture(scope="module")
-def trained(harness, train, reference, tmp_path_factory):
+def trained(harness, train, tmp_path_factory):
     root = copy_repo(tmp_path_factory.mktemp("flow"), SMALL)
     kill_when_running(root, CRASHED.replace("_", "-"))
     crashed = train(root=str(root), overrides=GATE_PASSES, return_state=True)
@@ -189,11 +178,9 @@ def test_flow_run_publishes_validation_metrics_and_gate_artifacts(trained):
     assert "# Gate PASSED" in found["shoprec-gate"]
 
 
-def test_flow_leaves_the_same_metrics_as_dvc_repro(trained, reference):
-    root, proc = reference
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out[-3000:]
-    expected = json.loads((root / "reports/metrics.json").read_text())
+def test_flow_leaves_the_same_metrics_as_dvc_repro(trained, pipeline_run):
+    """Same data and params as the session's `dvc repro` copy, but for the gate margin."""
+    expected = json.loads((pipeline_run.root / "reports/metrics.json").read_text())
 
     def numbers(tree, prefix=""):
         for key, value in tree.items():
@@ -202,7 +189,10 @@ def test_flow_leaves_the_same_metrics_as_dvc_repro(trained, reference):
             elif isinstance(value, (int, float)) and "seconds" not in key:  # latency is wall-clock
                 yield f"{prefix}{key}", float(value)
 
-    got, want = dict(numbers(trained["metrics"])), dict(numbers(expected))
+    def model_numbers(tree):  # the gate entry differs by design: this run lowers the margin
+        return {k: v for k, v in numbers(tree) if not k.startswith("gate.")}
+
+    got, want = model_numbers(trained["metrics"]), model_numbers(expected)
     assert got.keys() == want.keys()
     differ = {k: (got[k], want[k]) for k in got if abs(got[k] - want[k]) > 1e-6}
     assert not differ, differ
