@@ -1,0 +1,186 @@
+"""Hybrid search: understand the query, retrieve two ways, fuse, filter, personalise.
+
+1. *Understand*: normalise, cut the price phrase, complete / correct each word against
+   the catalog vocabulary, find a colour, guess the category intent (see
+   :mod:`query_parser`, :mod:`spelling`, :mod:`category_intent`). Explicit ``filters``
+   override what the text said.
+2. *Filter first*: price range, colour (title carries the colour word) and category
+   (applied only when the intent is confident) become one item mask, applied to both
+   legs' scores before their top-N, so no candidate slot is spent on an excluded item.
+   If colour or category leave nothing, they are dropped (reported in
+   ``parsed["relaxed"]``); a price range the catalog cannot meet is kept (no results).
+3. *Retrieve*: BM25 top-N (items with a positive score) and semantic top-N (cosine).
+4. *Fuse* by reciprocal rank fusion (Cormack et al., 2009):
+
+       rrf(i) = sum_legs w_leg / (k0 + rank_leg(i)),   k0 = ``rrf_k``,
+
+   which needs no calibration between a BM25 score and a cosine, only ranks.
+5. *Personalise* (``user_id`` given): the recommender's DCN ranker scores
+   p(purchase | user, item) for the fused top ``n_personalise``; the final score is
+
+       s(i) = (1 - lambda) rrf(i) / max rrf + lambda p(i) / max p,
+
+   so the query decides what is relevant and the shopper's history reorders within it
+   (``lambda`` = ``personalisation``). An unknown user id gets the ranker's cold-start
+   view (popularity-like). The ranker's features come from the same candidate stage as
+   recommendations (:func:`shoprec.models.candidates.candidates`), computed for every
+   item so that items the recommender would not retrieve can still be scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shoprec.config import SearchParams
+from shoprec.search.category_intent import CategoryIntent
+from shoprec.search.lexical import LexicalIndex
+from shoprec.search.normalize import fold, words
+from shoprec.search.query_parser import ColourVocabulary, clean_text
+from shoprec.search.semantic import SemanticIndex
+from shoprec.search.spelling import Speller
+
+MODES = ("lexical", "semantic", "hybrid")
+FILTER_KEYS = ("category", "colour", "min_price", "max_price")
+
+
+@dataclass
+class Parsed:
+    query: str
+    text: str
+    corrections: dict[str, str] = field(default_factory=dict)
+    min_price: float | None = None
+    max_price: float | None = None
+    colour: str | None = None
+    category: str | None = None  # the intent's guess (None without a classifier)
+    category_confidence: float | None = None
+    category_applied: bool = False
+    relaxed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def rrf(rankings: list[np.ndarray], weights: list[float], k0: float) -> dict[int, float]:
+    """Reciprocal rank fusion of ranked item-index lists (best first)."""
+    fused: dict[int, float] = {}
+    for ranked, w in zip(rankings, weights):
+        for rank, item in enumerate(ranked, 1):
+            fused[int(item)] = fused.get(int(item), 0.0) + w / (k0 + rank)
+    return fused
+
+
+def _top(scores: np.ndarray, n: int, positive_only: bool) -> np.ndarray:
+    valid = np.flatnonzero(scores > 0 if positive_only else np.isfinite(scores))
+    if len(valid) > n:
+        valid = valid[np.argpartition(-scores[valid], n - 1)[:n]]
+    return valid[np.lexsort((valid, -scores[valid]))]
+
+
+@dataclass
+class SearchEngine:
+    item_ids: np.ndarray
+    titles: np.ndarray
+    categories: np.ndarray
+    prices: np.ndarray
+    lexical: LexicalIndex
+    speller: Speller
+    colours: ColourVocabulary
+    semantic: SemanticIndex
+    embed: Callable[[list[str]], np.ndarray]  # raw strings -> MiniLM vectors
+    intent: CategoryIntent | None
+    cfg: SearchParams
+    personal: Callable[[str, np.ndarray], np.ndarray] | None = None  # (user_id, items) -> p(purchase)
+
+    def parse(self, query: str, filters: dict | None = None) -> tuple[Parsed, np.ndarray]:
+        """What the query asks for, and its MiniLM vector (of the corrected free text)."""
+        price, text = clean_text(query)
+        corrected, changes = self.speller.correct_all([fold(w) for w in words(text)])
+        parsed = Parsed(query, " ".join(corrected), changes, price.min_price, price.max_price,
+                        self.colours.find(corrected))
+        text_emb = self.embed([parsed.text or query])
+        if self.intent is not None and parsed.text:
+            category, confidence = self.intent.predict(text_emb)
+            parsed.category, parsed.category_confidence = str(category[0]), float(confidence[0])
+            parsed.category_applied = parsed.category_confidence >= self.intent.threshold
+        for key, value in (filters or {}).items():
+            if key not in FILTER_KEYS:
+                raise ValueError(f"unknown filter {key!r}; use {', '.join(FILTER_KEYS)}")
+            setattr(parsed, key, value)
+            if key == "category":
+                parsed.category_applied = value is not None
+        return parsed, text_emb
+
+    def _mask(self, parsed: Parsed) -> np.ndarray:
+        price_ok = np.ones(len(self.item_ids), bool)
+        if parsed.min_price is not None:
+            price_ok &= self.prices >= parsed.min_price
+        if parsed.max_price is not None:
+            price_ok &= self.prices <= parsed.max_price
+        soft = {"category": self.categories == parsed.category if parsed.category_applied else None,
+                "colour": self.colours.item_mask.get(parsed.colour) if parsed.colour else None}
+        mask = price_ok & np.logical_and.reduce([m for m in soft.values() if m is not None] or [price_ok])
+        for name in ("category", "colour"):  # relax the weakest evidence first
+            if mask.any() or soft[name] is None or not price_ok.any():
+                continue
+            parsed.relaxed.append(name)
+            soft[name] = None
+            mask = price_ok & np.logical_and.reduce([m for m in soft.values() if m is not None] or [price_ok])
+        return mask
+
+    def rank(self, query: str, mode: str = "hybrid", user_id: str | None = None,
+             filters: dict | None = None) -> tuple[Parsed, np.ndarray, np.ndarray]:
+        """Parsed query, item indices best first and their scores (up to ``cfg.candidates``)."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        parsed, text_emb = self.parse(query, filters)
+        mask = self._mask(parsed)
+        legs, weights = [], []
+        if mode in ("lexical", "hybrid"):
+            lex = np.where(mask, self.lexical.scores(parsed.text.split()), 0.0)
+            legs.append(_top(lex, self.cfg.candidates, positive_only=True))
+            weights.append(self.cfg.lexical_weight)
+        if mode in ("semantic", "hybrid"):
+            sem = np.where(mask, self.semantic.scores(text_emb)[0], -np.inf)
+            legs.append(_top(sem, self.cfg.candidates, positive_only=False))
+            weights.append(self.cfg.semantic_weight)
+        fused = rrf(legs, weights, self.cfg.rrf_k)
+        items = np.fromiter(sorted(fused, key=lambda i: (-fused[i], i)), np.int64, len(fused))
+        scores = np.fromiter((fused[i] for i in items), np.float64, len(items))
+        if user_id is not None and self.personal is not None and len(items):
+            items, scores = self._personalise(user_id, items, scores)
+        return parsed, items, scores
+
+    def _personalise(self, user_id: str, items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        head, tail = items[: self.cfg.n_personalise], items[self.cfg.n_personalise:]
+        p = self.personal(user_id, head)
+        lam = self.cfg.personalisation
+        blended = (1 - lam) * scores[: len(head)] / scores[0] + lam * p / max(float(p.max()), 1e-12)
+        order = np.argsort(-blended, kind="stable")
+        rest = (1 - lam) * scores[len(head):] / scores[0]
+        return np.concatenate([head[order], tail]), np.concatenate([blended[order], rest])
+
+    def search(self, query: str, user_id: str | None = None, k: int = 10, filters: dict | None = None,
+               mode: str = "hybrid") -> dict:
+        """``{"parsed": {...}, "items": [{"item_id", "title", "category", "price", "score"}]}``."""
+        parsed, items, scores = self.rank(query, mode, user_id, filters)
+        return {"parsed": parsed.as_dict(), "items": [
+            {"item_id": str(self.item_ids[i]), "title": str(self.titles[i]), "category": str(self.categories[i]),
+             "price": float(self.prices[i]), "score": round(float(s), 6)}
+            for i, s in zip(items[:k], scores[:k])]}
+
+
+_ENGINE: SearchEngine | None = None
+
+
+def search(query: str, user_id: str | None = None, k: int = 10, filters: dict | None = None) -> dict:
+    """Service entry point: hybrid search on the models of the last ``dvc repro`` (loaded once)."""
+    global _ENGINE
+    if _ENGINE is None:
+        from shoprec.config import load_params
+        from shoprec.search.stages import load_engine
+
+        _ENGINE = load_engine(load_params())
+    return _ENGINE.search(query, user_id, k, filters)

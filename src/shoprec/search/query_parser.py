@@ -1,0 +1,94 @@
+"""Structured constraints in a query: price range and colour; the rest stays free text.
+
+Price: phrases such as "under 20", "below £15", "less than $9.99", "up to 30",
+"over 50", "from 10", "between 5 and 10", "5-10", "10 to 20" become ``min_price`` /
+``max_price`` and are cut from the text (the words carry no product meaning).
+
+Colour: the colour vocabulary is *learned from the catalog*: the words of a fixed list
+of colour names (the storefront's :data:`~shoprec.data.sources.sample.vocab.COLOURS`
+plus common others) that appear in at least ``min_items`` titles. A catalog without
+colours in its titles (or the words of one without any) gets an empty vocabulary and
+no colour filter. Spelling variants ("gray", "dark blue", "cream") map to the catalog's
+form when only that form is in the vocabulary. The colour word stays in the free text
+too: it still helps rank ("red ceramic mug" is closer to the red one in every leg).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shoprec.data.sources.sample.vocab import COLOUR_SYNONYMS, COLOURS
+from shoprec.search.normalize import normalise, words
+
+KNOWN_COLOURS: tuple[str, ...] = tuple(dict.fromkeys(COLOURS + (
+    "ivory", "cream", "turquoise", "lilac", "violet", "magenta", "maroon", "khaki", "olive",
+    "copper", "bronze", "aqua", "mint", "coral", "peach",
+)))
+VARIANTS: dict[str, str] = {v: c for c, vs in COLOUR_SYNONYMS.items() for v in vs} | {"gray": "grey"}
+
+_NUM = r"[£$€]?\s?(\d+(?:\.\d+)?)\s?(?:pounds?|dollars?|euros?|gbp|usd|eur)?"
+_PRICE_PATTERNS: tuple[tuple[re.Pattern, str], ...] = (
+    (re.compile(rf"\b(?:between|from)\s{_NUM}\s(?:and|to|-)\s{_NUM}"), "range"),
+    (re.compile(rf"(?<![\w.]){_NUM}\s?(?:-|to)\s?{_NUM}(?![\w.])"), "range"),
+    (re.compile(rf"\b(?:under|below|less than|cheaper than|up to|at most|max|no more than)\s{_NUM}"), "max"),
+    (re.compile(rf"\b(?:over|above|more than|at least|min|from)\s{_NUM}"), "min"),
+)
+
+
+@dataclass
+class PriceRange:
+    min_price: float | None = None
+    max_price: float | None = None
+
+
+def extract_price(text: str) -> tuple[PriceRange, str]:
+    """The price constraint of normalised ``text`` and the text without its phrase."""
+    price = PriceRange()
+    for pattern, kind in _PRICE_PATTERNS:
+        match = pattern.search(text)
+        if not match:
+            continue
+        values = [float(v) for v in match.groups()]
+        if kind == "range":
+            price.min_price, price.max_price = min(values), max(values)
+        elif kind == "max":
+            price.max_price = values[0]
+        else:
+            price.min_price = values[0]
+        text = (text[: match.start()] + " " + text[match.end():])
+        if kind == "range":
+            break
+    return price, " ".join(text.split())
+
+
+@dataclass
+class ColourVocabulary:
+    """Colours found in the catalog's titles and, per colour, which items carry it."""
+
+    colours: tuple[str, ...]
+    item_mask: dict[str, np.ndarray] = field(repr=False)
+
+    @classmethod
+    def learn(cls, titles: Iterable[str], min_items: int = 3) -> "ColourVocabulary":
+        title_words = [set(words(t)) for t in titles]
+        masks = {c: np.fromiter((c in w for w in title_words), bool, len(title_words)) for c in KNOWN_COLOURS}
+        masks = {c: m for c, m in masks.items() if m.sum() >= min_items}
+        return cls(tuple(masks), masks)
+
+    def find(self, query_words: list[str]) -> str | None:
+        """The first colour named in ``query_words`` (two-word variants like "dark blue" included)."""
+        for i, w in enumerate(query_words):
+            for candidate in (" ".join(query_words[i:i + 2]), w):
+                colour = candidate if candidate in self.item_mask else VARIANTS.get(candidate)
+                if colour and colour in self.item_mask:
+                    return colour
+        return None
+
+
+def clean_text(query: str) -> tuple[PriceRange, str]:
+    """Normalise ``query`` and take its price phrase out: ``(price, remaining text)``."""
+    return extract_price(normalise(query))

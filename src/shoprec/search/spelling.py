@@ -1,0 +1,94 @@
+"""Spelling tolerance: each unknown query word is completed or corrected to a catalog word.
+
+Known words are the catalog's index tokens, plus words of the logged queries that are
+frequent in their own right (synonyms shoppers use, like "trainers", are not typos).
+A logged word counts as known when it occurs at least ``min_query_count`` times and at
+least ``ratio`` times as often as its most frequent catalog neighbour: a typo is a rare
+variant of a common word, a synonym is common itself.
+
+For an unknown word ``w`` (length >= ``min_length``):
+
+1. completion: the most frequent known word that starts with ``w`` ("cera" -> "ceramic"),
+   since shoppers stop typing before autocomplete;
+2. otherwise correction at Damerau distance 1 (one character dropped, added, replaced,
+   or two neighbours swapped) by *symmetric deletes* (Garbe's SymSpell): every known
+   word is indexed under each of its one-character deletions, so the neighbours of ``w``
+   are the words ``d`` with ``w in del(d)``, ``d in del(w)`` or ``del(w) & del(d) != {}``,
+   found with dictionary lookups instead of a scan; the most frequent neighbour wins.
+
+Words shorter than ``min_length`` and numbers are left alone (three letters have too
+many neighbours to guess from).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+def deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+@dataclass
+class Speller:
+    frequency: dict[str, int]  # known word -> count (catalog document frequency + log count)
+    by_delete: dict[str, list[str]]
+    by_prefix: dict[str, str]  # prefix -> most frequent known word with it
+    min_length: int = 4
+
+    @classmethod
+    def build(cls, catalog_counts: Mapping[str, int], query_counts: Mapping[str, int] | None = None,
+              min_length: int = 4, min_query_count: int = 5, ratio: float = 0.2) -> "Speller":
+        frequency = Counter({w: c for w, c in catalog_counts.items() if c > 0})
+        catalog_only = cls.from_frequency(frequency, min_length)
+        for word, count in (query_counts or {}).items():
+            if word in frequency or count < min_query_count:
+                continue
+            neighbour = catalog_only._neighbour(word)
+            if neighbour is None or count >= ratio * (query_counts.get(neighbour, 0) + frequency[neighbour]):
+                frequency[word] += count
+        return cls.from_frequency(frequency, min_length)
+
+    @classmethod
+    def from_frequency(cls, frequency: Mapping[str, int], min_length: int) -> "Speller":
+        by_delete: dict[str, list[str]] = defaultdict(list)
+        by_prefix: dict[str, str] = {}
+        for word in sorted(frequency, key=lambda w: (-frequency[w], w)):  # most frequent first
+            if word.isdigit():
+                continue
+            for d in deletes(word):
+                by_delete[d].append(word)
+            for end in range(3, len(word)):
+                by_prefix.setdefault(word[:end], word)
+        return cls(dict(frequency), dict(by_delete), by_prefix, min_length)
+
+    def _neighbour(self, word: str) -> str | None:
+        """Most frequent known word at Damerau distance 1 from ``word``."""
+        found = set(self.by_delete.get(word, ())) | {d for d in deletes(word) if d in self.frequency}
+        for d in deletes(word):
+            found.update(self.by_delete.get(d, ()))
+        found.discard(word)
+        return max(found, key=lambda w: (self.frequency[w], w), default=None)
+
+    def correct(self, word: str) -> str:
+        """``word`` itself when known, short or numeric; else its completion or correction."""
+        if word in self.frequency or len(word) < 3 or word.isdigit():
+            return word
+        completion = self.by_prefix.get(word)
+        if completion is not None:
+            return completion
+        if len(word) < self.min_length:
+            return word
+        return self._neighbour(word) or word
+
+    def correct_all(self, query_words: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+        """Corrected words and the changes made (``{typed: corrected}``)."""
+        out, changes = [], {}
+        for w in query_words:
+            c = self.correct(w)
+            out.append(c)
+            if c != w:
+                changes[w] = c
+        return out, changes

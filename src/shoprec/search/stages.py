@@ -1,0 +1,182 @@
+"""DVC stages ``build_lexical_index``, ``train_query_model``, ``evaluate_search``, and loading.
+
+Layout under ``models/search/``::
+
+    lexical/bm25/              bm25s index (items in items.parquet order)
+    lexical/vocabulary.json    the speller's known words and their counts
+    query_model/semantic.npz   item vectors (+ query projection when trained)
+    query_model/intent.npz     category intent classifier (only when trained)
+    query_model/saved_model/   raw query strings -> top-K item ids and scores
+    query_model/summary.json, losses.csv
+
+``reports/search_metrics.json`` and ``reports/search_metrics.md`` hold the comparison.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shoprec.config import Params
+from shoprec.data.split import SplitPaths
+from shoprec.paths import Artifacts
+from shoprec.search.category_intent import CategoryIntent
+from shoprec.search.evaluate import evaluate_queries, table
+from shoprec.search.hybrid import SearchEngine
+from shoprec.search.lexical import LexicalIndex, token_counts
+from shoprec.search.normalize import tokens
+from shoprec.search.pairs import query_pairs
+from shoprec.search.query_parser import ColourVocabulary, clean_text
+from shoprec.search.semantic import SemanticIndex
+from shoprec.search.spelling import Speller
+
+SYSTEMS = {"lexical": ("lexical", False), "semantic": ("semantic", False), "hybrid": ("hybrid", False),
+           "hybrid_personalised": ("hybrid", True)}
+
+
+def query_word_counts(events: pd.DataFrame) -> Counter:
+    """Per logged query word: the number of sessions that typed it (price phrases cut)."""
+    searches = events.loc[events["query"].fillna("").ne(""), ["session_id", "query"]].drop_duplicates()
+    return Counter(t for q in searches["query"] for t in tokens(clean_text(q)[1]))
+
+
+def build_speller(items: pd.DataFrame, events: pd.DataFrame, params: Params) -> Speller:
+    return Speller.build(token_counts(items), query_word_counts(events), min_query_count=params.search.min_query_count)
+
+
+def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params: Params) -> Path:
+    items = pd.read_parquet(items_path)
+    cfg = params.search
+    out_dir.mkdir(parents=True, exist_ok=True)
+    LexicalIndex.build(items, cfg.title_weight, cfg.k1, cfg.b).save(out_dir / "bm25")
+    speller = build_speller(items, pd.read_parquet(SplitPaths.under(split_dir).train), params)
+    (out_dir / "vocabulary.json").write_text(json.dumps(speller.frequency, sort_keys=True))
+    return out_dir
+
+
+def _encoder(params: Params):
+    from shoprec.text import MiniLMEncoder
+
+    return MiniLMEncoder(params.text.model_dir or None, max_length=params.text.max_length)
+
+
+def train_query_model(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_dir: Path, out_dir: Path,
+                      params: Params) -> Path:
+    """Query tower + category intent from logged searches, or the zero-shot fallback without them."""
+    from shoprec.models.stages import load_catalog
+    from shoprec.search.semantic import export_query_model, train_projection
+    from shoprec.text import embed_texts
+    from shoprec.text.catalog_embeddings import read_embeddings
+
+    cfg = params.search
+    catalog = load_catalog(items_path, text_emb_path)
+    item_index = {item: i for i, item in enumerate(catalog.item_ids)}
+    pairs = query_pairs(pd.read_parquet(SplitPaths.under(split_dir).train), params.interactions.weights)
+    pairs = pairs[pairs["item_id"].isin(item_index.keys())]
+    encoder = _encoder(params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "intent.npz").unlink(missing_ok=True)  # a stale classifier must not outlive its data
+    summary: dict = {"pairs": int(len(pairs)), "queries": int(pairs["query"].nunique())}
+    losses: list[float] = []
+    if len(pairs) >= cfg.min_query_pairs:
+        ids, item_emb = read_embeddings(retrieval_dir / "item_embeddings.parquet")
+        if not np.array_equal(ids, catalog.item_ids):
+            raise ValueError("models/retrieval item embeddings do not follow items.parquet; re-run train_retrieval")
+        queries = pairs["query"].unique()
+        q_emb = embed_texts(queries, encoder, batch_size=params.text.batch_size, progress=False)
+        q_row = pd.Series(np.arange(len(queries)), index=queries)[pairs["query"]].to_numpy()
+        item = pairs["item_id"].map(item_index).to_numpy()
+        weight = pairs["weight"].to_numpy(np.float32)
+        projection, losses = train_projection(q_emb[q_row], item, weight, item_emb, cfg.query_hidden,
+                                              cfg.query_temperature, cfg.query_epochs, cfg.query_batch_size,
+                                              cfg.query_learning_rate, params.seed)
+        semantic = SemanticIndex.of(catalog.text_emb, item_emb, projection, cfg.tower_weight)
+        labelled = pd.DataFrame({"q": q_row, "category": catalog.categories[item], "w": weight})
+        labelled = labelled[labelled["category"] != ""].groupby(["q", "category"], as_index=False)["w"].sum()
+        if labelled["category"].nunique() >= 2:
+            intent = CategoryIntent.fit(q_emb[labelled["q"].to_numpy()], labelled["category"].to_numpy(),
+                                        labelled["w"].to_numpy(np.float32), cfg.intent_threshold, seed=params.seed)
+            intent.save(out_dir / "intent.npz")
+            summary["intent_categories"] = int(len(intent.categories))
+    else:
+        semantic = SemanticIndex.of(catalog.text_emb)
+    semantic.save(out_dir / "semantic.npz")
+    summary["semantic"] = ("MiniLM text cosine + trained query tower vs two-tower item embeddings"
+                           if semantic.projection else "zero-shot: MiniLM query vs item text embeddings (no logged queries)")
+    pd.DataFrame({"model": "query_tower", "epoch": np.arange(1, len(losses) + 1), "loss": losses}).to_csv(
+        out_dir / "losses.csv", index=False)
+    export_query_model(encoder, semantic, catalog.item_ids, out_dir / "saved_model")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return out_dir
+
+
+def personal_scorer(system):
+    """``(user_id, items) -> p(purchase)`` from the recommender's ranker (see :mod:`hybrid`)."""
+    from shoprec.models.candidates import candidates
+    from shoprec.models.multistage import ranker_inputs
+    from shoprec.models.ranking import predict
+
+    n = system.catalog.n_items
+
+    def score(user_id: str, items: np.ndarray) -> np.ndarray:
+        rows = system.state.inter.rows([user_id])
+        cands = candidates(system.state, system.catalog, rows, n, system.cfg.ranking.n_copurchase)
+        feats = ranker_inputs(system.state, system.catalog, cands, rows)  # every item is a candidate, in order
+        return predict(system.ranker, {k: v[items] for k, v in feats.items()})["purchase"]
+
+    return score
+
+
+def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, semantic: SemanticIndex,
+                intent: CategoryIntent | None, params: Params, encoder=None, system=None,
+                colour_min_items: int = 3) -> SearchEngine:
+    """A :class:`SearchEngine` over ``items`` (in-memory parts; MiniLM loaded unless given)."""
+    import tensorflow as tf
+
+    encoder = encoder or _encoder(params)
+    return SearchEngine(
+        item_ids=items["item_id"].to_numpy(dtype=object), titles=items["title"].to_numpy(dtype=object),
+        categories=items["category"].fillna("").to_numpy(dtype=object), prices=items["price"].to_numpy(np.float64),
+        lexical=lexical, speller=speller, colours=ColourVocabulary.learn(items["title"], colour_min_items), semantic=semantic,
+        embed=lambda texts: encoder.embed(tf.constant(texts)).numpy(), intent=intent, cfg=params.search,
+        personal=personal_scorer(system) if system is not None else None,
+    )
+
+
+def load_engine(params: Params, artifacts: Artifacts = Artifacts(), personalise: bool = True) -> SearchEngine:
+    """The engine on the outputs of the last ``dvc repro`` (with the recommender for personalisation)."""
+    from shoprec.models.stages import load_artifacts
+
+    items = pd.read_parquet(artifacts.items)
+    lexical_dir, model_dir = artifacts.root / "models/search/lexical", artifacts.root / "models/search/query_model"
+    speller = Speller.from_frequency(json.loads((lexical_dir / "vocabulary.json").read_text()), 4)
+    intent = CategoryIntent.load(model_dir / "intent.npz") if (model_dir / "intent.npz").exists() else None
+    system = load_artifacts(params, artifacts) if personalise else None
+    return engine_from(items, LexicalIndex.load(lexical_dir / "bm25", len(items)), speller,
+                       SemanticIndex.load(model_dir / "semantic.npz"), intent, params, system=system)
+
+
+def evaluate_search(labels_path: Path, out_dir: Path, params: Params, artifacts: Artifacts = Artifacts()) -> Path:
+    """Every system on the query labels -> ``search_metrics.json`` and a Markdown table."""
+    labels = pd.read_parquet(labels_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics: dict = {"queries": int(labels["query_id"].nunique())}
+    if metrics["queries"]:
+        engine = load_engine(params, artifacts)
+        for name, (mode, personal) in SYSTEMS.items():
+            user = "" if personal else None  # labels carry no shopper: the ranker's cold-start view
+            metrics[name] = evaluate_queries(
+                labels, lambda q: [engine.item_ids[i] for i in engine.rank(q, mode, user)[1]])
+        lex, hyb = metrics["lexical"]["all"]["ndcg@10"], metrics["hybrid"]["all"]["ndcg@10"]
+        metrics["hybrid_over_lexical"] = round(hyb / lex, 4) if lex else None
+        metrics["typo_over_clean"] = {
+            s: round(metrics[s]["by_type"]["typo"]["ndcg@10"] / max(metrics[s]["by_type"]["clean"]["ndcg@10"], 1e-9), 4)
+            for s in SYSTEMS if {"typo", "clean"} <= metrics[s]["by_type"].keys()}
+    (out_dir / "search_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    report = table(metrics, list(SYSTEMS)) if metrics["queries"] else "No query labels: search not evaluated."
+    (out_dir / "search_metrics.md").write_text(f"# Search on {metrics['queries']} labelled queries\n\n{report}\n")
+    return out_dir / "search_metrics.json"

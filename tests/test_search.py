@@ -1,0 +1,174 @@
+"""Search parts on hand-made catalogs: parsing, spelling, BM25, fusion, filters, the engine, the gate."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shoprec.config import Params
+from shoprec.evaluation.gate import decide_search
+from shoprec.search.category_intent import CategoryIntent
+from shoprec.search.evaluate import query_metrics
+from shoprec.search.hybrid import rrf
+from shoprec.search.lexical import LexicalIndex, token_counts
+from shoprec.search.normalize import fold, normalise, tokens
+from shoprec.search.pairs import query_pairs
+from shoprec.search.query_parser import ColourVocabulary, clean_text
+from shoprec.search.semantic import SemanticIndex
+from shoprec.search.spelling import Speller
+from shoprec.search.stages import engine_from
+
+ITEMS = pd.DataFrame({
+    "item_id": ["I1", "I2", "I3", "I4", "I5", "I6"],
+    "title": ["Red Ceramic Mug", "Blue Ceramic Mug", "Soy Candle Holder", "Grey Wool Scarf", "Red Canvas Sneakers",
+              "Beeswax Candle"],
+    "description": ["A mug.", "A mug.", "Holds a candle.", "Warm scarf.", "Shoes for running.", "Slow burn."],
+    "category": ["Drinkware", "Drinkware", "Candles", "Apparel", "Footwear", "Candles"],
+    "brand": ["Lumen", "Lumen", "Ember", "Alder", "Dune", "Ember"],
+    "price": [12.0, 18.0, 25.0, 30.0, 60.0, 9.0],
+})
+
+
+def test_normalise_and_fold():
+    assert normalise("  Crème  BRÛLÉE, £12.50!") == "creme brulee £12.50"
+    assert [fold(w) for w in ("candles", "boxes", "glasses", "berries", "bus", "mugs")] == \
+        ["candle", "box", "glass", "berry", "bus", "mug"]
+    assert tokens("Candle-Holders") == ["candle", "holder"]
+
+
+@pytest.mark.parametrize("query, low, high, rest", [
+    ("mug under 20", None, 20.0, "mug"),
+    ("candle below £15", None, 15.0, "candle"),
+    ("scarf between 5 and 10", 5.0, 10.0, "scarf"),
+    ("lamp 10-20", 10.0, 20.0, "lamp"),
+    ("boots over $50.5", 50.5, None, "boots"),
+    ("red mug", None, None, "red mug"),
+])
+def test_price_phrases_become_a_range_and_leave_the_text(query, low, high, rest):
+    price, text = clean_text(query)
+    assert (price.min_price, price.max_price, text) == (low, high, rest)
+
+
+def test_colour_vocabulary_comes_from_titles_with_variants():
+    colours = ColourVocabulary.learn(ITEMS["title"], min_items=1)
+    assert set(colours.colours) == {"red", "blue", "grey"}
+    assert colours.find(["gray", "scarf"]) == "grey"
+    assert colours.find(["green", "mug"]) is None  # a colour this catalog never uses
+    assert list(colours.item_mask["red"]) == [True, False, False, False, True, False]
+    assert ColourVocabulary.learn(["WHITE HANGING HEART", "JUMBO BAG"], min_items=3).colours == ()
+
+
+def test_speller_completes_corrects_and_keeps_frequent_query_words():
+    catalog = token_counts(ITEMS)
+    logs = Counter({"trainer": 40, "cermaic": 1, "sneaker": 50})
+    speller = Speller.build(catalog, logs, min_query_count=5)
+    assert speller.correct("candel") == "candle"  # swap
+    assert speller.correct("holdr") == "holder"  # drop
+    assert speller.correct("cera") == "ceramic"  # completion
+    assert speller.correct("trainer") == "trainer"  # frequent in the logs: a synonym, not a typo
+    assert speller.correct("cermaic") == "ceramic"  # rare in the logs: a typo
+    assert speller.correct("mgu") == "mgu"  # too short to guess
+    assert speller.correct_all(["red", "cermaic"]) == (["red", "ceramic"], {"cermaic": "ceramic"})
+
+
+def test_bm25_ranks_the_matching_title_first_and_survives_save_load(tmp_path):
+    index = LexicalIndex.build(ITEMS)
+    scores = index.scores(["candle", "holder"])
+    assert np.argmax(scores) == 2 and scores[5] > 0 and scores[0] == 0
+    assert not index.scores(["zzz"]).any()
+    index.save(tmp_path / "bm25")
+    np.testing.assert_array_equal(LexicalIndex.load(tmp_path / "bm25", len(ITEMS)).scores(["mug"]), index.scores(["mug"]))
+
+
+def test_rrf_adds_reciprocal_ranks():
+    fused = rrf([np.array([3, 1]), np.array([1, 2])], [1.0, 0.5], 60)
+    assert fused == pytest.approx({3: 1 / 61, 1: 1 / 62 + 0.5 / 61, 2: 0.5 / 62})
+
+
+def test_query_pairs_keep_chosen_items_of_searches_only():
+    events = pd.DataFrame({
+        "user_id": ["u"] * 5, "item_id": ["I1", "I1", "I2", "I3", "I1"],
+        "event_type": ["view", "click", "purchase", "click", "purchase"],
+        "query": ["Red Mug", "red mug", "red  mug", "", "red mug"],
+    })
+    pairs = query_pairs(events, {"view": 0.0, "click": 0.3, "purchase": 1.0})
+    assert pairs.to_dict("records") == [{"query": "red mug", "item_id": "I1", "weight": pytest.approx(1.3)},
+                                        {"query": "red mug", "item_id": "I2", "weight": 1.0}]
+
+
+def test_category_intent_learns_separable_queries_and_reports_confidence(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 8)
+    x = np.repeat(centres, 30, axis=0) + 0.05 * rng.normal(size=(120, 8))
+    labels = np.repeat(["A", "B", "C", "D"], 30)
+    intent = CategoryIntent.fit(x.astype(np.float32), labels, np.ones(120, np.float32), threshold=0.6, epochs=60,
+                                learning_rate=0.05)
+    guess, confidence = intent.predict(centres)
+    assert list(guess) == ["A", "B", "C", "D"] and (confidence > 0.6).all()
+    _, unsure = intent.predict(np.full((1, 8), 0.25))
+    assert unsure[0] < confidence.min()
+    loaded = CategoryIntent.load(intent.save(tmp_path / "intent.npz"))
+    np.testing.assert_allclose(loaded.predict(centres)[1], confidence, rtol=1e-6)
+
+
+def test_query_metrics_graded_ndcg_mrr_recall_zero():
+    labels = {"a": 3, "b": 2, "c": 1, "d": 0}
+    perfect = query_metrics(["a", "b", "c", "d"], labels)
+    assert perfect["ndcg@10"] == pytest.approx(1.0) and perfect["mrr"] == 1.0 and perfect["recall@50"] == 1.0
+    swapped = query_metrics(["d", "b", "a"], labels)
+    assert swapped["mrr"] == 0.5 and 0 < swapped["ndcg@10"] < 1
+    assert query_metrics([], labels) == {"ndcg@10": 0.0, "mrr": 0.0, "recall@50": 0.0, "zero_result": 1.0}
+
+
+def test_search_gate_compares_hybrid_with_lexical():
+    metrics = {"queries": 10, "lexical": {"all": {"ndcg@10": 0.6}}, "hybrid": {"all": {"ndcg@10": 0.59}}}
+    assert not decide_search(metrics)["passed"]
+    metrics["hybrid"]["all"]["ndcg@10"] = 0.6
+    assert decide_search(metrics)["passed"]
+    assert decide_search({"queries": 0})["passed"]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """Engine over ITEMS with the real MiniLM, zero-shot semantic leg, no intent, no personalisation."""
+    from shoprec.text import MiniLMEncoder, embed_texts, item_text
+
+    params = Params()
+    encoder = MiniLMEncoder(None, max_length=32)
+    text_emb = embed_texts(item_text(ITEMS), encoder, progress=False)
+    speller = Speller.build(token_counts(ITEMS))
+    return engine_from(ITEMS, LexicalIndex.build(ITEMS), speller, SemanticIndex.of(text_emb), None, params, encoder,
+                       colour_min_items=1)
+
+
+def test_typos_find_what_the_clean_query_finds(engine):
+    result = engine.search("candel holdr", k=3)
+    assert result["items"][0]["title"] == "Soy Candle Holder"
+    assert result["parsed"]["corrections"] == {"candel": "candle", "holdr": "holder"}
+
+
+def test_constraints_filter_and_are_reported(engine):
+    result = engine.search("red mug under 15", k=5)
+    parsed = result["parsed"]
+    assert (parsed["colour"], parsed["max_price"], parsed["text"]) == ("red", 15.0, "red mug")
+    assert [i["item_id"] for i in result["items"]] == ["I1"]
+    explicit = engine.search("candle", k=5, filters={"max_price": 10})
+    assert [i["item_id"] for i in explicit["items"]] == ["I6"]
+    with pytest.raises(ValueError, match="unknown filter"):
+        engine.search("candle", filters={"size": "xl"})
+
+
+def test_an_impossible_colour_is_relaxed_but_a_price_cap_is_not(engine):
+    relaxed = engine.search("grey candle under 20", k=3)  # the only grey item is a 30.00 scarf
+    assert relaxed["parsed"]["relaxed"] == ["colour"] and relaxed["items"][0]["item_id"] == "I6"
+    assert all(i["price"] <= 20 for i in relaxed["items"])
+    assert engine.search("sneakers under 5")["items"] == []
+
+
+def test_semantic_leg_finds_words_the_catalog_does_not_use(engine):
+    lexical = engine.search("trainers", mode="lexical")
+    semantic = engine.search("trainers", mode="semantic", k=1)
+    assert lexical["items"] == [] and semantic["items"][0]["item_id"] == "I5"
