@@ -3,6 +3,11 @@
 Decision: pass iff ``metric(system) > max_b metric(b) + margin`` over the baselines, on
 the configured view. The decision and its reason are written to ``gate.json`` either
 way; a refusal then stops the pipeline before packaging (non-zero exit).
+
+Search (when ``search_metrics.json`` is given): hybrid search must not be worse than
+lexical search alone, ``ndcg@10(hybrid) >= ndcg@10(lexical)`` over the labelled queries;
+without labelled queries (e.g. Online Retail) there is nothing to compare and search
+passes with that reason.
 """
 
 from __future__ import annotations
@@ -35,8 +40,23 @@ def decide(metrics: dict, params: GateParams) -> dict:
             "margin": params.margin, "reason": reason}
 
 
-def gate(metrics_path: Path, out_path: Path, params: GateParams) -> dict:
+def decide_search(search_metrics: dict) -> dict:
+    """Hybrid search must match or beat lexical search on nDCG@10 (see module docstring)."""
+    if not search_metrics.get("queries"):
+        return {"passed": True, "reason": "search: no labelled queries, nothing to compare"}
+    hybrid, lexical = (float(search_metrics[s]["all"]["ndcg@10"]) for s in ("hybrid", "lexical"))
+    passed = hybrid >= lexical
+    verb = "is not worse than" if passed else "is worse than"
+    return {"passed": passed, "hybrid": hybrid, "lexical": lexical,
+            "reason": f"search: hybrid ndcg@10 = {hybrid:.4f} {verb} lexical = {lexical:.4f}"}
+
+
+def gate(metrics_path: Path, out_path: Path, params: GateParams, search_metrics_path: Path | None = None) -> dict:
     decision = decide(json.loads(metrics_path.read_text()), params)
+    if search_metrics_path is not None:
+        search = decide_search(json.loads(search_metrics_path.read_text()))
+        decision |= {"search": search, "passed": decision["passed"] and search["passed"],
+                     "reason": f"{decision['reason']}; {search['reason']}"}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(decision, indent=2) + "\n")
     if not decision["passed"]:
