@@ -137,12 +137,14 @@ def evaluate(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: Re
 
 @app.command()
 def gate(metrics: Annotated[Path, typer.Option(help="metrics.json from evaluate")],
-         out: Annotated[Path, typer.Option(help="gate decision JSON")], params: ParamsOpt = DEFAULT_PARAMS) -> None:
-    """Pass only a model that beats the best baseline on the primary metric."""
+         out: Annotated[Path, typer.Option(help="gate decision JSON")],
+         search_metrics: Annotated[Optional[Path], typer.Option(help="search_metrics.json (hybrid >= lexical)")] = None,
+         params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """Pass only a model that beats the best baseline on the primary metric (and search not worse than lexical)."""
     from shoprec.evaluation.gate import GateRefused, gate as run
 
     try:
-        typer.echo(run(metrics, out, _params(params).gate)["reason"])
+        typer.echo(run(metrics, out, _params(params).gate, search_metrics)["reason"])
     except GateRefused as exc:
         _fail(str(exc))
 
@@ -174,6 +176,58 @@ def recommend(
         return
     for rank, item in enumerate(items, 1):
         typer.echo(f"{rank:>3}. {item['item_id']:<10} {item['score']:.4f}  {item['title']}  ({item['explanation']})")
+
+
+@app.command("build-lexical-index")
+def build_lexical_index(items: ItemsOpt, data: DataDir, out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """BM25 index of the catalog and the speller's vocabulary (catalog words + frequent logged query words)."""
+    from shoprec.search.stages import build_lexical_index as run
+
+    typer.echo(f"lexical index written to {run(items, data, out, _params(params))}")
+
+
+@app.command("train-query-model")
+def train_query_model(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, out: OutDir,
+                      params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """Search query tower (MiniLM + projection) and category intent from logged searches, and the export."""
+    from shoprec.search.stages import train_query_model as run
+
+    typer.echo(f"query model written to {run(data, items, text_emb, retrieval, out, _params(params))}")
+
+
+@app.command("evaluate-search")
+def evaluate_search(labels: Annotated[Path, typer.Option(help="query_labels.parquet")], out: OutDir,
+                    params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """nDCG@10, MRR, Recall@50, zero-result rate of lexical, semantic, hybrid and personalised search."""
+    from shoprec.search.stages import evaluate_search as run
+
+    typer.echo(f"search metrics written to {run(labels, out, _params(params))}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="what the shopper typed")],
+    user: Annotated[Optional[str], typer.Option(help="user id: personalise with the ranking model")] = None,
+    k: Annotated[int, typer.Option(min=1, max=100, help="number of results")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Hybrid product search on the models of the last dvc repro: parsed query and results."""
+    import json
+
+    from shoprec.search.stages import load_engine
+
+    try:
+        engine = load_engine(_params(params), personalise=user is not None)
+    except FileNotFoundError as exc:
+        _fail(f"no search models ({exc}); run `dvc repro` (or `shoprec run`) first")
+    result = engine.search(query, user, k)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(json.dumps(result["parsed"]))
+    for rank, item in enumerate(result["items"], 1):
+        typer.echo(f"{rank:>3}. {item['item_id']:<10} {item['score']:.4f}  {item['title']}  ({item['price']:.2f})")
 
 
 @app.command()
