@@ -112,7 +112,7 @@ class SearchParams(_Section):
     rrf_k: float = Field(60.0, gt=0)
     lexical_weight: float = Field(1.0, ge=0)
     semantic_weight: float = Field(1.0, ge=0)
-    personalisation: float = Field(0.3, ge=0, le=1)  # weight of the ranker's p(purchase) in the final score
+    personalisation: float = Field(0.15, ge=0, le=1)  # weight of the ranker's p(purchase) in the final score
     n_personalise: int = Field(50, ge=1)  # fused results the ranker re-orders
     intent_threshold: float = Field(0.6, ge=0, le=1)  # below: no category filter
     min_query_pairs: int = Field(200, ge=1)  # fewer logged (query, item) pairs: no trained query models
