@@ -1,0 +1,58 @@
+"""Search latency in process, query encoding included: p50 / p99 per query.
+
+Runs on the models of the last ``dvc repro`` under ``--root`` (default: this repository);
+the queries are the labelled ones of ``data/clean/query_labels.parquet``, or a fixed
+list when the source has none (Online Retail). Each query is timed end to end through
+``SearchEngine.search`` (parse, spelling, MiniLM, intent, BM25, semantic, fusion,
+filters), once anonymous and once for a known shopper (ranker personalisation).
+
+    python bench/bench_search.py [--root PATH] [--n 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import shoprec  # noqa: F401  (legacy Keras switch before TensorFlow)
+from shoprec.config import load_params
+from shoprec.paths import Artifacts
+from shoprec.search.stages import load_engine
+
+FALLBACK_QUERIES = ("red heart", "lunch bag", "christmas decoration", "cake stand", "vintage mug under 5",
+                    "candel holdr", "white metal lantern", "pink paper napkins")
+
+
+def timings(engine, queries: list[str], user: str | None) -> np.ndarray:
+    for q in queries[:5]:  # warm-up: traces the MiniLM graph
+        engine.search(q, user)
+    out = []
+    for q in queries:
+        start = time.perf_counter()
+        engine.search(q, user)
+        out.append((time.perf_counter() - start) * 1000.0)
+    return np.asarray(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("."))
+    parser.add_argument("--n", type=int, default=300)
+    args = parser.parse_args()
+    artifacts = Artifacts(args.root)
+    engine = load_engine(load_params(args.root / "params.yaml"), artifacts)
+    labels_path = args.root / "data/clean/query_labels.parquet"
+    labels = pd.read_parquet(labels_path) if labels_path.exists() else pd.DataFrame({"query": []})
+    queries = list(labels["query"].drop_duplicates()[: args.n]) or list(FALLBACK_QUERIES) * 20
+    user = str(pd.read_parquet(artifacts.split / "train.parquet", columns=["user_id"])["user_id"].iloc[0])
+    for name, who in (("anonymous", None), ("personalised", user)):
+        ms = timings(engine, queries, who)
+        print(f"{name:<13} {len(ms)} queries  p50 {np.percentile(ms, 50):6.1f} ms  p99 {np.percentile(ms, 99):6.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Search on a real small `dvc repro` (the session's scratch copy): stages, metrics, export, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+SYSTEMS = ("lexical", "semantic", "hybrid", "hybrid_personalised")
+TYPES = {"exact", "synonym", "partial", "typo", "price", "clean"}
+
+
+def test_search_stages_run_and_report_every_system_and_type(pipeline_run):
+    for stage in ("build_lexical_index", "train_query_model", "evaluate_search"):
+        assert f"Running stage '{stage}'" in pipeline_run.first.stdout, pipeline_run.first.stderr[-2000:]
+    metrics = json.loads((pipeline_run.root / "reports/search_metrics.json").read_text())
+    assert metrics["queries"] == 500
+    for system in SYSTEMS:
+        assert set(metrics[system]["by_type"]) == TYPES
+        assert 0.0 < metrics[system]["all"]["ndcg@10"] <= 1.0
+    assert metrics["semantic"]["all"]["zero_result"] == 0.0  # the semantic leg always answers
+    assert "hybrid" in (pipeline_run.root / "reports/search_metrics.md").read_text()
+    gate = json.loads((pipeline_run.root / "reports/gate.json").read_text())
+    assert gate["search"]["passed"] == (metrics["hybrid"]["all"]["ndcg@10"] >= metrics["lexical"]["all"]["ndcg@10"])
+
+
+def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipeline_run):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (tokenizer ops of the graph)
+
+    from shoprec.config import load_params
+    from shoprec.paths import Artifacts
+    from shoprec.search.stages import load_engine
+
+    root = pipeline_run.root
+    engine = load_engine(load_params(root / "params.yaml"), Artifacts(root), personalise=False)
+    assert engine.semantic.projection is not None and engine.intent is not None  # sample events carry queries
+    saved = tf.saved_model.load(str(root / "models/search/query_model/saved_model"))
+    out = saved.signatures["serving_default"](query=tf.constant(["red ceramic mug"]))
+    scores = engine.semantic.scores(engine.embed(["red ceramic mug"]))[0]
+    best = np.argsort(-scores)[:10]
+    np.testing.assert_array_equal(out["item_ids"].numpy()[0, :10].astype(str), engine.item_ids[best].astype(str))
+    np.testing.assert_allclose(out["scores"].numpy()[0, :10], scores[best], atol=1e-4)
+
+
+def test_cli_search_prints_parsed_query_and_items_as_json(pipeline_run):
+    proc = subprocess.run([sys.executable, "-m", "shoprec.cli", "search", "red mug under 30", "--user", "U00001",
+                           "--k", "5", "--json"], cwd=pipeline_run.root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["parsed"]["max_price"] == 30.0 and result["parsed"]["colour"] == "red"
+    assert 0 < len(result["items"]) <= 5
+    for item in result["items"]:
+        assert {"item_id", "title", "score", "price"} <= item.keys() and item["price"] <= 30.0
+        assert "red" in item["title"].lower()
