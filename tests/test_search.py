@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -121,6 +122,26 @@ def test_query_metrics_graded_ndcg_mrr_recall_zero():
     swapped = query_metrics(["d", "b", "a"], labels)
     assert swapped["mrr"] == 0.5 and 0 < swapped["ndcg@10"] < 1
     assert query_metrics([], labels) == {"ndcg@10": 0.0, "mrr": 0.0, "recall@50": 0.0, "zero_result": 1.0}
+
+
+def test_gate_stage_writes_both_decisions_and_refuses_a_worse_hybrid(tmp_path):
+    from shoprec.config import GateParams
+    from shoprec.evaluation.gate import GateRefused, gate
+
+    views = {"all": {"ndcg@20": 0.1}}
+    (tmp_path / "m.json").write_text(json.dumps({s: views for s in ("popularity", "own_history", "itemknn", "ease")}
+                                                | {"shoprec": {"all": {"ndcg@20": 0.2}}}))
+    search = {"queries": 3, "lexical": {"all": {"ndcg@10": 0.5}}, "hybrid": {"all": {"ndcg@10": 0.6}}}
+    (tmp_path / "s.json").write_text(json.dumps(search))
+    decision = gate(tmp_path / "m.json", tmp_path / "gate.json", GateParams(), tmp_path / "s.json")
+    assert decision["passed"] and decision["search"]["passed"]
+    assert "search" not in json.loads((tmp_path / "gate.json").read_text())  # the recommender decision as before
+    search["hybrid"]["all"]["ndcg@10"] = 0.4
+    (tmp_path / "s.json").write_text(json.dumps(search))
+    with pytest.raises(GateRefused, match="search models"):
+        gate(tmp_path / "m.json", tmp_path / "gate.json", GateParams(), tmp_path / "s.json")
+    assert json.loads((tmp_path / "gate.json").read_text())["passed"]
+    assert not json.loads((tmp_path / "search_gate.json").read_text())["passed"]
 
 
 def test_search_gate_compares_hybrid_with_lexical():

@@ -22,8 +22,8 @@ def test_search_stages_run_and_report_every_system_and_type(pipeline_run):
         assert 0.0 < metrics[system]["all"]["ndcg@10"] <= 1.0
     assert metrics["semantic"]["all"]["zero_result"] == 0.0  # the semantic leg always answers
     assert "hybrid" in (pipeline_run.root / "reports/search_metrics.md").read_text()
-    gate = json.loads((pipeline_run.root / "reports/gate.json").read_text())
-    assert gate["search"]["passed"] == (metrics["hybrid"]["all"]["ndcg@10"] >= metrics["lexical"]["all"]["ndcg@10"])
+    gate = json.loads((pipeline_run.root / "reports/search_gate.json").read_text())
+    assert gate["passed"] == (metrics["hybrid"]["all"]["ndcg@10"] >= metrics["lexical"]["all"]["ndcg@10"])
 
 
 def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipeline_run):

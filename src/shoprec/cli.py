@@ -144,7 +144,8 @@ def gate(metrics: Annotated[Path, typer.Option(help="metrics.json from evaluate"
     from shoprec.evaluation.gate import GateRefused, gate as run
 
     try:
-        typer.echo(run(metrics, out, _params(params).gate, search_metrics)["reason"])
+        decision = run(metrics, out, _params(params).gate, search_metrics)
+        typer.echo("; ".join([decision["reason"]] + ([decision["search"]["reason"]] if "search" in decision else [])))
     except GateRefused as exc:
         _fail(str(exc))
 

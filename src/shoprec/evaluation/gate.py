@@ -52,13 +52,21 @@ def decide_search(search_metrics: dict) -> dict:
 
 
 def gate(metrics_path: Path, out_path: Path, params: GateParams, search_metrics_path: Path | None = None) -> dict:
+    """Write ``gate.json`` (and ``search_gate.json`` next to it for search metrics); raise on either refusal.
+
+    Returns the recommender decision, with the search decision under ``"search"`` when given.
+    """
     decision = decide(json.loads(metrics_path.read_text()), params)
-    if search_metrics_path is not None:
-        search = decide_search(json.loads(search_metrics_path.read_text()))
-        decision |= {"search": search, "passed": decision["passed"] and search["passed"],
-                     "reason": f"{decision['reason']}; {search['reason']}"}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(decision, indent=2) + "\n")
-    if not decision["passed"]:
-        raise GateRefused(f"gate refused the model: {decision['reason']} (decision in {out_path})")
+    refusals = [] if decision["passed"] else [f"gate refused the model: {decision['reason']} (decision in {out_path})"]
+    if search_metrics_path is not None:
+        search = decide_search(json.loads(search_metrics_path.read_text()))
+        search_path = out_path.with_name("search_gate.json")
+        search_path.write_text(json.dumps(search, indent=2) + "\n")
+        decision = decision | {"search": search}
+        if not search["passed"]:
+            refusals.append(f"gate refused the search models: {search['reason']} (decision in {search_path})")
+    if refusals:
+        raise GateRefused("; ".join(refusals))
     return decision
