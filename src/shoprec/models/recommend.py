@@ -20,7 +20,7 @@ from shoprec.models.multistage import MultiStage
 _SIGNAL_PHRASES = {"add_to_cart": "you added this to your cart", "click": "you clicked this", "view": "you viewed this"}
 
 
-def _explain(system: MultiStage, row: int, items: np.ndarray) -> list[str]:
+def explain(system: MultiStage, row: int, items: np.ndarray) -> list[str]:
     catalog, state = system.catalog, system.state
     if row < 0:
         return [_popular(catalog, i) for i in items]
@@ -49,19 +49,39 @@ def _popular(catalog, item: int) -> str:
     return f"popular in {catalog.categories[item]}" if catalog.categories[item] else "popular right now"
 
 
+def ranked(system: MultiStage, rows: np.ndarray, exclude_purchased: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per matrix row (-1 = cold user): its candidates best first and their p(purchase).
+
+    ``exclude_purchased`` leaves out what the user bought in train (the evaluation's
+    ``new`` view); the full order is the ``all`` view.
+    """
+    cands, pred = system.rank(rows)
+    out = []
+    for pos, row in enumerate(rows):
+        mine = cands.user_pos == pos
+        items, scores = cands.item[mine], pred["purchase"][mine]
+        if exclude_purchased and row >= 0:
+            keep = system.state.inter.purchased[row].toarray().ravel()[items] == 0
+            items, scores = items[keep], scores[keep]
+        order = np.lexsort((items, -scores))
+        out.append((items[order], scores[order]))
+    return out
+
+
+def explained(system: MultiStage, row: int, items: np.ndarray, scores: np.ndarray) -> list[dict]:
+    """Catalog fields, score and reason of each of ``items`` for matrix ``row``."""
+    return [
+        {"item_id": str(system.catalog.item_ids[i]), "title": str(system.catalog.titles[i]),
+         "category": str(system.catalog.categories[i]), "price": float(system.catalog.price[i]), "score": float(s),
+         "explanation": why}
+        for i, s, why in zip(items, scores, explain(system, row, items))
+    ]
+
+
 def recommend(system: MultiStage, user_id: str, k: int, exclude_purchased: bool = False,
               diversity: float = 0.0) -> list[dict]:
     """Top ``k`` items for ``user_id`` (unknown users get the cold-start list)."""
     row = int(system.state.inter.rows([user_id])[0])
-    cands, pred = system.rank(np.array([row]))
-    items, scores = cands.item, pred["purchase"]
-    if exclude_purchased and row >= 0:
-        keep = system.state.inter.purchased[row].toarray().ravel()[items] == 0
-        items, scores = items[keep], scores[keep]
+    items, scores = ranked(system, np.array([row]), exclude_purchased)[0]
     chosen = mmr(scores, system.state.item_emb[items], diversity, k)
-    items, scores = items[chosen], scores[chosen]
-    return [
-        {"item_id": str(system.catalog.item_ids[i]), "title": str(system.catalog.titles[i]),
-         "category": str(system.catalog.categories[i]), "score": float(s), "explanation": why}
-        for i, s, why in zip(items, scores, _explain(system, row, items))
-    ]
+    return explained(system, row, items[chosen], scores[chosen])

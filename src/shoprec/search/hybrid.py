@@ -15,16 +15,15 @@
        rrf(i) = sum_legs w_leg / (k0 + rank_leg(i)),   k0 = ``rrf_k``,
 
    which needs no calibration between a BM25 score and a cosine, only ranks.
-5. *Personalise* (``user_id`` given): the recommender's DCN ranker scores
-   p(purchase | user, item) for the fused top ``n_personalise``; the final score is
+5. *Personalise* (``user_id`` given): the two-tower's affinity of the shopper for each of
+   the fused top ``n_personalise``, ``p(i) = (1 + cos(q_u, e_i)) / 2``, blends in as
 
        s(i) = (1 - lambda) rrf(i) / max rrf + lambda p(i) / max p,
 
    so the query decides what is relevant and the shopper's history reorders within it
-   (``lambda`` = ``personalisation``). An unknown user id gets the ranker's cold-start
-   view (popularity-like). The ranker's features come from the same candidate stage as
-   recommendations (:func:`shoprec.models.candidates.candidates`), computed for every
-   item so that items the recommender would not retrieve can still be scored.
+   (``lambda`` = ``personalisation``). An unknown user id gets the cold-start query
+   vector (popularity-like). The affinity is one vector product per result, the same on
+   any catalog size (see :func:`shoprec.search.stages.affinity_scorer`).
 """
 
 from __future__ import annotations
@@ -92,7 +91,7 @@ class SearchEngine:
     embed: Callable[[list[str]], np.ndarray]  # raw strings -> MiniLM vectors
     intent: CategoryIntent | None
     cfg: SearchParams
-    personal: Callable[[str, np.ndarray], np.ndarray] | None = None  # (user_id, items) -> p(purchase)
+    personal: Callable[[str, np.ndarray], np.ndarray] | None = None  # (user_id, items) -> affinity in [0, 1]
 
     def parse(self, query: str, filters: dict | None = None) -> tuple[Parsed, np.ndarray]:
         """What the query asks for, and its MiniLM vector (of the corrected free text)."""

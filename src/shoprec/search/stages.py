@@ -114,25 +114,27 @@ def train_query_model(split_dir: Path, items_path: Path, text_emb_path: Path, re
     return out_dir
 
 
-def personal_scorer(system):
-    """``(user_id, items) -> p(purchase)`` from the recommender's ranker (see :mod:`hybrid`)."""
-    from shoprec.models.candidates import candidates
-    from shoprec.models.multistage import ranker_inputs
-    from shoprec.models.ranking import predict
+def affinity_scorer(embeddings_path: Path):
+    """``(user_id, items) -> (1 + cos(q_u, e_i)) / 2``: the two-tower's affinity of a shopper for items.
 
-    n = system.catalog.n_items
+    ``q_u`` is the user's stored query vector as of the last training cut-off (the
+    cold-start vector for an unknown id), ``e_i`` the items' candidate vectors: one
+    product of a 64-d vector with the ``n_personalise`` fused items, so personalised
+    search costs the same on any catalog size and needs no ranker features.
+    """
+    stored = np.load(embeddings_path, allow_pickle=False)
+    row = {str(u): i for i, u in enumerate(stored["user_ids"])}
+    query_emb, cold, item_emb = stored["query_emb"], stored["cold_query_emb"], stored["item_emb"]
 
     def score(user_id: str, items: np.ndarray) -> np.ndarray:
-        rows = system.state.inter.rows([user_id])
-        cands = candidates(system.state, system.catalog, rows, n, system.cfg.ranking.n_copurchase)
-        feats = ranker_inputs(system.state, system.catalog, cands, rows)  # every item is a candidate, in order
-        return predict(system.ranker, {k: v[items] for k, v in feats.items()})["purchase"]
+        q = query_emb[row[user_id]] if user_id in row else cold
+        return (1.0 + item_emb[items] @ q) / 2.0
 
     return score
 
 
 def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, semantic: SemanticIndex,
-                intent: CategoryIntent | None, params: Params, encoder=None, system=None,
+                intent: CategoryIntent | None, params: Params, encoder=None, personal=None,
                 colour_min_items: int = 3) -> SearchEngine:
     """A :class:`SearchEngine` over ``items`` (in-memory parts; MiniLM loaded unless given)."""
     import tensorflow as tf
@@ -143,21 +145,19 @@ def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, se
         categories=items["category"].fillna("").to_numpy(dtype=object), prices=items["price"].to_numpy(np.float64),
         lexical=lexical, speller=speller, colours=ColourVocabulary.learn(items["title"], colour_min_items), semantic=semantic,
         embed=lambda texts: encoder.embed(tf.constant(texts)).numpy(), intent=intent, cfg=params.search,
-        personal=personal_scorer(system) if system is not None else None,
+        personal=personal,
     )
 
 
 def load_engine(params: Params, artifacts: Artifacts = Artifacts(), personalise: bool = True) -> SearchEngine:
-    """The engine on the outputs of the last ``dvc repro`` (with the recommender for personalisation)."""
-    from shoprec.models.stages import load_artifacts
-
+    """The engine on the outputs of the last ``dvc repro`` (or a serving bundle, which has the same layout)."""
     items = pd.read_parquet(artifacts.items)
     lexical_dir, model_dir = artifacts.root / "models/search/lexical", artifacts.root / "models/search/query_model"
     speller = Speller.from_frequency(json.loads((lexical_dir / "vocabulary.json").read_text()), 4)
     intent = CategoryIntent.load(model_dir / "intent.npz") if (model_dir / "intent.npz").exists() else None
-    system = load_artifacts(params, artifacts) if personalise else None
+    personal = affinity_scorer(artifacts.retrieval / "final" / "embeddings.npz") if personalise else None
     return engine_from(items, LexicalIndex.load(lexical_dir / "bm25", len(items)), speller,
-                       SemanticIndex.load(model_dir / "semantic.npz"), intent, params, system=system)
+                       SemanticIndex.load(model_dir / "semantic.npz"), intent, params, personal=personal)
 
 
 def evaluate_search(labels_path: Path, out_dir: Path, params: Params, artifacts: Artifacts = Artifacts()) -> Path:
@@ -168,7 +168,7 @@ def evaluate_search(labels_path: Path, out_dir: Path, params: Params, artifacts:
     if metrics["queries"]:
         engine = load_engine(params, artifacts)
         for name, (mode, personal) in SYSTEMS.items():
-            user = "" if personal else None  # labels carry no shopper: the ranker's cold-start view
+            user = "" if personal else None  # labels carry no shopper: the cold-start affinity
             metrics[name] = evaluate_queries(
                 labels, lambda q: [engine.item_ids[i] for i in engine.rank(q, mode, user)[1]])
         lex, hyb = metrics["lexical"]["all"]["ndcg@10"], metrics["hybrid"]["all"]["ndcg@10"]

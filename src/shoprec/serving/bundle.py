@@ -1,0 +1,157 @@
+"""The serving bundle: what the service needs from the last ``dvc repro``, in one folder.
+
+The bundle mirrors the repository's artifact layout (:class:`shoprec.paths.Artifacts`),
+so the search engine loads from it with the same code as the CLI, plus what only serving
+needs, precomputed from the gated models::
+
+    manifest.json                          version, git commit, data hash, sha256 of every file
+    params.yaml                            the params the models were trained with
+    data/clean/items.parquet               the catalog
+    models/retrieval/final/embeddings.npz  user query vectors (+ cold-start vector)
+    models/retrieval/item_embeddings.parquet
+    models/search/lexical/...              BM25 index and speller vocabulary
+    models/search/query_model/{semantic,intent}.npz
+    serving/recommendations.parquet        top lists of every known user and of a new visitor
+    serving/history.parquet                each user's purchases (count, last time)
+    serving/together.parquet               co-purchase neighbours of every item
+
+Why precompute the recommendation lists: the multi-stage ranker's candidate features
+(EASE and co-purchase scores, within-user ranks) are computed over the whole catalog
+per user, a few milliseconds of matrix work per shopper that would cap a 2-core server
+far below the traffic of a shop. Users' states only change when the models are retrained
+(the feedback flow does that), so the lists are computed once here, in batches, with the
+exact code the evaluation gated (:func:`shoprec.models.recommend.ranked`), and a request
+is a lookup plus an optional MMR re-rank. What must answer for any input online is
+retrieval by vector (similar items, semantic search), which goes through an index
+(:mod:`shoprec.serving.ann`) that scales to a million items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shoprec.config import Params
+from shoprec.data.split import SplitPaths
+from shoprec.paths import Artifacts
+
+MANIFEST = "manifest.json"
+LISTS, HISTORY, TOGETHER = "serving/recommendations.parquet", "serving/history.parquet", "serving/together.parquet"
+COLD_USER = ""  # the row of recommendations.parquet for a visitor with no history
+VIEWS = {"all": False, "new": True}  # view -> exclude the user's purchases
+
+
+def copied_paths(artifacts: Artifacts) -> list[Path]:
+    """Repository artifacts the bundle carries unchanged (relative to ``artifacts.root``)."""
+    query_model = Path("models/search/query_model")
+    optional = [query_model / "intent.npz"]
+    paths = [Path("data/clean/items.parquet"), Path("models/retrieval/final/embeddings.npz"),
+             Path("models/retrieval/item_embeddings.parquet"), Path("models/search/lexical"),
+             query_model / "semantic.npz"]
+    return paths + [p for p in optional if (artifacts.root / p).exists()]
+
+
+def file_digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` except the manifest, by relative path."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST
+    }
+
+
+def git_commit(root: Path) -> str:
+    """Short commit of ``root`` (``-dirty`` with uncommitted changes), ``nogit`` outside a repository."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "nogit"
+    return head + ("-dirty" if dirty else "")
+
+
+def data_hash(artifacts: Artifacts) -> str:
+    """sha256 (12 hex) of the clean catalog and events: names the data the models saw."""
+    digest = hashlib.sha256()
+    for path in (artifacts.items, artifacts.root / "data/clean/events.parquet"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _lists(system, length: int, batch: int = 256) -> pd.DataFrame:
+    """Top ``length`` of every known user and the cold-start visitor, both views, explained."""
+    from shoprec.models.recommend import explain, ranked
+
+    users = np.append(system.state.inter.user_ids.astype(str), COLD_USER)
+    rows = np.append(np.arange(system.state.inter.n_users), -1)
+    frames = []
+    for view, exclude in VIEWS.items():
+        for start in range(0, len(rows), batch):
+            chunk = rows[start:start + batch]
+            for user, row, (items, scores) in zip(users[start:start + batch], chunk, ranked(system, chunk, exclude)):
+                items, scores = items[:length], scores[:length]
+                frames.append(pd.DataFrame({
+                    "user_id": user, "view": view, "rank": np.arange(1, len(items) + 1, dtype=np.int32),
+                    "item": items.astype(np.int32), "score": scores.astype(np.float32),
+                    "explanation": explain(system, int(row), items)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _history(train: pd.DataFrame, item_index: dict[str, int]) -> pd.DataFrame:
+    buys = train[(train["event_type"] == "purchase") & train["item_id"].isin(item_index.keys())]
+    grouped = buys.groupby(["user_id", "item_id"], as_index=False).agg(
+        purchases=("quantity", "size"), last_bought=("timestamp", "max"))
+    return pd.DataFrame({"user_id": grouped["user_id"].astype(str),
+                         "item": grouped["item_id"].map(item_index).astype(np.int32),
+                         "purchases": grouped["purchases"].astype(np.int32), "last_bought": grouped["last_bought"]})
+
+
+def _together(copurchase, per_item: int) -> pd.DataFrame:
+    """Top ``per_item`` co-purchase neighbours (cosine over buyers) of every item."""
+    coo = copurchase.tocoo()
+    pairs = pd.DataFrame({"item": coo.row.astype(np.int32), "other": coo.col.astype(np.int32),
+                          "score": coo.data.astype(np.float32)})
+    pairs = pairs.sort_values(["item", "score", "other"], ascending=[True, False, True])
+    pairs["rank"] = pairs.groupby("item").cumcount().astype(np.int32) + 1
+    return pairs[pairs["rank"] <= per_item].reset_index(drop=True)
+
+
+def build_bundle(artifacts: Artifacts, params: Params, out_dir: Path, params_path: Path) -> Path:
+    """Write the serving bundle of the models under ``artifacts`` into ``out_dir`` (replaced)."""
+    from shoprec.models.stages import load_artifacts
+
+    gate = json.loads((artifacts.reports / "gate.json").read_text())
+    if not gate.get("passed"):
+        raise RuntimeError(f"the gate refused these models ({gate.get('reason', 'no reason recorded')}); "
+                           "nothing to package")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "serving").mkdir(parents=True)
+    for rel in copied_paths(artifacts):
+        src, dst = artifacts.root / rel, out_dir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
+    shutil.copy2(params_path, out_dir / "params.yaml")
+    system = load_artifacts(params, artifacts)
+    _lists(system, params.serving.list_length).to_parquet(out_dir / LISTS, index=False)
+    item_index = {item: i for i, item in enumerate(system.catalog.item_ids)}
+    _history(pd.read_parquet(SplitPaths.under(artifacts.split).train), item_index).to_parquet(
+        out_dir / HISTORY, index=False)
+    _together(system.state.copurchase, params.serving.together_per_item).to_parquet(out_dir / TOGETHER, index=False)
+    files = file_digests(out_dir)
+    commit, data = git_commit(artifacts.root), data_hash(artifacts)
+    content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    manifest = {
+        "version": f"{commit.replace('-dirty', '.dirty')}-{data}-{content[:8]}",
+        "git_commit": commit, "data_hash": data, "gate": gate,
+        "users": int(system.state.inter.n_users), "items": int(system.catalog.n_items), "files": files,
+    }
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return out_dir

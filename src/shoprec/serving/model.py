@@ -1,0 +1,176 @@
+"""What the service answers with: a serving bundle loaded into memory.
+
+``verify(root)`` checks a bundle without loading models (every file present, sha256 as
+the manifest says) so that the server refuses to start on a missing or corrupted model
+before it binds a port; ``ServingModel.load(root)`` then builds the in-memory tables:
+
+* ``recommend``: the user's precomputed list (view ``new`` when purchases are excluded),
+  re-ranked by MMR when diversity is asked for; an unknown user gets the new-visitor list;
+* ``similar``: items bought together with the item (co-purchase cosine over buyers), then
+  its nearest neighbours in the two-tower item space from the vector index;
+* ``search``: the hybrid :class:`~shoprec.search.hybrid.SearchEngine` over the bundle;
+* ``user``: what the shop knows about a shopper (recent purchases), for the storefront.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shoprec.config import Params, load_params
+from shoprec.models.diversity import mmr
+from shoprec.paths import Artifacts
+from shoprec.serving.bundle import COLD_USER, HISTORY, LISTS, MANIFEST, TOGETHER
+
+RECENT = 8  # purchases shown per user
+ITEM_FIELDS = ("item_id", "title", "category", "price")
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be served; the message says which file and what to do."""
+
+
+class UnknownItem(KeyError):
+    pass
+
+
+def verify(root: Path) -> dict:
+    """The bundle's manifest, after checking that every listed file exists with its sha256."""
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{manifest_path} is missing: not a shoprec bundle; run `shoprec package` (dvc repro)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (ValueError, KeyError) as exc:
+        raise BundleError(f"{manifest_path} is not a valid manifest ({exc}); rebuild with `shoprec package`") from exc
+    for rel in (LISTS, HISTORY, TOGETHER, "data/clean/items.parquet", "params.yaml"):
+        if rel not in files:
+            raise BundleError(f"bundle {root} lacks {rel}; rebuild with `shoprec package`")
+    for rel, digest in files.items():
+        path = root / rel
+        if not path.is_file():
+            raise BundleError(f"bundle file {path} is missing; rebuild with `shoprec package`")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise BundleError(f"bundle file {path} is corrupted (sha256 differs from {MANIFEST}); "
+                              "rebuild with `shoprec package`")
+    return manifest
+
+
+def _columns(frame: pd.DataFrame, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Plain NumPy columns: a request indexes them directly (pandas indexing costs ~50 us a call)."""
+    return {n: frame[n].to_numpy() for n in names}
+
+
+def _grouped(frame: pd.DataFrame, keys: str | list[str]) -> dict:
+    """``{key: row positions}`` of ``frame`` (kept in frame order)."""
+    return {k: np.asarray(v) for k, v in frame.groupby(keys, sort=False).indices.items()}
+
+
+@dataclass
+class ServingModel:
+    version: str
+    params: Params
+    items: dict[str, np.ndarray]  # item_id, title, category, price columns (catalog order)
+    item_index: dict[str, int]
+    item_emb: np.ndarray
+    lists: dict[str, np.ndarray]  # item, score, explanation columns of recommendations.parquet
+    list_rows: dict[tuple[str, str], np.ndarray]
+    history: dict[str, np.ndarray]  # item, purchases, last_bought (newest first per user)
+    history_rows: dict[str, np.ndarray]
+    together: dict[str, np.ndarray]  # other, score
+    together_rows: dict[int, np.ndarray]
+    index: object  # shoprec.serving.ann index over item_emb
+    engine: object  # shoprec.search.hybrid.SearchEngine
+
+    @classmethod
+    def load(cls, root: Path, version: str | None = None) -> "ServingModel":
+        from shoprec.search.stages import load_engine
+        from shoprec.serving.ann import build_index
+        from shoprec.text.catalog_embeddings import read_embeddings
+
+        manifest = verify(root)
+        params = load_params(root / "params.yaml")
+        artifacts = Artifacts(root)
+        items = pd.read_parquet(artifacts.items, columns=["item_id", "title", "category", "price"])
+        items["category"] = items["category"].fillna("")
+        ids, item_emb = read_embeddings(artifacts.retrieval / "item_embeddings.parquet")
+        if not np.array_equal(ids, items["item_id"].to_numpy(dtype=object)):
+            raise BundleError(f"bundle {root}: item embeddings do not follow items.parquet; rebuild the bundle")
+        lists, history, together = (pd.read_parquet(root / rel) for rel in (LISTS, HISTORY, TOGETHER))
+        if (COLD_USER, "all") not in set(zip(lists["user_id"], lists["view"])):
+            raise BundleError(f"bundle {root}: {LISTS} has no new-visitor list; rebuild the bundle")
+        history = history.sort_values(["user_id", "last_bought"], ascending=[True, False]).reset_index(drop=True)
+        s = params.serving
+        return cls(
+            version=version or manifest["version"], params=params, items=_columns(items, ITEM_FIELDS),
+            item_index={item: i for i, item in enumerate(items["item_id"])}, item_emb=item_emb,
+            lists=_columns(lists, ("item", "score", "explanation")), list_rows=_grouped(lists, ["user_id", "view"]),
+            history=_columns(history, ("item", "purchases", "last_bought")), history_rows=_grouped(history, "user_id"),
+            together=_columns(together, ("other", "score")), together_rows=_grouped(together, "item"),
+            index=build_index(item_emb, s.ann, s.ann_threshold, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search),
+            engine=load_engine(params, artifacts),
+        )
+
+    def _item(self, i: int, score: float, explanation: str) -> dict:
+        return {"item_id": self.items["item_id"][i], "title": self.items["title"][i],
+                "category": self.items["category"][i], "price": float(self.items["price"][i]),
+                "score": round(float(score), 6), "explanation": explanation}
+
+    def known(self, user_id: str) -> bool:
+        return user_id != COLD_USER and (user_id, "all") in self.list_rows
+
+    def recommend(self, user_id: str, k: int, exclude_purchased: bool = False, diversity: float | None = None) -> dict:
+        """Top ``k`` with explanations; an unknown user gets the new-visitor list (cold start)."""
+        known = self.known(user_id)
+        rows = self.list_rows[(user_id if known else COLD_USER, "new" if exclude_purchased and known else "all")]
+        items, scores, why = (self.lists[c][rows] for c in ("item", "score", "explanation"))
+        weight = self.params.ranking.diversity if diversity is None else diversity
+        chosen = mmr(scores, self.item_emb[items], weight, k)
+        return {"user_id": user_id, "known_user": known,
+                "items": [self._item(items[c], scores[c], why[c]) for c in chosen]}
+
+    def similar(self, item_id: str, k: int) -> dict:
+        """Items bought together with ``item_id`` first, then its nearest neighbours by embedding."""
+        if item_id not in self.item_index:
+            raise UnknownItem(item_id)
+        i = self.item_index[item_id]
+        title = self.items["title"][i]
+        out, seen = [], {i}
+        for r in self.together_rows.get(i, [])[:k]:
+            other, score = int(self.together["other"][r]), float(self.together["score"][r])
+            out.append(self._item(other, score, f"bought together with {title}"))
+            seen.add(other)
+        if len(out) < k:
+            idx, scores = self.index.search(self.item_emb[i][None, :], k + len(seen))
+            for other, score in zip(idx[0], scores[0]):
+                if len(out) == k:
+                    break
+                if int(other) not in seen:
+                    out.append(self._item(int(other), score, f"similar to {title}"))
+                    seen.add(int(other))
+        return {"item_id": item_id, "items": out}
+
+    def search(self, query: str, user_id: str | None, k: int, filters: dict | None) -> dict:
+        result = self.engine.search(query, user_id, k, filters)
+        for item in result["items"]:
+            item["explanation"] = "matches your search" + (" and what you buy" if user_id and self.known(user_id) else "")
+        return result
+
+    def user(self, user_id: str) -> dict:
+        rows = self.history_rows.get(user_id, np.array([], dtype=np.int64))[:RECENT]
+        h = self.history
+        recent = [self._item(int(h["item"][r]), 0.0,
+                             f"bought {int(h['purchases'][r])}x, last {pd.Timestamp(h['last_bought'][r]):%Y-%m-%d}")
+                  for r in rows]
+        return {"user_id": user_id, "known_user": self.known(user_id), "recent_purchases": recent}
+
+    def users(self, limit: int) -> list[str]:
+        """Known users with the most purchases first (for the storefront's user picker)."""
+        counts = {u: int(self.history["purchases"][rows].sum()) for u, rows in self.history_rows.items()}
+        return sorted(counts, key=lambda u: (-counts[u], u))[:limit]

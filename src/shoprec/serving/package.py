@@ -1,0 +1,89 @@
+"""DVC stage ``package``: serving bundle -> BentoML model store -> ``bentoml build``.
+
+Runs only after ``gate`` passed (the gate stage stops ``dvc repro`` otherwise, and
+:func:`~shoprec.serving.bundle.build_bundle` checks ``gate.json`` again). The model-store
+tag is ``shoprec:<git commit>-<data hash>-<content hash>``, with the commit and data hash
+also as labels, so a served ``model_version`` names the code and the data behind it; the
+same bundle content always gets the same tag, so re-packaging is idempotent.
+
+``models/serving/package.json`` records the model and bento tags: ``shoprec serve``
+serves that model, and the feedback flow promotes a new one only through it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from shoprec.config import Params
+from shoprec.paths import Artifacts
+from shoprec.serving.bundle import build_bundle
+from shoprec.serving.model import verify
+
+MODEL_NAME = "shoprec"
+PACKAGE_FILE = "package.json"
+
+
+def import_bundle(bundle: Path) -> str:
+    """Copy ``bundle`` into the BentoML model store (unless its tag is there); return the tag."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    manifest = verify(bundle)
+    tag = f"{MODEL_NAME}:{manifest['version']}"
+    try:
+        bentoml.models.get(tag)
+        return tag
+    except NotFound:
+        pass
+    labels = {"git_commit": manifest["git_commit"], "data_hash": manifest["data_hash"]}
+    with bentoml.models.create(tag, labels=labels, metadata={"users": manifest["users"],
+                                                             "items": manifest["items"]}) as model:
+        shutil.copytree(bundle, model.path, dirs_exist_ok=True)
+    return tag
+
+
+def _run(args: list[str], root: Path, env: dict | None = None) -> str:
+    done = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def build_bento(root: Path, model_tag: str) -> str:
+    """``bentoml build`` of ``bentofile.yaml`` serving ``model_tag``; return the bento tag.
+
+    The service code goes in as a wheel of this project, built offline from the venv's
+    setuptools (``--no-build-isolation``), so the bento does not depend on the checkout.
+    """
+    shutil.rmtree(root / "dist", ignore_errors=True)
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", "dist", "."],
+         root)
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    out = _run([bentoml, "build", "-f", "bentofile.yaml", "-o", "tag"], root, os.environ | {"SHOPREC_MODEL": model_tag})
+    return out.strip().splitlines()[-1].removeprefix("__tag__:")
+
+
+def package(artifacts: Artifacts, params: Params, params_path: Path, out_dir: Path, bento: bool = True) -> Path:
+    """Bundle the gated models, import them as a BentoML model, build the bento; write ``package.json``."""
+    bundle = build_bundle(artifacts, params, out_dir / "bundle", params_path)
+    model_tag = import_bundle(bundle)
+    manifest = verify(bundle)
+    record = {"model_tag": model_tag, "bento_tag": build_bento(artifacts.root, model_tag) if bento else None,
+              "git_commit": manifest["git_commit"], "data_hash": manifest["data_hash"],
+              "gate": manifest["gate"]["reason"]}
+    (out_dir / PACKAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return out_dir / PACKAGE_FILE
+
+
+def packaged_tag(out_dir: Path) -> str:
+    """The model tag of the last package stage (imported again if the store lost it)."""
+    record = out_dir / PACKAGE_FILE
+    if not record.is_file():
+        raise FileNotFoundError(f"{record} is missing: run `dvc repro` (the package stage) first")
+    tag = json.loads(record.read_text())["model_tag"]
+    return import_bundle(out_dir / "bundle") if (out_dir / "bundle").is_dir() else tag

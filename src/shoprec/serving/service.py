@@ -1,0 +1,156 @@
+"""The BentoML service: ``/recommend``, ``/search``, ``/similar``, ``/feedback`` (+ ``/user``, ``/users``).
+
+Started by ``shoprec serve`` (or ``bentoml serve shoprec.serving.service:Shoprec``). The
+model is a BentoML model-store entry written by the package stage (a serving bundle,
+see :mod:`shoprec.serving.bundle`), declared at class level so that ``bentoml build``
+packages it. Which one: ``$SHOPREC_MODEL`` (default ``shoprec:latest``).
+
+Refusing to start half-broken: the bundle is verified (every file present, sha256 as
+its manifest says) when this module is imported, which ``bentoml serve`` does before it
+starts any worker, so a missing or corrupted model ends the command with a message
+instead of a server that restarts failing workers forever.
+
+Bad input never gets a 500: request bodies are validated by pydantic (400 with the field
+and the rule), oversize bodies are cut off by :class:`BodyLimit` (413), an unknown item
+is a 404, and an unknown user is a cold-start answer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+from bentoml.exceptions import InvalidArgument, NotFound
+from pydantic import Field
+
+from shoprec.config import load_params
+from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
+
+MODEL_TAG = os.environ.get("SHOPREC_MODEL", "shoprec:latest")
+FEEDBACK_DB = os.environ.get("SHOPREC_FEEDBACK_DB")  # default: params serving.feedback_db, relative to the cwd
+
+
+def _bundle_path(tag: str) -> Path:
+    """Path of the model-store entry, verified; exits the process with the reason otherwise."""
+    stored = bentoml.models.BentoModel(tag).stored
+    if stored is None:
+        raise SystemExit(f"shoprec: refusing to start: model {tag!r} is not in the BentoML model store "
+                         f"({os.environ.get('BENTOML_HOME', '~/bentoml')}); run `dvc repro` (package stage) first")
+    try:
+        verify(Path(stored.path))
+    except BundleError as exc:
+        raise SystemExit(f"shoprec: refusing to start: model {stored.tag}: {exc}") from exc
+    return Path(stored.path)
+
+
+SETTINGS = load_params(_bundle_path(MODEL_TAG) / "params.yaml").serving
+WORKERS = int(os.environ.get("SHOPREC_WORKERS", SETTINGS.workers))
+
+
+class BodyLimit:
+    """ASGI middleware: a POST body over ``max_bytes`` gets 413 before anything reads it.
+
+    The size is taken from ``Content-Length``; a POST without one (a chunked body, whose
+    size is only known after reading it all) gets 411, so no body is ever read unbounded.
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is None:
+                return await _reject(send, 411, "send the body with a Content-Length header")
+            if not length.isdigit() or int(length) > self.max_bytes:
+                return await _reject(send, 413, f"request body of {length.decode(errors='replace')} bytes is over "
+                                                f"the limit of {self.max_bytes} (serving.max_body_bytes); "
+                                                "send fewer events per request")
+        return await self.app(scope, receive, send)
+
+
+async def _reject(send, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+K = Annotated[int, Field(ge=1, le=100, description="number of items, 1..100")]
+Weight = Annotated[float, Field(ge=0.0, le=1.0, description="MMR diversity weight, 0..1")]
+
+
+@bentoml.service(name="shoprec", workers=WORKERS, traffic={"timeout": 30})
+class Shoprec:
+    bundle = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        from shoprec.serving.feedback import FeedbackStore
+
+        self.model = ServingModel.load(Path(self.bundle.path), version=str(self.bundle.tag))
+        serving = self.model.params.serving
+        self.feedback_store = FeedbackStore(Path(FEEDBACK_DB or serving.feedback_db))
+        self.known_items = set(self.model.item_index)
+
+    def _answer(self, body: dict) -> dict:
+        return body | {"model_version": self.model.version}
+
+    @bentoml.api(route="/recommend")
+    def recommend(self, user_id: Annotated[str, Field(min_length=1, max_length=200)], k: K = 10,
+                  exclude_purchased: bool = False, diversity: Weight | None = None) -> dict:
+        """Top-k for a shopper with a reason per item; an unknown user gets the new-visitor list."""
+        return self._answer(self.model.recommend(user_id, k, exclude_purchased, diversity))
+
+    @bentoml.api(route="/search")
+    def search(self, query: Annotated[str, Field(max_length=200)], user_id: str | None = None, k: K = 10,
+               filters: dict[str, Any] | None = None) -> dict:
+        """Hybrid search: items, scores and the parsed query (what was understood)."""
+        if not query.strip():
+            raise InvalidArgument("query is empty; send the words the shopper typed, e.g. {\"query\": \"red candle\"}")
+        try:
+            return self._answer(self.model.search(query, user_id, k, filters))
+        except ValueError as exc:  # an unknown filter key, a filter of the wrong type
+            raise InvalidArgument(f"filters: {exc}") from exc
+
+    @bentoml.api(route="/similar")
+    def similar(self, item_id: Annotated[str, Field(min_length=1, max_length=200)], k: K = 10) -> dict:
+        """Items bought together with ``item_id``, then the most similar ones."""
+        try:
+            return self._answer(self.model.similar(item_id, k))
+        except UnknownItem:
+            raise NotFound(f"unknown item_id {item_id!r}: not in the served catalog "
+                           f"(e.g. {self.model.items['item_id'][0]!r})") from None
+
+    @bentoml.api(route="/feedback")
+    def feedback(self, events: list[Any]) -> dict:
+        """Append shopper events durably; invalid ones are quarantined and reported back."""
+        limit = self.model.params.serving.max_feedback_events
+        if not events:
+            raise InvalidArgument("events is empty; send at least one event")
+        if len(events) > limit:
+            raise InvalidArgument(f"{len(events)} events in one request; the limit is {limit} "
+                                  "(serving.max_feedback_events)")
+        result = self.feedback_store.append(events, self.known_items)
+        if not result["accepted"] and not result["duplicates"]:
+            first = result["rejected"][0]
+            raise InvalidArgument(f"no event accepted: event {first['index']} field {first['field']}: "
+                                  f"{first['reason']} (e.g. {first['example']!r}); "
+                                  f"{len(result['rejected'])} rejected in all")
+        return self._answer(result)
+
+    @bentoml.api(route="/user")
+    def user(self, user_id: Annotated[str, Field(min_length=1, max_length=200)]) -> dict:
+        """What the shop knows about a shopper: recent purchases (empty for a new visitor)."""
+        return self._answer(self.model.user(user_id))
+
+    @bentoml.api(route="/users")
+    def users(self, limit: Annotated[int, Field(ge=1, le=1000)] = 20) -> dict:
+        """Known shoppers, most purchases first (the storefront's user picker)."""
+        return self._answer({"users": self.model.users(limit)})
+
+
+Shoprec.add_asgi_middleware(BodyLimit, max_bytes=SETTINGS.max_body_bytes)
