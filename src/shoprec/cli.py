@@ -231,6 +231,26 @@ def search(
         typer.echo(f"{rank:>3}. {item['item_id']:<10} {item['score']:.4f}  {item['title']}  ({item['price']:.2f})")
 
 
+@app.command("export-feedback")
+def export_feedback(
+    db: Annotated[Path, typer.Option(help="the service's feedback SQLite file")],
+    out: Annotated[Optional[Path], typer.Option(help="batch folder (default: params ingest.feedback_dir)")] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Write the accepted feedback not yet exported as one Parquet batch, an input of the ingest stage."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from shoprec.serving.feedback import FeedbackStore
+
+    if not db.is_file():
+        _fail(f"{db}: no feedback database (the service creates it on the first POST /feedback)")
+    path = FeedbackStore(db).export(out or Path(_params(params).ingest.feedback_dir))
+    count = pq.read_metadata(path).num_rows if path else 0
+    typer.echo(json.dumps({"path": str(path) if path else None, "count": count}))
+
+
 @app.command()
 def run(
     stage: Annotated[Optional[str], typer.Argument(help="reproduce up to this dvc.yaml stage (default: all)")] = None,

@@ -36,6 +36,7 @@ class IngestParams(_Section):
     source: SourceName = "sample"
     path: str = ""
     max_invalid_share: float = Field(0.05, ge=0.0, le=1.0)
+    feedback_dir: str = Field("data/feedback", min_length=1)  # served feedback batches (shoprec export-feedback)
     sample: SampleParams = SampleParams()
 
 

@@ -28,6 +28,7 @@ from shoprec.config import Params
 from shoprec.data.contracts import EVENTS, ITEMS, QUARANTINE, QUERY_LABELS, Table
 from shoprec.data.readers import to_strings
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL, RawTables, empty_quarantine
+from shoprec.data.sources.feedback import add_feedback
 from shoprec.data.validation.errors import DataValidationError
 from shoprec.data.validation.quarantine import finalise, with_rules
 from shoprec.data.validation.report import build_report, check_conservation, table_entry, write_report
@@ -60,7 +61,15 @@ class ValidationResult:
 
 
 def read_source(source: str, path: Path | None, params: Params) -> RawTables:
-    """Raw tables of ``source``: the sample generator, an Online Retail file, or contract files."""
+    """Raw tables of ``source`` plus the served feedback in ``ingest.feedback_dir``.
+
+    The source is the sample generator, an Online Retail file, or contract files; the
+    feedback batches are appended to its events, to be validated like them.
+    """
+    return add_feedback(_read_adapter(source, path, params), Path(params.ingest.feedback_dir))
+
+
+def _read_adapter(source: str, path: Path | None, params: Params) -> RawTables:
     if source == "sample":
         from shoprec.data.sources.sample import load as load_sample
 

@@ -1,0 +1,50 @@
+"""Served feedback as an ingestion input: the batches ``shoprec export-feedback`` wrote.
+
+Each batch is ``feedback-<first_seq>-<last_seq>.parquet`` (text columns, see
+:mod:`shoprec.serving.feedback`). :func:`load_feedback` reads them in ``seq`` order as
+raw event rows with ``_source`` (the batch file) and ``_row`` (the row in it), and
+:func:`add_feedback` appends them to a source's raw events, so feedback meets the same
+coercion, rules and quarantine as everything else (an event for an item the catalog no
+longer has is quarantined as ``unknown item_id``). Temp files of an unfinished export
+(``.feedback-*.tmp``) are not batches and are never read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from shoprec.data.contracts import EVENTS
+from shoprec.data.readers import to_strings
+from shoprec.data.sources.base import ROW_COL, SOURCE_COL, RawTables
+from shoprec.data.sources.files import read_contract_file
+
+BATCH_NAME = "feedback-{first}-{last}.parquet"  # first and last seq of the store's events in the batch
+BATCH_PATTERN = re.compile(r"feedback-(\d+)-(\d+)\.parquet")
+
+
+def load_feedback(folder: Path) -> pd.DataFrame:
+    """Every exported batch in ``folder`` as raw event rows; an empty frame when there are none."""
+    folder = Path(folder)
+    batches = [(m, p) for p in folder.glob("feedback-*.parquet") if (m := BATCH_PATTERN.fullmatch(p.name))]
+    batches.sort(key=lambda mp: int(mp[0].group(1)))
+    frames = [read_contract_file(path, EVENTS) for _, path in batches]
+    if not frames:
+        columns = {name: pd.Series(dtype=object) for name in [*EVENTS.names, SOURCE_COL]}
+        return pd.DataFrame({**columns, ROW_COL: pd.Series(dtype="int64")})
+    return pd.concat(frames, ignore_index=True)
+
+
+def add_feedback(raw: RawTables, folder: Path) -> RawTables:
+    """``raw`` with the feedback of ``folder`` appended to its events (as text, like the raw hand-over)."""
+    feedback = load_feedback(folder)
+    if feedback.empty:
+        return raw
+    events = pd.concat([to_strings(raw.events, keep=(ROW_COL,)), feedback], ignore_index=True)
+    raw_rows = dict(raw.raw_rows)
+    if "events" in raw_rows:  # otherwise validation counts the frame itself
+        raw_rows["events"] += len(feedback)
+    return replace(raw, events=events, raw_rows=raw_rows)

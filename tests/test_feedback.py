@@ -1,0 +1,186 @@
+"""Durable feedback: validation by ingestion's rules, exactly-once storage, exports, ingestion of the batches."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from shoprec.cli import app
+from shoprec.config import IngestParams, Params, SampleParams
+from shoprec.data.ingest import ingest
+from shoprec.data.sources.base import ROW_COL, SOURCE_COL
+from shoprec.data.sources.feedback import load_feedback
+from shoprec.serving.feedback import FeedbackStore
+
+CATALOG = {"I000001", "I000002"}
+
+
+def event(**fields) -> dict:
+    base = {"user_id": "fb-user", "item_id": "I000001", "event_type": "click", "timestamp": "2024-01-05T10:00:00Z"}
+    return {**base, **fields}
+
+
+def without(field: str) -> dict:
+    e = event()
+    del e[field]
+    return e
+
+
+# One broken event per rule: (event, field, rule).
+BROKEN = [
+    (without("user_id"), "user_id", "user_id: required but empty"),
+    (without("item_id"), "item_id", "item_id: required but empty"),
+    (event(event_type="like"), "event_type", "event_type: not one of view, click, add_to_cart, purchase"),
+    (event(timestamp="yesterday"), "timestamp", "timestamp: not a parseable ISO 8601 timestamp"),
+    (event(timestamp="2999-01-01T00:00:00Z"), "timestamp", "timestamp: outside 1990-01-01 .. now + 1 day"),
+    (event(quantity=0), "quantity", "quantity: below 1"),
+    (event(quantity="2.5"), "quantity", "quantity: not an integer"),
+    (event(quantity="two"), "quantity", "quantity: not a number"),
+    (event(item_id="NOPE"), "item_id", "unknown item_id"),
+    ("not an object", "event", "event: not a JSON object"),
+]
+
+
+def test_each_rule_rejects_with_field_reason_and_a_valid_example(tmp_path):
+    store = FeedbackStore(tmp_path / "fb.db")
+    valid = [event(), event(quantity=3, session_id="s1", query="mug"), event(timestamp="2024-01-05T12:00:00+02:00")]
+    result = store.append(valid + [e for e, _, _ in BROKEN], CATALOG)
+
+    assert result["accepted"] == 3 and result["duplicates"] == 0
+    got = [(r["index"], r["field"], r["reason"]) for r in result["rejected"]]
+    assert got == [(3 + i, field, rule) for i, (_, field, rule) in enumerate(BROKEN)]
+    assert result["rejected"][8]["value"] == "NOPE" and result["rejected"][8]["example"] in CATALOG
+
+    # Each example is a valid value: putting it in the field makes the event acceptable.
+    fixed = [r["example"] if r["field"] == "event" else {**BROKEN[i][0], r["field"]: r["example"]}
+             for i, r in enumerate(result["rejected"])]
+    assert store.append(fixed, CATALOG) == {"accepted": len(BROKEN), "duplicates": 0, "rejected": []}
+
+    quarantined = store.quarantined()
+    assert list(quarantined["request_index"]) == list(range(3, 3 + len(BROKEN)))
+    assert quarantined["reason"].iloc[8] == "unknown item_id ('NOPE')"
+    assert json.loads(quarantined["record"].iloc[5]) == event(quantity=0)
+    assert store.count() == 3 + len(BROKEN)
+
+
+def test_unknown_items_pass_when_no_catalog_is_given(tmp_path):
+    result = FeedbackStore(tmp_path / "fb.db").append([event(item_id="NOPE")], None)
+    assert result == {"accepted": 1, "duplicates": 0, "rejected": []}
+
+
+def test_a_retried_event_id_is_stored_once(tmp_path):
+    store = FeedbackStore(tmp_path / "fb.db")
+    first = store.append([event(event_id="e1"), event(event_id="e1"), event(), event()], CATALOG)
+    retry = store.append([event(event_id="e1", quantity=5)], CATALOG)
+    assert (first["accepted"], first["duplicates"]) == (3, 1)
+    assert (retry["accepted"], retry["duplicates"]) == (0, 1)
+    stored = store.events()
+    assert store.count() == 3 and stored["event_id"].is_unique and stored["seq"].is_monotonic_increasing
+    assert stored.set_index("event_id").loc["e1", "quantity"] == "1"  # the first write wins
+    assert stored["event_id"].drop(0).str.fullmatch(r"[0-9a-f]{32}").all()  # generated uuid4 hex
+
+
+def _append_many(db: Path, worker: int, start: multiprocessing.synchronize.Barrier, out) -> None:
+    store, accepted, duplicates = FeedbackStore(db), 0, 0
+    start.wait()
+    for batch in range(25):
+        ids = [f"w{worker}-{batch}-{i}" for i in range(3)] + [f"shared-{batch}-{i}" for i in range(2)]
+        result = store.append([event(event_id=i) for i in ids], CATALOG)
+        accepted, duplicates = accepted + result["accepted"], duplicates + result["duplicates"]
+    out.put((accepted, duplicates))
+
+
+def test_two_processes_appending_at_once_lose_nothing_and_store_shared_ids_once(tmp_path):
+    db = tmp_path / "fb.db"
+    FeedbackStore(db).append([event()], CATALOG)  # import GX once here; the forked workers inherit it
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Barrier(2), ctx.Queue()
+    workers = [ctx.Process(target=_append_many, args=(db, w, start, out)) for w in range(2)]
+    for w in workers:
+        w.start()
+    totals = [out.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+
+    assert sum(a for a, _ in totals) == 2 * 25 * 3 + 25 * 2  # own ids, plus each shared id once
+    assert sum(d for _, d in totals) == 25 * 2  # the other copy of each shared id
+    stored = FeedbackStore(db).events()
+    expected = {f"w{w}-{b}-{i}" for w in range(2) for b in range(25) for i in range(3)}
+    expected |= {f"shared-{b}-{i}" for b in range(25) for i in range(2)}
+    assert set(stored["event_id"]) - {stored["event_id"].iloc[0]} == expected and len(stored) == len(expected) + 1
+    assert stored["seq"].is_monotonic_increasing and stored["seq"].is_unique
+
+
+def test_export_moves_the_watermark_and_writes_each_event_once(tmp_path):
+    store, out = FeedbackStore(tmp_path / "fb.db"), tmp_path / "feedback"
+    store.append([event(event_id=f"e{i}") for i in range(3)], CATALOG)
+    first = store.export(out)
+    assert first == out / "feedback-1-3.parquet" and store.pending() == 0
+    assert store.export(out) is None
+
+    store.append([event(event_id="e3", user_id="later")], CATALOG)
+    assert store.pending() == 1 and store.export(out) == out / "feedback-4-4.parquet"
+    batches = load_feedback(out)
+    assert list(batches["user_id"]) == ["fb-user"] * 3 + ["later"]
+    assert list(batches[ROW_COL]) == [0, 1, 2, 0] and batches[SOURCE_COL].iloc[3].endswith("feedback-4-4.parquet")
+    assert all(batches[c].map(type).eq(str).all() for c in batches.columns if c != ROW_COL)
+    assert sorted(p.name for p in out.iterdir()) == ["feedback-1-3.parquet", "feedback-4-4.parquet"]
+
+
+def test_an_export_that_failed_is_redone_with_the_same_range(tmp_path):
+    store = FeedbackStore(tmp_path / "fb.db")
+    store.append([event(event_id="a"), event(event_id="b")], CATALOG)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    with pytest.raises(OSError):
+        store.export(blocked)  # fails after the range was planned, before the watermark moved
+    store.append([event(event_id="c")], CATALOG)
+    assert store.pending() == 3
+
+    out = tmp_path / "feedback"
+    assert store.export(out) == out / "feedback-1-2.parquet"  # the planned range, not 1-3
+    assert store.export(out) == out / "feedback-3-3.parquet"
+    assert list(load_feedback(out)["user_id"]) == ["fb-user"] * 3 and store.pending() == 0
+
+
+def test_load_feedback_of_a_missing_or_empty_folder_has_the_raw_columns(tmp_path):
+    frame = load_feedback(tmp_path / "absent")
+    assert frame.empty and list(frame.columns)[-2:] == [SOURCE_COL, ROW_COL] and "timestamp" in frame.columns
+
+
+def test_cli_export_prints_path_and_count(tmp_path):
+    store = FeedbackStore(tmp_path / "fb.db")
+    store.append([event(), event()], CATALOG)
+    args = ["export-feedback", "--db", str(tmp_path / "fb.db"), "--out", str(tmp_path / "feedback")]
+    first, second = CliRunner().invoke(app, args), CliRunner().invoke(app, args)
+    assert json.loads(first.stdout) == {"path": str(tmp_path / "feedback" / "feedback-1-2.parquet"), "count": 2}
+    assert json.loads(second.stdout) == {"path": None, "count": 0}
+
+
+def test_ingest_validates_exported_feedback_with_the_source_events(tmp_path):
+    store, folder = FeedbackStore(tmp_path / "fb.db"), tmp_path / "feedback"
+    store.append([event(user_id="fb-good", event_type="purchase"), event(user_id="fb-gone", item_id="GONE")], None)
+    store.export(folder)
+    sample = SampleParams(n_items=40, n_users=30, n_events=400, days=14)
+    without_feedback = ingest("sample", None, tmp_path / "plain", Params(ingest=IngestParams(
+        sample=sample, feedback_dir=str(tmp_path / "none"))))
+    result = ingest("sample", None, tmp_path / "out", Params(ingest=IngestParams(
+        sample=sample, feedback_dir=str(folder))))
+
+    counts, before = result.counts["events"], without_feedback.counts["events"]
+    assert counts["raw_rows"] == before["raw_rows"] + 2 == counts["clean_rows"] + counts["quarantined_rows"]
+    assert counts["clean_rows"] == before["clean_rows"] + 1
+    assert counts["quarantined_rows"] == before["quarantined_rows"] + 1
+    clean = pd.read_parquet(result.tables["events"])
+    good = clean[clean["user_id"] == "fb-good"]
+    assert len(good) == 1 and good.iloc[0]["event_type"] == "purchase" and good.iloc[0]["quantity"] == 1
+    quarantine = pd.read_parquet(result.quarantine)
+    gone = quarantine[quarantine["source"].str.endswith("feedback-1-2.parquet")]
+    assert list(gone["reason"]) == ["unknown item_id ('GONE')"] and list(gone["row"]) == [1]
+    assert json.loads(gone["record"].iloc[0])["user_id"] == "fb-gone"
