@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ ONLINE_RETAIL = REPO.parent / "shared" / "data" / "online_retail" / "online_reta
 
 # DVC stage commands call `shoprec`; make the venv's scripts visible to subprocesses.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# The package stage imports models into a BentoML store: a private one per test session.
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="shoprec-bentoml-")
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +46,21 @@ def pipeline_run(tmp_path_factory) -> PipelineRun:
     root = copy_repo(tmp_path_factory.mktemp("repo"), SMALL_SAMPLE)
     first = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=root, capture_output=True, text=True)
     return PipelineRun(root, first)
+
+
+@pytest.fixture(scope="session")
+def served(pipeline_run, tmp_path_factory):
+    """A real `shoprec serve` (bentoml serve, 2 workers) on the pipeline_run models."""
+    from server import start_server
+
+    if pipeline_run.first.returncode != 0:
+        pytest.fail(f"dvc repro failed:\n{pipeline_run.first.stderr[-3000:]}")
+    folder = tmp_path_factory.mktemp("served")
+    server = start_server(pipeline_run.root, folder / "feedback.db", folder / "server.log", workers=2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_url(served) -> str:
+    return served.url

@@ -7,6 +7,7 @@ print one message and exit 1; a traceback means a bug.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -249,6 +250,51 @@ def export_feedback(
     path = FeedbackStore(db).export(out or Path(_params(params).ingest.feedback_dir))
     count = pq.read_metadata(path).num_rows if path else 0
     typer.echo(json.dumps({"path": str(path) if path else None, "count": count}))
+
+
+@app.command()
+def package(
+    out: Annotated[Path, typer.Option(help="folder for the bundle and package.json")] = Path("models/serving"),
+    bento: Annotated[bool, typer.Option(help="also run `bentoml build`")] = True,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Bundle the gated models, import them into the BentoML model store and build the bento."""
+    from shoprec.paths import Artifacts
+    from shoprec.serving.package import package as run_package
+
+    try:
+        record = run_package(Artifacts(), _params(params), params, out, bento)
+    except (RuntimeError, FileNotFoundError) as exc:
+        _fail(f"package: {exc}")
+    typer.echo(record.read_text())
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    model: Annotated[Optional[str], typer.Option(help="model-store tag (default: the last package stage's)")] = None,
+    feedback_db: Annotated[Optional[Path], typer.Option(help="feedback SQLite (default: params serving.feedback_db)")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="server processes (default: params serving.workers)")] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Serve the models of the last `dvc repro` over HTTP (wraps `bentoml serve`)."""
+    import os
+
+    from shoprec.serving.package import packaged_tag
+
+    cfg = _params(params)
+    try:
+        tag = model or packaged_tag(Path("models/serving"))
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    env = {"SHOPREC_MODEL": tag, "SHOPREC_FEEDBACK_DB": str((feedback_db or Path(cfg.serving.feedback_db)).resolve())}
+    if workers:
+        env["SHOPREC_WORKERS"] = str(workers)
+    typer.echo(f"serving {tag} on http://{host}:{port} (storefront: http://{host}:{port}/ui/)")
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    os.execvpe(bentoml, [bentoml, "serve", "shoprec.serving.service:Shoprec", "--host", host, "--port", str(port)],
+               os.environ | env)
 
 
 @app.command()

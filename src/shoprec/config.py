@@ -113,8 +113,8 @@ class SearchParams(_Section):
     rrf_k: float = Field(60.0, gt=0)
     lexical_weight: float = Field(1.0, ge=0)
     semantic_weight: float = Field(1.0, ge=0)
-    personalisation: float = Field(0.15, ge=0, le=1)  # weight of the ranker's p(purchase) in the final score
-    n_personalise: int = Field(50, ge=1)  # fused results the ranker re-orders
+    personalisation: float = Field(0.15, ge=0, le=1)  # weight of the two-tower affinity in the final score
+    n_personalise: int = Field(50, ge=1)  # fused results personalisation re-orders
     intent_threshold: float = Field(0.6, ge=0, le=1)  # below: no category filter
     min_query_pairs: int = Field(200, ge=1)  # fewer logged (query, item) pairs: no trained query models
     query_hidden: int = Field(256, ge=1)
@@ -123,6 +123,24 @@ class SearchParams(_Section):
     query_learning_rate: float = Field(0.003, gt=0)
     query_temperature: float = Field(0.05, gt=0)
     tower_weight: float = Field(0.5, ge=0)  # semantic score = MiniLM cosine + this x query-tower cosine
+
+
+class ServingParams(_Section):
+    """The BentoML service (``shoprec.serving``): bundle, index, limits, workers."""
+
+    list_length: int = Field(100, ge=1)  # precomputed list per user and view (the API's largest k)
+    together_per_item: int = Field(20, ge=1)  # co-purchase neighbours kept per item for /similar
+    ann: Literal["auto", "exact", "faiss"] = "auto"  # vector index for /similar (auto: faiss from ann_threshold)
+    ann_threshold: int = Field(50_000, ge=1)
+    hnsw_m: int = Field(32, ge=2)
+    hnsw_ef_construction: int = Field(80, ge=1)
+    hnsw_ef_search: int = Field(256, ge=1)
+    workers: int = Field(2, ge=1)  # server processes (each holds its own copy of the bundle)
+    max_body_bytes: int = Field(1_000_000, ge=1024)  # larger request bodies get 413
+    max_feedback_events: int = Field(1000, ge=1)  # per POST /feedback
+    max_query_chars: int = Field(200, ge=1)
+    feedback_db: str = "var/feedback.db"  # SQLite (WAL) file the service appends events to
+    feedback_min_events: int = Field(1000, ge=1)  # new feedback events that trigger a retrain
 
 
 class Params(_Section):
@@ -137,6 +155,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     gate: GateParams = GateParams()
     search: SearchParams = SearchParams()
+    serving: ServingParams = ServingParams()
 
 
 class ParamsError(ValueError):

@@ -14,6 +14,7 @@ needs, precomputed from the gated models::
     serving/recommendations.parquet        top lists of every known user and of a new visitor
     serving/history.parquet                each user's purchases (count, last time)
     serving/together.parquet               co-purchase neighbours of every item
+    serving/items.faiss                    HNSW index of the item embeddings (large catalogs only)
 
 Why precompute the recommendation lists: the multi-stage ranker's candidate features
 (EASE and co-purchase scores, within-user ranks) are computed over the whole catalog
@@ -43,6 +44,7 @@ from shoprec.paths import Artifacts
 
 MANIFEST = "manifest.json"
 LISTS, HISTORY, TOGETHER = "serving/recommendations.parquet", "serving/history.parquet", "serving/together.parquet"
+ANN_INDEX = "serving/items.faiss"
 COLD_USER = ""  # the row of recommendations.parquet for a visitor with no history
 VIEWS = {"all": False, "new": True}  # view -> exclude the user's purchases
 
@@ -66,12 +68,12 @@ def file_digests(root: Path) -> dict[str, str]:
 
 
 def git_commit(root: Path) -> str:
-    """Short commit of ``root`` (``-dirty`` with uncommitted changes), ``nogit`` outside a repository."""
+    """Short commit of ``root`` (``-dirty`` with uncommitted changes other than the run's own ``dvc.lock``)."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "nogit"
     return head + ("-dirty" if dirty else "")
@@ -123,6 +125,16 @@ def _together(copurchase, per_item: int) -> pd.DataFrame:
     return pairs[pairs["rank"] <= per_item].reset_index(drop=True)
 
 
+def _save_index(item_emb: np.ndarray, params: Params, path: Path) -> None:
+    """Build the HNSW graph here, once, when the catalog is large enough to want one (minutes at 1M items)."""
+    from shoprec.serving.ann import FaissIndex, build_index
+
+    s = params.serving
+    index = build_index(item_emb, s.ann, s.ann_threshold, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
+    if isinstance(index, FaissIndex):
+        index.save(path)
+
+
 def build_bundle(artifacts: Artifacts, params: Params, out_dir: Path, params_path: Path) -> Path:
     """Write the serving bundle of the models under ``artifacts`` into ``out_dir`` (replaced)."""
     from shoprec.models.stages import load_artifacts
@@ -145,6 +157,7 @@ def build_bundle(artifacts: Artifacts, params: Params, out_dir: Path, params_pat
     _history(pd.read_parquet(SplitPaths.under(artifacts.split).train), item_index).to_parquet(
         out_dir / HISTORY, index=False)
     _together(system.state.copurchase, params.serving.together_per_item).to_parquet(out_dir / TOGETHER, index=False)
+    _save_index(system.state.item_emb, params, out_dir / ANN_INDEX)
     files = file_digests(out_dir)
     commit, data = git_commit(artifacts.root), data_hash(artifacts)
     content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()

@@ -25,7 +25,7 @@ import pandas as pd
 from shoprec.config import Params, load_params
 from shoprec.models.diversity import mmr
 from shoprec.paths import Artifacts
-from shoprec.serving.bundle import COLD_USER, HISTORY, LISTS, MANIFEST, TOGETHER
+from shoprec.serving.bundle import ANN_INDEX, COLD_USER, HISTORY, LISTS, MANIFEST, TOGETHER
 
 RECENT = 8  # purchases shown per user
 ITEM_FIELDS = ("item_id", "title", "category", "price")
@@ -62,6 +62,14 @@ def verify(root: Path) -> dict:
     return manifest
 
 
+def _load_index(path: Path, ef_search: int):
+    from shoprec.serving.ann import FaissIndex
+
+    index = FaissIndex.load(path)
+    index.ef_search = ef_search
+    return index
+
+
 def _columns(frame: pd.DataFrame, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Plain NumPy columns: a request indexes them directly (pandas indexing costs ~50 us a call)."""
     return {n: frame[n].to_numpy() for n in names}
@@ -91,7 +99,7 @@ class ServingModel:
     @classmethod
     def load(cls, root: Path, version: str | None = None) -> "ServingModel":
         from shoprec.search.stages import load_engine
-        from shoprec.serving.ann import build_index
+        from shoprec.serving.ann import ExactIndex
         from shoprec.text.catalog_embeddings import read_embeddings
 
         manifest = verify(root)
@@ -113,7 +121,7 @@ class ServingModel:
             lists=_columns(lists, ("item", "score", "explanation")), list_rows=_grouped(lists, ["user_id", "view"]),
             history=_columns(history, ("item", "purchases", "last_bought")), history_rows=_grouped(history, "user_id"),
             together=_columns(together, ("other", "score")), together_rows=_grouped(together, "item"),
-            index=build_index(item_emb, s.ann, s.ann_threshold, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search),
+            index=_load_index(root / ANN_INDEX, s.hnsw_ef_search) if (root / ANN_INDEX).exists() else ExactIndex(item_emb),
             engine=load_engine(params, artifacts),
         )
 

@@ -1,0 +1,216 @@
+"""The BentoML service as shops meet it: a real `shoprec serve` process called over HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def post(server, route: str, body) -> httpx.Response:
+    return httpx.post(f"{server.url}/{route}", json=body, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def package_record(pipeline_run) -> dict:
+    return json.loads((pipeline_run.root / "models/serving/package.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def bundle(pipeline_run) -> Path:
+    return pipeline_run.root / "models/serving/bundle"
+
+
+@pytest.fixture(scope="module")
+def shoppers(served) -> list[str]:
+    return post(served, "users", {"limit": 5}).json()["users"]
+
+
+def test_package_stage_names_commit_and_data(pipeline_run, package_record):
+    import bentoml
+
+    model = bentoml.models.get(package_record["model_tag"])
+    assert model.info.labels["git_commit"] == package_record["git_commit"] != "nogit"
+    assert model.info.labels["data_hash"] == package_record["data_hash"]
+    assert package_record["git_commit"].replace("-dirty", ".dirty") in package_record["model_tag"]
+    assert bentoml.bentos.get(package_record["bento_tag"]).tag.name == "shoprec"
+
+
+def test_recommend_known_user(served, shoppers, package_record):
+    body = post(served, "recommend", {"user_id": shoppers[0], "k": 7}).json()
+    assert body["model_version"] == package_record["model_tag"]
+    assert body["known_user"] is True and len(body["items"]) == 7
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(i["explanation"] and i["title"] for i in body["items"])
+
+
+def test_recommend_matches_the_cli(pipeline_run, served, shoppers):
+    """One pipeline: the service answers what `shoprec recommend` computes from the models."""
+    cli = subprocess.run([str(Path(sys.executable).with_name("shoprec")), "recommend", "--user", shoppers[1], "--k", "10",
+                          "--json"], cwd=pipeline_run.root, capture_output=True, text=True, check=True)
+    expected = json.loads(cli.stdout)["items"]
+    served_items = post(served, "recommend", {"user_id": shoppers[1], "k": 10}).json()["items"]
+    assert [(i["item_id"], i["explanation"]) for i in served_items] == [
+        (i["item_id"], i["explanation"]) for i in expected]
+
+
+def test_recommend_cold_user_and_exclusions(served, shoppers, bundle):
+    cold = post(served, "recommend", {"user_id": "never-seen-before", "k": 5}).json()
+    assert cold["known_user"] is False and len(cold["items"]) == 5
+    assert all(i["explanation"].startswith("popular") for i in cold["items"])
+    history = pd.read_parquet(bundle / "serving/history.parquet")
+    items = pd.read_parquet(bundle / "data/clean/items.parquet")["item_id"].to_numpy()
+    user = shoppers[0]
+    bought = set(items[history.loc[history["user_id"] == user, "item"]])
+    fresh = post(served, "recommend", {"user_id": user, "k": 50, "exclude_purchased": True}).json()["items"]
+    assert bought and not bought & {i["item_id"] for i in fresh}
+    plain = post(served, "recommend", {"user_id": user, "k": 10}).json()["items"]
+    diverse = post(served, "recommend", {"user_id": user, "k": 10, "diversity": 0.9}).json()["items"]
+    assert [i["item_id"] for i in diverse] != [i["item_id"] for i in plain]
+
+
+def test_search_and_similar(served, shoppers, bundle):
+    titles = pd.read_parquet(bundle / "data/clean/items.parquet")["title"]
+    word = titles.str.split().str[-3].mode()[0].lower()  # a common title word of this catalog
+    result = post(served, "search", {"query": f"{word} under 30", "user_id": shoppers[0], "k": 5}).json()
+    assert result["parsed"]["max_price"] == 30.0 and result["items"]
+    assert all(i["price"] <= 30 for i in result["items"])
+    assert any(word in i["title"].lower() for i in result["items"])
+    item = result["items"][0]["item_id"]
+    similar = post(served, "similar", {"item_id": item, "k": 6}).json()
+    assert len(similar["items"]) == 6 and item not in {i["item_id"] for i in similar["items"]}
+    assert all(i["explanation"].startswith(("bought together with", "similar to")) for i in similar["items"])
+
+
+@pytest.mark.parametrize("route, body, status, says", [
+    ("recommend", {"user_id": "u", "k": 0}, 400, "greater than or equal to 1"),
+    ("recommend", {"user_id": "u", "k": 101}, 400, "less than or equal to 100"),
+    ("recommend", {"user_id": "u", "k": "ten"}, 400, "valid integer"),
+    ("recommend", {"k": 3}, 400, "user_id"),
+    ("recommend", {"user_id": "u", "diversity": 2}, 400, "less than or equal to 1"),
+    ("search", {"query": "   "}, 400, "query is empty"),
+    ("search", {"query": "x" * 201}, 400, "at most 200 characters"),
+    ("search", {"query": "red", "filters": {"size": "XL"}}, 400, "unknown filter 'size'"),
+    ("similar", {"item_id": "NO-SUCH-ITEM"}, 404, "unknown item_id 'NO-SUCH-ITEM'"),
+    ("feedback", {"events": []}, 400, "events is empty"),
+    ("feedback", {"events": "click"}, 400, "valid array"),
+    ("feedback", {"events": [{"user_id": "u", "item_id": "NO-SUCH-ITEM", "event_type": "click",
+                              "timestamp": "2024-05-01T10:00:00Z"}]}, 400, "item_id"),
+    ("feedback", {"events": [{"user_id": "u"}] * 1001}, 400, "the limit is 1000"),
+])
+def test_bad_input_gets_a_4xx_with_a_message(served, route, body, status, says):
+    response = post(served, route, body)
+    assert response.status_code == status, response.text
+    assert says in response.text
+
+
+def test_malformed_and_oversize_bodies(served):
+    bad_json = httpx.post(f"{served.url}/recommend", content=b"{not json", timeout=30,
+                          headers={"content-type": "application/json"})
+    assert bad_json.status_code == 400 and "Invalid JSON" in bad_json.text
+    huge = post(served, "feedback", {"events": [{"user_id": "u" * 1000}] * 1100})
+    assert huge.status_code == 413 and "serving.max_body_bytes" in huge.text
+
+
+def test_feedback_is_accepted_once_per_event_id(served, bundle):
+    item = pd.read_parquet(bundle / "data/clean/items.parquet")["item_id"].iloc[0]
+    event = {"user_id": "U-test", "item_id": item, "event_type": "click", "timestamp": "2024-05-01T10:00:00Z",
+             "event_id": uuid.uuid4().hex}
+    bad = {"user_id": "U-test", "item_id": item, "event_type": "clack", "timestamp": "2024-05-01T10:00:00Z"}
+    first = post(served, "feedback", {"events": [event, bad]}).json()
+    assert first["accepted"] == 1 and first["duplicates"] == 0
+    assert first["rejected"][0]["index"] == 1 and first["rejected"][0]["field"] == "event_type"
+    again = post(served, "feedback", {"events": [event]}).json()
+    assert again["accepted"] == 0 and again["duplicates"] == 1
+
+
+def test_probes_and_metrics(served):
+    assert httpx.get(f"{served.url}/livez").status_code == 200
+    assert httpx.get(f"{served.url}/readyz").status_code == 200
+    post(served, "recommend", {"user_id": "u", "k": 1})
+    assert 'endpoint="/recommend"' in httpx.get(f"{served.url}/metrics").text
+
+
+def test_concurrent_burst_has_no_errors(served, shoppers):
+    bodies = [("recommend", {"user_id": shoppers[n % len(shoppers)], "k": 10}) for n in range(240)]
+    bodies += [("search", {"query": "gift", "k": 10}), ("similar", {"item_id": "missing", "k": 3})] * 40
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda rb: client.post(f"{served.url}/{rb[0]}", json=rb[1]).status_code, bodies))
+    assert codes.count(200) == 280 and codes.count(404) == 40
+
+
+def test_acknowledged_feedback_survives_sigkill(pipeline_run, bundle, tmp_path):
+    """Events acknowledged before a SIGKILL are all there after a restart, each exactly once."""
+    from server import start_server
+
+    from shoprec.serving.feedback import FeedbackStore
+
+    items = pd.read_parquet(bundle / "data/clean/items.parquet")["item_id"].tolist()
+    db = tmp_path / "feedback.db"
+    server = start_server(pipeline_run.root, db, tmp_path / "server.log", workers=2)
+    acked: list[str] = []
+    lock = threading.Lock()
+
+    def send(batch: int) -> None:
+        events = [{"user_id": f"U-kill-{batch}", "item_id": items[(batch * 7 + n) % len(items)],
+                   "event_type": "add_to_cart", "timestamp": "2024-05-02T12:00:00Z",
+                   "event_id": f"kill-{batch}-{n}"} for n in range(5)]
+        try:
+            response = httpx.post(f"{server.url}/feedback", json={"events": events}, timeout=10)
+        except httpx.HTTPError:
+            return  # in flight at the kill: not acknowledged, may or may not be stored
+        if response.status_code == 200:
+            with lock:
+                acked.extend(e["event_id"] for e in events)
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(send, b) for b in range(400)]
+        while len(acked) < 200:
+            pass
+        server.stop(signal.SIGKILL)
+        for f in futures:
+            f.result()
+    restarted = start_server(pipeline_run.root, db, tmp_path / "restart.log", workers=1)
+    try:
+        stored = FeedbackStore(db).events()["event_id"]
+        assert stored.is_unique
+        assert set(acked) <= set(stored), f"{len(set(acked) - set(stored))} acknowledged events lost"
+        again = httpx.post(f"{restarted.url}/feedback", timeout=10, json={"events": [
+            {"user_id": "U-kill-0", "item_id": items[0], "event_type": "add_to_cart",
+             "timestamp": "2024-05-02T12:00:00Z", "event_id": "kill-0-0"}]}).json()
+        assert again["accepted"] + again["duplicates"] == 1
+    finally:
+        restarted.stop()
+
+
+def test_refuses_to_start_on_a_missing_or_corrupted_model(pipeline_run, bundle, tmp_path):
+    import bentoml
+
+    shoprec = str(Path(sys.executable).with_name("shoprec"))
+
+    def serve(tag: str) -> subprocess.CompletedProcess:
+        return subprocess.run([shoprec, "serve", "--model", tag, "--port", "0", "--feedback-db", str(tmp_path / "f.db")],
+                              cwd=pipeline_run.root, capture_output=True, text=True, timeout=120)
+
+    missing = serve("shoprec:doesnotexist")
+    assert missing.returncode != 0 and "not in the BentoML model store" in missing.stdout + missing.stderr
+    with bentoml.models.create("shoprec:corrupted-copy") as model:
+        shutil.copytree(bundle, model.path, dirs_exist_ok=True)
+    lists = Path(bentoml.models.get("shoprec:corrupted-copy").path) / "serving/recommendations.parquet"
+    lists.write_bytes(lists.read_bytes()[:-100])
+    corrupted = serve("shoprec:corrupted-copy")
+    assert corrupted.returncode != 0
+    assert "recommendations.parquet is corrupted" in corrupted.stdout + corrupted.stderr
