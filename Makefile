@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test bench lock clean
+.PHONY: install browser run test bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/shoprec run
 
-test: install
+# The storefront tests drive Debian's chromium (never a Playwright browser download); CI runs as root.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install browser
 	$(BIN)/python -m pytest
 
 bench: install

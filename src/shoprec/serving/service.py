@@ -27,6 +27,7 @@ from pydantic import Field
 
 from shoprec.config import load_params
 from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
+from shoprec.serving.ui import ui_app
 
 MODEL_TAG = os.environ.get("SHOPREC_MODEL", "shoprec:latest")
 FEEDBACK_DB = os.environ.get("SHOPREC_FEEDBACK_DB")  # default: params serving.feedback_db, relative to the cwd
@@ -84,6 +85,7 @@ K = Annotated[int, Field(ge=1, le=100, description="number of items, 1..100")]
 Weight = Annotated[float, Field(ge=0.0, le=1.0, description="MMR diversity weight, 0..1")]
 
 
+@bentoml.asgi_app(ui_app, path="/ui")
 @bentoml.service(name="shoprec", workers=WORKERS, traffic={"timeout": 30})
 class Shoprec:
     bundle = bentoml.models.BentoModel(MODEL_TAG)

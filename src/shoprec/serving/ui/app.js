@@ -1,0 +1,219 @@
+// shoprec storefront: vanilla JS over the service's JSON API (same origin, POST + JSON).
+// Every call goes through api(), which turns any non-2xx answer into a visible message:
+// 400 {"error", "detail": [pydantic errors]}, 400/404 [{"error"}] (BentoML), 413 {"error"}.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const K = 10;
+const USERS = 20;
+
+// Per-tab ids: the session of the click events, and the id a new visitor is known by.
+const SESSION_ID = `web-${randomHex(8)}`;
+const VISITOR_ID = sessionStorage.getItem("shoprec-visitor") || `visitor-${randomHex(8)}`;
+sessionStorage.setItem("shoprec-visitor", VISITOR_ID);
+
+const state = { user: "", query: "", accepted: 0 };
+// Answers can arrive out of order (a quick second search, a second shopper); only the latest is shown.
+const latest = { search: 0, user: 0 };
+
+function randomHex(bytes) {
+  // crypto.getRandomValues works on plain http too (randomUUID needs a secure context).
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+class ApiError extends Error {}
+
+async function api(path, body) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(`${path}: cannot reach the shop server (${err.message})`);
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    // not JSON (a proxy's error page, an empty body): the text itself is the message
+  }
+  if (!response.ok || data === null) {
+    throw new ApiError(`${path} failed (HTTP ${response.status}): ${errorText(data, text)}`);
+  }
+  if (data.model_version) $("model-version").textContent = data.model_version;
+  return data;
+}
+
+function errorText(data, text) {
+  if (Array.isArray(data)) return data.map((e) => e.error || JSON.stringify(e)).join("; ");
+  if (data && data.error) {
+    const details = (data.detail || []).map((d) => `${(d.loc || []).join(".") || "body"}: ${d.msg}`);
+    return details.length ? details.join("; ") : data.error;
+  }
+  return text.trim().slice(0, 300) || "empty answer";
+}
+
+function showError(err) {
+  const box = $("error");
+  box.textContent = err instanceof ApiError ? err.message : `Something went wrong: ${err}`;
+  box.hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+const money = (value) => `£${Number(value).toFixed(2)}`;
+
+function renderItems(list, items, { source, showScore = true } = {}) {
+  const template = $("item-template");
+  list.replaceChildren(...items.map((item) => {
+    const li = template.content.firstElementChild.cloneNode(true);
+    li.dataset.itemId = item.item_id;
+    li.querySelector(".title").textContent = item.title;
+    li.querySelector(".category").textContent = item.category || "uncategorised";
+    li.querySelector(".price").textContent = money(item.price);
+    li.querySelector(".why").textContent = item.explanation;
+    const score = li.querySelector(".score");
+    if (showScore) score.textContent = `score ${item.score.toFixed(3)}`;
+    else score.remove();
+    li.querySelector("button").addEventListener("click", () => openItem(item, source));
+    return li;
+  }));
+}
+
+function chip(testid, text, off = false) {
+  const li = document.createElement("li");
+  li.className = off ? "chip off" : "chip";
+  li.dataset.testid = testid;
+  li.textContent = text;
+  return li;
+}
+
+function chipsFor(parsed) {
+  const chips = Object.entries(parsed.corrections || {}).map(
+    ([typed, meant]) => chip("chip-correction", `${typed} → ${meant}`));
+  const { min_price: low, max_price: high } = parsed;
+  if (low != null || high != null) {
+    const text = low == null ? `under ${money(high)}` : high == null ? `over ${money(low)}` : `${money(low)}–${money(high)}`;
+    chips.push(chip("chip-price", text));
+  }
+  const relaxed = parsed.relaxed || [];
+  if (parsed.colour) {
+    const dropped = relaxed.includes("colour");
+    chips.push(chip("chip-colour", `colour: ${parsed.colour}${dropped ? " · dropped, no match" : ""}`, dropped));
+  }
+  if (parsed.category) {
+    const dropped = relaxed.includes("category");
+    const note = dropped ? " · dropped, no match" : parsed.category_applied ? "" : " · not applied";
+    const confidence = Math.round(100 * (parsed.category_confidence || 0));
+    chips.push(chip("chip-category", `category: ${parsed.category} ${confidence}%${note}`, dropped || !parsed.category_applied));
+  }
+  return chips;
+}
+
+async function search(query) {
+  const ticket = ++latest.search;
+  const data = await api("/search", { query, user_id: currentUser(), k: K });
+  if (ticket !== latest.search) return;
+  state.query = query;  // the query behind the results on screen, sent with their clicks
+  $("search-title").textContent = `Results for “${data.parsed.query}”`;
+  $("chips").replaceChildren(...chipsFor(data.parsed));
+  renderItems($("search-results"), data.items, { source: "search" });
+  $("search-empty").hidden = data.items.length > 0;
+  $("search-section").hidden = false;
+}
+
+function currentUser() {
+  return state.user || VISITOR_ID;
+}
+
+async function loadUser(userId) {
+  state.user = userId;
+  const ticket = ++latest.user;
+  $("recs-title").textContent = userId ? `Recommended for ${userId}` : "Popular picks for a new visitor";
+  $("recommendations").setAttribute("aria-busy", "true");
+  try {
+    const [recs, user] = await Promise.all([
+      api("/recommend", { user_id: currentUser(), k: K }),
+      api("/user", { user_id: currentUser() }),
+    ]);
+    if (ticket !== latest.user) return;
+    if (userId && !recs.known_user) $("recs-title").textContent = `New visitor ${userId}: popular picks`;
+    renderItems($("recommendations"), recs.items, { source: "recommend" });
+    renderItems($("recent-purchases"), user.recent_purchases, { source: "recent", showScore: false });
+    $("recent-section").hidden = user.recent_purchases.length === 0;
+  } finally {
+    if (ticket === latest.user) $("recommendations").removeAttribute("aria-busy");
+  }
+}
+
+async function openItem(item, source) {
+  clearError();
+  const results = await Promise.allSettled([showSimilar(item), sendClick(item, source)]);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) showError(failed.reason);
+}
+
+async function showSimilar(item) {
+  const data = await api("/similar", { item_id: item.item_id, k: K });
+  $("similar-title").textContent = `Similar to ${item.title}`;
+  renderItems($("similar-items"), data.items, { source: "similar" });
+  const section = $("similar-section");
+  section.hidden = false;
+  section.scrollIntoView({ block: "nearest", behavior: "smooth" });
+}
+
+async function sendClick(item, source) {
+  const event = {
+    event_id: randomHex(16),  // idempotency key: a retried request is not counted twice
+    user_id: currentUser(),
+    item_id: item.item_id,
+    event_type: "click",
+    timestamp: new Date().toISOString(),
+    session_id: SESSION_ID,
+  };
+  if (source === "search" && state.query) event.query = state.query;
+  const data = await api("/feedback", { events: [event] });
+  state.accepted += data.accepted;
+  $("feedback-count").textContent = `feedback sent: ${state.accepted} accepted`;
+}
+
+// A handler's failure becomes the alert message; the rest of the page stays as it was.
+const guarded = (handler) => (event) => {
+  event?.preventDefault();
+  clearError();
+  handler().catch(showError);
+};
+
+async function loadUsers() {
+  const data = await api("/users", { limit: USERS });
+  $("user-select").append(...data.users.map((id) => new Option(id, id)));
+}
+
+$("search-form").addEventListener("submit", guarded(async () => {
+  const query = $("search-input").value.trim();
+  if (query) await search(query);
+  else $("search-input").focus();
+}));
+
+$("user-select").addEventListener("change", guarded(async () => {
+  $("user-id").value = "";
+  await loadUser($("user-select").value);
+}));
+
+$("user-form").addEventListener("submit", guarded(async () => {
+  const typed = $("user-id").value.trim();
+  const known = Array.from($("user-select").options).some((o) => o.value === typed);
+  $("user-select").value = known ? typed : "";
+  await loadUser(typed);
+}));
+
+guarded(async () => {
+  await Promise.all([loadUsers(), loadUser("")]);
+})();

@@ -1,0 +1,254 @@
+"""The storefront at ``/ui``, driven end to end in a real headless Chromium.
+
+Each test opens the page served by a real ``bentoml serve`` (fixture ``server_url``),
+acts like a shopper, and checks the page against the API's own answer for the same
+request (so the assertions hold for whatever model the server was trained on).
+Screenshots of every state go to ``test-output/ui/`` for a person to look at; the
+search-results state is also written to ``docs/storefront.png`` for the README.
+
+The browser is Debian's ``/usr/bin/chromium`` (``make test`` installs it), never a
+Playwright download.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "test-output" / "ui"
+DOCS_SHOT = REPO / "docs" / "storefront.png"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 375, "height": 812}
+# The first /feedback of a server process imports Great Expectations (~5 s).
+expect.set_options(timeout=30_000)
+
+QUERY = "red candel under 15"  # a correction, a price limit, a colour and a category intent
+
+
+@pytest.fixture(scope="module")
+def shoppers(server_url) -> list[str]:
+    """Three known shoppers, the ones with the most purchases (first in the page's picker)."""
+    users = httpx.post(f"{server_url}/users", json={"limit": 3}, timeout=30).json()["users"]
+    assert len(users) == 3, f"the served model knows fewer than 3 shoppers: {users}"
+    return users
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (`make browser`) to run the storefront tests")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Storefront:
+    """A page on ``/ui`` plus what went wrong in it: script errors and requests leaving the origin."""
+
+    def __init__(self, page, base: str) -> None:
+        self.page, self.base = page, base
+        self.script_errors: list[str] = []
+        self.foreign: list[str] = []
+        page.on("pageerror", lambda exc: self.script_errors.append(str(exc)))
+        page.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:")
+                else self.foreign.append(r.url))
+
+    def open(self) -> None:
+        self.page.goto(f"{self.base}/ui")  # the service redirects to /ui/
+        expect(self.page.locator("#model-version")).not_to_have_text("…")
+        expect(self.page.locator("#recommendations [data-testid=item]").first).to_be_visible()
+
+    def api(self, path: str, body: dict) -> dict:
+        response = httpx.post(f"{self.base}{path}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def titles(self, list_id: str):
+        return self.page.locator(f"#{list_id} [data-testid=item-title]")
+
+    def search(self, query: str) -> None:
+        self.page.fill("#search-input", query)
+        with self.page.expect_response(lambda r: r.url.endswith("/search")):
+            self.page.press("#search-input", "Enter")
+
+    def pick_user(self, user_id: str) -> None:
+        with self.page.expect_response(lambda r: r.url.endswith("/recommend")):
+            self.page.select_option("#user-select", user_id)
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def shop(browser, server_url) -> Iterator[Storefront]:
+    context = browser.new_context(viewport=DESKTOP)
+    store = Storefront(context.new_page(), server_url)
+    yield store
+    context.close()
+    assert not store.script_errors, f"script errors on the page: {store.script_errors}"
+    assert not store.foreign, f"the page fetched from outside its server: {store.foreign}"
+
+
+def test_search_shows_results_and_the_parsed_query_as_chips(shop, shoppers):
+    expected = shop.api("/search", {"query": QUERY, "user_id": shoppers[0], "k": 10})
+    parsed = expected["parsed"]
+    assert parsed["corrections"] and parsed["max_price"] and parsed["colour"] and parsed["category"], \
+        f"the query no longer exercises every chip: {parsed}"
+    shop.open()
+    shop.pick_user(shoppers[0])
+    shop.search(QUERY)
+
+    page = shop.page
+    expect(shop.titles("search-results")).to_have_text([i["title"] for i in expected["items"]])
+    expect(page.locator("#search-title")).to_contain_text(QUERY)
+    first = page.locator("#search-results [data-testid=item]").first
+    item = expected["items"][0]
+    expect(first.locator("[data-testid=item-category]")).to_have_text(item["category"])
+    expect(first.locator("[data-testid=item-price]")).to_have_text(f"£{item['price']:.2f}")
+    expect(first.locator("[data-testid=item-score]")).to_have_text(f"score {item['score']:.3f}")
+
+    chips = page.locator("#chips")
+    for typed, meant in parsed["corrections"].items():
+        expect(chips.get_by_test_id("chip-correction")).to_contain_text(f"{typed} → {meant}")
+    expect(chips.get_by_test_id("chip-price")).to_have_text(f"under £{parsed['max_price']:.2f}")
+    expect(chips.get_by_test_id("chip-colour")).to_contain_text(f"colour: {parsed['colour']}")
+    expect(chips.get_by_test_id("chip-category")).to_contain_text(
+        f"{parsed['category']} {round(100 * parsed['category_confidence'])}%")
+    expect(page.locator("#error")).to_be_hidden()
+
+    shop.shot("search")
+    DOCS_SHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS_SHOT))
+
+
+def test_switching_users_changes_recommendations_and_purchases(shop, shoppers):
+    page = shop.page
+    shop.open()
+    expect(page.locator("#user-select")).to_have_value("")  # a new visitor first: popular picks
+    explanations = page.locator("#recommendations [data-testid=item-explanation]")
+    expect(explanations.first).to_be_visible()
+    assert all(text.startswith("popular in ") for text in explanations.all_inner_texts())
+    shop.shot("new-visitor")
+
+    lists = {}
+    for user in shoppers[:2]:
+        expected = shop.api("/recommend", {"user_id": user, "k": 10})
+        assert expected["known_user"], f"{user} should be a known user of the sample model"
+        shop.pick_user(user)
+        expect(page.locator("#recs-title")).to_have_text(f"Recommended for {user}")
+        lists[user] = [i["title"] for i in expected["items"]]
+        expect(shop.titles("recommendations")).to_have_text(lists[user])
+        purchases = shop.api("/user", {"user_id": user})["recent_purchases"]
+        expect(shop.titles("recent-purchases")).to_have_text([i["title"] for i in purchases])
+        shop.shot(f"user-{user}")
+    assert lists[shoppers[0]] != lists[shoppers[1]]
+
+    # The free-text id: a known one selects it in the picker, an unknown one is a new visitor.
+    page.fill("#user-id", shoppers[2])
+    with page.expect_response(lambda r: r.url.endswith("/recommend")):
+        page.click("#user-button")
+    expect(page.locator("#user-select")).to_have_value(shoppers[2])
+    expected = shop.api("/recommend", {"user_id": shoppers[2], "k": 10})
+    expect(shop.titles("recommendations")).to_have_text([i["title"] for i in expected["items"]])
+
+    page.fill("#user-id", "someone-new")
+    with page.expect_response(lambda r: r.url.endswith("/recommend")):
+        page.click("#user-button")
+    expect(page.locator("#recs-title")).to_contain_text("New visitor someone-new")
+    expect(page.locator("#recent-section")).to_be_hidden()
+    expect(explanations.first).to_contain_text("popular in ")
+    assert all(text.startswith("popular in ") for text in explanations.all_inner_texts())
+
+
+def test_clicking_an_item_shows_similar_items_and_records_a_click(shop, shoppers):
+    page = shop.page
+    shop.open()
+    shop.pick_user(shoppers[0])
+    shop.search(QUERY)
+    card = page.locator("#search-results [data-testid=item]").first
+    item_id = card.get_attribute("data-item-id")
+
+    with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer:
+        card.locator("button").click()
+    sent = json.loads(answer.value.request.post_data)["events"]
+    assert answer.value.status == 200 and answer.value.json()["accepted"] == 1
+    assert len(sent) == 1 and sent[0]["item_id"] == item_id and sent[0]["user_id"] == shoppers[0]
+    assert sent[0]["event_type"] == "click" and sent[0]["query"] == QUERY and sent[0]["event_id"]
+    expect(page.locator("#feedback-count")).to_have_text("feedback sent: 1 accepted")
+
+    similar = shop.api("/similar", {"item_id": item_id, "k": 10})["items"]
+    expect(page.locator("#similar-section")).to_be_visible()
+    expect(shop.titles("similar-items")).to_have_text([i["title"] for i in similar])
+    # The server stored the click: the same event_id again is a duplicate, not a second event.
+    again = shop.api("/feedback", {"events": sent})
+    assert (again["accepted"], again["duplicates"]) == (0, 1)
+    shop.shot("similar")
+
+    # A click in the similar list is a new event (its own event_id) and opens that item's neighbours.
+    with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer:
+        page.locator("#similar-items [data-testid=item] button").first.click()
+    assert json.loads(answer.value.request.post_data)["events"][0]["event_id"] != sent[0]["event_id"]
+    expect(page.locator("#feedback-count")).to_have_text("feedback sent: 2 accepted")
+    expect(page.locator("#similar-title")).to_have_text(f"Similar to {similar[0]['title']}")
+
+
+def test_an_api_error_is_shown_and_the_page_keeps_working(shop):
+    page = shop.page
+    shop.open()
+    too_long = "candle " * 43  # 301 characters; the API accepts at most 200
+    response = httpx.post(f"{shop.base}/search", json={"query": too_long, "k": 10})
+    assert response.status_code == 400
+
+    shop.search(too_long)
+    alert = page.get_by_role("alert")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("/search failed (HTTP 400)")
+    expect(alert).to_contain_text("query: String should have at most 200 characters")
+    expect(page.locator("#search-input")).to_be_visible()
+    expect(page.locator("#recommendations [data-testid=item]").first).to_be_visible()
+    shop.shot("error")
+
+    shop.search("candle")  # the next good request clears the message
+    expect(alert).to_be_hidden()
+    expect(page.locator("#search-results [data-testid=item]").first).to_be_visible()
+
+    # The other error shapes, through the page's own client: BentoML's [{"error"}] and the 413 {"error"}.
+    messages = page.evaluate("""Promise.all([
+        api("/similar", {item_id: "NOPE", k: 3}).catch((e) => e.message),
+        api("/feedback", {events: ["x".repeat(2000000)]}).catch((e) => e.message)])""")
+    assert messages[0].startswith("/similar failed (HTTP 404): unknown item_id 'NOPE'"), messages[0]
+    assert messages[1].startswith("/feedback failed (HTTP 413): request body of"), messages[1]
+
+
+def test_phone_sized_window_has_no_horizontal_scrolling(browser, server_url, shoppers):
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    shop = Storefront(context.new_page(), server_url)
+    try:
+        shop.open()
+        shop.pick_user(shoppers[0])
+        shop.search(QUERY)
+        page = shop.page
+        expect(page.locator("#search-results [data-testid=item]").first).to_be_visible()
+        for selector in ("#search-input", "#search-button", "#user-select"):
+            box = page.locator(selector).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (selector, box)
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1] == PHONE["width"], f"horizontal scrolling: {widths}"
+        rights = page.locator("#search-results [data-testid=item]").evaluate_all(
+            "cards => cards.map(c => c.getBoundingClientRect().right)")
+        assert max(rights) <= PHONE["width"], rights
+        shop.shot("phone")
+        assert not shop.script_errors and not shop.foreign
+    finally:
+        context.close()
