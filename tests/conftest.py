@@ -51,7 +51,7 @@ def pipeline_run(tmp_path_factory) -> PipelineRun:
 @pytest.fixture(scope="session")
 def served(pipeline_run, tmp_path_factory):
     """A real `shoprec serve` (bentoml serve, 2 workers) on the pipeline_run models."""
-    from server import start_server
+    from shoprec.serving.process import start_server
 
     if pipeline_run.first.returncode != 0:
         pytest.fail(f"dvc repro failed:\n{pipeline_run.first.stderr[-3000:]}")
@@ -64,3 +64,12 @@ def served(pipeline_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def server_url(served) -> str:
     return served.url
+
+
+@pytest.fixture(scope="session")
+def harness():
+    """A temporary Prefect server for the session's flow runs."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

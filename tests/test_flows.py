@@ -34,7 +34,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterTaskRunId
 from prefect.logging.handlers import APILogWorker
 from prefect.server.schemas.schedules import CronSchedule
-from prefect.testing.utilities import prefect_test_harness
 from repo_copy import REPO, copy_repo
 from test_pipeline_dvc import SMALL
 from typer.testing import CliRunner
@@ -53,12 +52,6 @@ LOCK_HOLDER = (
     "print('locked', flush=True)\n"
     "sys.stdin.readline()\n"  # hold until the test says so
 )
-
-
-@pytest.fixture(scope="session")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture(scope="module")

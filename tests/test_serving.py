@@ -154,7 +154,7 @@ def test_concurrent_burst_has_no_errors(served, shoppers):
 
 def test_acknowledged_feedback_survives_sigkill(pipeline_run, bundle, tmp_path):
     """Events acknowledged before a SIGKILL are all there after a restart, each exactly once."""
-    from server import start_server
+    from shoprec.serving.process import start_server
 
     from shoprec.serving.feedback import FeedbackStore
 

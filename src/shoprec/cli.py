@@ -270,10 +270,27 @@ def package(
 
 
 @app.command()
+def promote(
+    model: Annotated[Optional[str], typer.Option(help="model-store tag (default: the last package stage's)")] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Smoke-test a packaged model in a real server, then make it the one `shoprec serve` serves."""
+    import json
+
+    from shoprec.serving.promote import SmokeTestFailed, promote as run_promote
+
+    try:
+        record = run_promote(Path("."), Path(_params(params).serving.promoted_file), model)
+    except (SmokeTestFailed, FileNotFoundError) as exc:
+        _fail(f"not promoted: {exc}")
+    typer.echo(json.dumps(record, indent=2))
+
+
+@app.command()
 def serve(
     port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-    model: Annotated[Optional[str], typer.Option(help="model-store tag (default: the last package stage's)")] = None,
+    model: Annotated[Optional[str], typer.Option(help="model-store tag (default: the promoted model, else the last package)")] = None,
     feedback_db: Annotated[Optional[Path], typer.Option(help="feedback SQLite (default: params serving.feedback_db)")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="server processes (default: params serving.workers)")] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
@@ -281,11 +298,11 @@ def serve(
     """Serve the models of the last `dvc repro` over HTTP (wraps `bentoml serve`)."""
     import os
 
-    from shoprec.serving.package import packaged_tag
+    from shoprec.serving.promote import served_tag
 
     cfg = _params(params)
     try:
-        tag = model or packaged_tag(Path("models/serving"))
+        tag = model or served_tag(Path("."), Path(cfg.serving.promoted_file))
     except FileNotFoundError as exc:
         _fail(str(exc))
     env = {"SHOPREC_MODEL": tag, "SHOPREC_FEEDBACK_DB": str((feedback_db or Path(cfg.serving.feedback_db)).resolve())}
@@ -340,6 +357,22 @@ def flow_train(
         _fail(f"flow {state.name}: {state.message}")
     for step, outcome in state.result().items():
         typer.echo(f"  {step:<16} {outcome}")
+
+
+@flow_app.command("feedback")
+def flow_feedback(
+    min_events: Annotated[Optional[int], typer.Option(help="new events that trigger a retrain (default: params)")] = None,
+    root: RootOpt = Path("."),
+) -> None:
+    """Run the feedback flow: export served feedback; retrain, smoke-test and promote when enough arrived."""
+    import json
+
+    from shoprec.orchestration.deployments import load_flow
+
+    state = load_flow("flows/feedback.py:feedback", root)(root=str(root), min_events=min_events, return_state=True)
+    if not state.is_completed():
+        _fail(f"flow {state.name}: {state.message}")
+    typer.echo(json.dumps(state.result(), indent=2))
 
 
 @app.command("serve-flows")

@@ -140,6 +140,7 @@ class ServingParams(_Section):
     max_feedback_events: int = Field(1000, ge=1)  # per POST /feedback
     max_query_chars: int = Field(200, ge=1)
     feedback_db: str = "var/feedback.db"  # SQLite (WAL) file the service appends events to
+    promoted_file: str = "var/promoted.json"  # the model `shoprec serve` serves (written by promotion)
     feedback_min_events: int = Field(1000, ge=1)  # new feedback events that trigger a retrain
 
 

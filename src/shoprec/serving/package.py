@@ -81,9 +81,18 @@ def package(artifacts: Artifacts, params: Params, params_path: Path, out_dir: Pa
 
 
 def packaged_tag(out_dir: Path) -> str:
-    """The model tag of the last package stage (imported again if the store lost it)."""
+    """The model tag of the last package stage; imported again from its bundle if the store lost it
+    (a fresh machine after ``dvc pull``)."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
     record = out_dir / PACKAGE_FILE
     if not record.is_file():
         raise FileNotFoundError(f"{record} is missing: run `dvc repro` (the package stage) first")
     tag = json.loads(record.read_text())["model_tag"]
-    return import_bundle(out_dir / "bundle") if (out_dir / "bundle").is_dir() else tag
+    try:
+        bentoml.models.get(tag)
+    except NotFound:
+        if (out_dir / "bundle").is_dir() and f"{MODEL_NAME}:{verify(out_dir / 'bundle')['version']}" == tag:
+            import_bundle(out_dir / "bundle")
+    return tag

@@ -1,0 +1,90 @@
+"""The feedback flow: served feedback -> training data -> retrain -> gate -> smoke test -> promote.
+
+Runs hourly (``prefect.yaml``):
+
+1. *export*: accepted events of the service's SQLite store that no batch holds yet are
+   written as one Parquet batch into ``ingest.feedback_dir``, an input of the ingest
+   stage (so they are validated like every other event);
+2. *count*: events in batches no promoted model was trained on yet
+   (``serving.promoted_file`` lists the batches behind the served model);
+3. below ``serving.feedback_min_events``: stop, the batches wait for the next run;
+4. otherwise the training flow reproduces the pipeline with packaging: the gate stops
+   the run (the flow fails, nothing is promoted) when the new models lose to the
+   baselines;
+5. the new package is smoke-tested in a real server and only then promoted.
+
+Run it by hand with ``shoprec flow feedback``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from shoprec.config import load_params
+from shoprec.data.sources.feedback import BATCH_PATTERN
+
+
+@task(cache_policy=NO_CACHE)
+def export_feedback(db: Path, batch_dir: Path) -> str | None:
+    from shoprec.serving.feedback import FeedbackStore
+
+    if not db.is_file():
+        return None
+    path = FeedbackStore(db).export(batch_dir)
+    return path.name if path else None
+
+
+def _trained_batches(promoted_file: Path) -> set[str]:
+    return set(json.loads(promoted_file.read_text()).get("feedback_batches", [])) if promoted_file.is_file() else set()
+
+
+@task(cache_policy=NO_CACHE)
+def untrained_batches(batch_dir: Path, promoted_file: Path) -> dict[str, int]:
+    """Batch name -> event count, for batches the served model has not been trained on."""
+    import pyarrow.parquet as pq
+
+    done = _trained_batches(promoted_file)
+    return {p.name: pq.read_metadata(p).num_rows for p in sorted(batch_dir.glob("feedback-*.parquet"))
+            if BATCH_PATTERN.fullmatch(p.name) and p.name not in done}
+
+
+@task(cache_policy=NO_CACHE)
+def promote_package(repo: Path, promoted_file: Path, batches: list[str]) -> dict:
+    from shoprec.serving.promote import promote
+
+    trained = sorted(_trained_batches(promoted_file) | set(batches))
+    return promote(repo, promoted_file, extra={"feedback_batches": trained})
+
+
+@flow(name="shoprec-feedback")
+def feedback(root: str = ".", min_events: int | None = None) -> dict:
+    """Export, and when enough new events arrived, retrain, gate, smoke-test and promote.
+
+    Args:
+        root: the repository (where ``dvc.yaml`` and ``params.yaml`` are).
+        min_events: new events that trigger a retrain (default ``serving.feedback_min_events``).
+    """
+    from shoprec.orchestration.deployments import load_flow
+
+    train = load_flow("flows/train.py:train", Path(root))
+    logger = get_run_logger()
+    repo = Path(root).resolve()
+    cfg = load_params(repo / "params.yaml")
+    db, promoted_file = repo / cfg.serving.feedback_db, repo / cfg.serving.promoted_file
+    batch_dir = repo / cfg.ingest.feedback_dir
+    exported = export_feedback(db, batch_dir)
+    pending = untrained_batches(batch_dir, promoted_file)
+    new_events, needed = sum(pending.values()), min_events or cfg.serving.feedback_min_events
+    summary = {"exported": exported, "new_events": new_events, "retrained": False, "promoted": None}
+    if new_events < needed:
+        logger.info("%d new feedback events, %d needed to retrain: waiting", new_events, needed)
+        return summary
+    summary["stages"] = train(package=True, root=str(repo))
+    summary["promoted"] = promote_package(repo, promoted_file, list(pending))["model_tag"]
+    summary["retrained"] = True
+    logger.info("promoted %s (restart `shoprec serve` to serve it)", summary["promoted"])
+    return summary
