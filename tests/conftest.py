@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ ONLINE_RETAIL = REPO.parent / "shared" / "data" / "online_retail" / "online_reta
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 # The package stage imports models into a BentoML store: a private one per test session.
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="shoprec-bentoml-")
+atexit.register(shutil.rmtree, os.environ["BENTOML_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

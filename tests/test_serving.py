@@ -137,6 +137,19 @@ def test_feedback_is_accepted_once_per_event_id(served, bundle):
     assert again["accepted"] == 0 and again["duplicates"] == 1
 
 
+def test_the_printed_curl_examples_work(pipeline_run, served):
+    """`make run` ends with a curl call per endpoint: each one answers 200 on the real server."""
+    from shoprec.serving.package import serve_instructions
+
+    port = served.url.rsplit(":", 1)[1]
+    calls = [line.strip() for line in serve_instructions(pipeline_run.root / "models/serving", int(port)).splitlines()
+             if line.strip().startswith("curl")]
+    assert len(calls) == 4
+    for call in calls:
+        done = subprocess.run(["bash", "-c", call + " -o /dev/null -w '%{http_code}'"], capture_output=True, text=True)
+        assert done.stdout == "200", call
+
+
 def test_probes_and_metrics(served):
     assert httpx.get(f"{served.url}/livez").status_code == 200
     assert httpx.get(f"{served.url}/readyz").status_code == 200

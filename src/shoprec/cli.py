@@ -326,6 +326,10 @@ def run(
     except Exception as exc:  # DVC wraps stage failures; show its message, not a traceback
         _fail(f"pipeline failed: {exc}")
     typer.echo(summary)
+    if Path("models/serving/package.json").is_file():
+        from shoprec.serving.package import serve_instructions
+
+        typer.echo("\n" + serve_instructions(Path("models/serving")))
 
 
 flow_app = typer.Typer(no_args_is_help=True, help="Prefect flows (ephemeral Prefect unless PREFECT_API_URL is set).")

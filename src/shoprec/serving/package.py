@@ -96,3 +96,29 @@ def packaged_tag(out_dir: Path) -> str:
         if (out_dir / "bundle").is_dir() and f"{MODEL_NAME}:{verify(out_dir / 'bundle')['version']}" == tag:
             import_bundle(out_dir / "bundle")
     return tag
+
+
+def serve_instructions(out_dir: Path, port: int = 3000) -> str:
+    """How to serve the package and call each endpoint, with ids from its own catalog."""
+    import pandas as pd
+
+    from shoprec.serving.bundle import HISTORY
+
+    bundle = out_dir / "bundle"
+    user = str(pd.read_parquet(bundle / HISTORY, columns=["user_id"])["user_id"].iloc[0])
+    items = pd.read_parquet(bundle / "data/clean/items.parquet", columns=["item_id", "title"])
+    item, word = str(items["item_id"].iloc[0]), max(str(items["title"].iloc[0]).split(), key=len).lower()
+    url = f"http://127.0.0.1:{port}"
+    calls = {
+        "recommend": {"user_id": user, "k": 5},
+        "search": {"query": f"{word} under 20", "user_id": user, "k": 5},
+        "similar": {"item_id": item, "k": 5},
+        "feedback": {"events": [{"user_id": user, "item_id": item, "event_type": "click",
+                                 "timestamp": "2024-05-01T10:00:00Z"}]},
+    }
+    lines = [f"Serve the packaged model ({json.loads((out_dir / PACKAGE_FILE).read_text())['model_tag']}):",
+             f"  shoprec serve --port {port}        # wraps `bentoml serve shoprec.serving.service:Shoprec`",
+             f"  storefront: {url}/ui/", "Then, in another shell:"]
+    lines += [f"  curl -s -X POST {url}/{route} -H 'content-type: application/json' -d '{json.dumps(body)}'"
+              for route, body in calls.items()]
+    return "\n".join(lines)

@@ -7,7 +7,7 @@ a user does.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import signal
 import socket
 import subprocess
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 
 def free_port() -> int:
@@ -32,16 +33,26 @@ class Server:
     log: Path
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        """Signal the whole process group (the arbiter and its workers) and wait for it."""
+        """Signal the server and every process under it, and wait until all are gone.
+
+        BentoML's workers may leave the server's process group, so they are found as
+        descendants (before the signal: an orphaned worker would still accept requests
+        on the shared socket). With SIGKILL this is a crash of the whole server.
+        """
         try:
-            os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
+            procs = [psutil.Process(self.process.pid)]
+            procs += procs[0].children(recursive=True)
+        except psutil.NoSuchProcess:
             return
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(sig)
+        _, alive = psutil.wait_procs(procs, timeout=timeout)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=timeout)
+        self.process.wait()
 
 
 def start_server(root: Path, feedback_db: Path, log: Path, workers: int = 1, timeout: float = 180.0,
