@@ -228,7 +228,7 @@ def test_cli_flow_train_rejects_an_unknown_param_before_any_stage(harness, tmp_p
     result = CliRunner().invoke(app, ["flow", "train", "--root", str(root), "--set", "gate.marign=1"])
     assert result.exit_code == 1
     assert "gate.marign: Extra inputs are not permitted" in result.output
-    assert not (root / "data").exists() and "marign" not in (root / "params.yaml").read_text()
+    assert not (root / "data/raw").exists() and "marign" not in (root / "params.yaml").read_text()  # no stage ran
 
 
 def test_metrics_table_keeps_the_gate_cutoff():
