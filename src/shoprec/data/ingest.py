@@ -8,7 +8,7 @@ row counts in ``raw_counts.json`` — no pickles, and validation sees exactly wh
 direct run would.
 
 ``validate`` writes ``items.parquet``, ``events.parquet``, ``query_labels.parquet``
-(when the source has labels), ``quarantine.parquet``, ``validation.json`` and
+(empty when the source has no labels), ``quarantine.parquet``, ``validation.json`` and
 ``validation.md``. When a table-level rule fails it still writes the quarantine and
 the report (status ``failed``) before raising, so nothing read is lost, and it removes
 clean tables left by an earlier run so that no stale data looks current.
@@ -134,6 +134,8 @@ def validate(raw: RawTables, out_dir: Path, max_invalid_share: float) -> Validat
         if table.name in clean:
             tables[table.name] = out_dir / f"{table.name}.parquet"
             _write_parquet(clean[table.name], table, tables[table.name])
+    if QUERY_LABELS.name not in clean:  # no labelled queries: an empty table, so evaluate_search still has its input
+        _write_parquet(pd.DataFrame(columns=QUERY_LABELS.names), QUERY_LABELS, out_dir / f"{QUERY_LABELS.name}.parquet")
     counts = {name: {k: e[k] for k in ("raw_rows", "clean_rows", "quarantined_rows")} for name, e in entries.items()}
     return ValidationResult(out_dir, tables, quarantine_path, out_dir / REPORT_JSON, out_dir / REPORT_MD, counts)
 
