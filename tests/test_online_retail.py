@@ -73,6 +73,8 @@ def test_validated_counts_add_up(tmp_path):
     assert events["quarantined_by_reason"]["quantity: not a number"] == 1
     clean = pd.read_parquet(result.tables["events"])
     assert clean["timestamp"].iloc[0] == pd.Timestamp("2011-03-01 10:00:00", tz="UTC")  # UK time taken as UTC
+    labels = pd.read_parquet(tmp_path / "out" / "query_labels.parquet")  # no logged queries: empty, not absent
+    assert labels.empty and list(labels.columns) == ["query_id", "query", "item_id", "relevance"]
 
 
 def test_missing_column_is_named(tmp_path):
