@@ -72,15 +72,15 @@ class RetrievalParams(_Section):
 
 
 class RankingParams(_Section):
-    cross_layers: int = Field(2, ge=0)
+    cross_layers: int = Field(1, ge=0)
     deep_units: list[int] = [128, 64]
     batch_size: int = Field(1024, ge=2)
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(2, ge=1)
     learning_rate: float = Field(0.002, gt=0)
     negative_sample: float = Field(0.3, gt=0, le=1)
     n_retrieval: int = Field(200, ge=1)
     n_copurchase: int = Field(100, ge=0)
-    recent_days: int = Field(30, ge=1)  # window of the "recent popularity" feature
+    recent_days: int = Field(14, ge=1)  # window of the "recent popularity" feature
     diversity: float = Field(0.0, ge=0, le=1)  # default MMR weight of served lists
 
 
