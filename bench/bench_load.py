@@ -1,0 +1,375 @@
+"""Load benchmark of the real server: requests/s, p50, p99 and errors per endpoint and concurrency.
+
+Starts ``shoprec serve`` (``bentoml serve``, ``--workers`` processes) on the models of a
+scratch copy of this repository and drives it from this process, a separate one, with an
+asynchronous HTTP/1.1 client (httpx, keep-alive connections, one per concurrent caller).
+Each caller sends its next request as soon as the previous answer arrived (a closed
+loop), so requests/s is the throughput at that concurrency and p50/p99 the latency a
+caller saw, queueing in the server included.
+
+Setup: the repository is copied (``bench/repo_copy.copy_repo``) with the small sample of
+the tests, or the default ``params.yaml`` sample with ``--full-sample`` (5,000 items,
+3,000 users), and ``dvc repro`` runs there (its last stage, ``package``, builds the
+serving bundle and imports it into a BentoML model store under a temporary
+``BENTOML_HOME``). ``--root PATH`` reuses a copy whose ``models/serving/package.json``
+is already built and skips the training.
+
+Workloads (fixed seed, built from the bundle the server loads):
+
+* ``/recommend``: known users in turn, every 10th request an unknown user (cold start), k=10;
+* ``/search``: two or three consecutive words of a catalog title, a quarter of them with
+  "under 20", a third for a known user, k=10;
+* ``/similar``: catalog items in turn, k=10; every 20th an unknown item, which must get 404;
+* ``/feedback``: one event per request with a unique ``event_id`` (a durable SQLite commit).
+
+An error is a transport error or a status other than the one the request is meant to get
+(200, or 404 for the unknown items above). Besides the client's view, the table gives the
+server's CPU time per request (all worker processes, from /proc) and how that CPU was
+split between the workers (keep-alive connections stay on the worker that accepted them),
+the client's own CPU use (client and server share the machine's cores unless ``--pin
+split`` puts the client on the last CPU and the server on the others), and the CPU every
+other process of the machine used meanwhile: on a shared 2-core box, someone else's job
+halves the figures, and this column says when that happened.
+
+    python bench/bench_load.py --full-sample [--workers 2] [--pin none,split] [--keep]
+    python bench/bench_load.py --root /tmp/copy  # reuse a built copy
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import itertools
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import psutil
+
+from repo_copy import SMALL_SAMPLE, copy_repo
+from server import Server, start_server
+
+BUNDLE = Path("models/serving/bundle")
+ENDPOINTS = ("recommend", "search", "similar", "feedback")
+TARGETS = {"recommend": (1000.0, 30.0), "search": (None, 60.0)}  # (min requests/s, max p99 ms) at 16 callers
+REFERENCE = "plain BentoML + TFRS BruteForce SavedModel per request: ~220 requests/s, p99 ~270 ms at 16 callers, 2 cores"
+
+
+@dataclass(frozen=True)
+class Call:
+    body: bytes  # JSON, serialised once up front so the client spends its CPU on HTTP only
+    expect: int  # the status this request is meant to get
+
+
+@dataclass
+class Result:
+    endpoint: str
+    concurrency: int
+    latencies_ms: np.ndarray
+    errors: int
+    first_error: str
+    seconds: float
+    server_cpu_s: list[float]  # per worker process
+    client_cpu_s: float
+    other_cpu_s: float  # everything else the machine ran meanwhile (other users' jobs skew the figures)
+    window_s: float  # wall time the CPU figures cover (the run plus connecting)
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies_ms) / self.seconds
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q))
+
+
+# --- setup -----------------------------------------------------------------------------------------------------
+
+def prepare_root(args, scratch: Path) -> Path:
+    """The repository copy to serve: ``--root``, or a fresh copy after a full ``dvc repro``."""
+    if args.root:
+        root = args.root.resolve()
+        if not (root / "models/serving/package.json").is_file():
+            raise SystemExit(f"{root}/models/serving/package.json is missing: run `dvc repro` there first")
+        return root
+    root = copy_repo(scratch / "repo", {} if args.full_sample else SMALL_SAMPLE)
+    print(f"dvc repro in {root} ({'full' if args.full_sample else 'small'} sample) ...", flush=True)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"dvc repro failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    print(f"dvc repro done in {time.monotonic() - started:.0f} s", flush=True)
+    return root
+
+
+class Workload:
+    """The requests of each endpoint (see the module docstring), from the bundle the server loads.
+
+    Every :meth:`calls` is the same sequence for an endpoint (fixed seed), except that
+    feedback events get ids never sent before, so each run stores new events.
+    """
+
+    def __init__(self, bundle: Path) -> None:
+        items = pd.read_parquet(bundle / "data/clean/items.parquet", columns=["item_id", "title"])
+        lists = pd.read_parquet(bundle / "serving/recommendations.parquet", columns=["user_id"])
+        self.users = sorted(set(lists["user_id"]) - {""})  # "" is the new-visitor list
+        self.item_ids, self.titles = items["item_id"].tolist(), items["title"].str.lower().str.split().tolist()
+        self.batches = itertools.count()
+
+    def calls(self, endpoint: str, n: int) -> list[Call]:
+        self.rng, self.batch = np.random.default_rng(0), next(self.batches)
+        return [getattr(self, f"_{endpoint}")(i) for i in range(n)]
+
+    def _user(self, i: int) -> str:
+        return self.users[i % len(self.users)]
+
+    def _recommend(self, i: int) -> Call:
+        return _call({"user_id": f"visitor-{i}" if i % 10 == 9 else self._user(i), "k": 10})
+
+    def _search(self, i: int) -> Call:
+        words = self.titles[self.rng.integers(len(self.titles))]
+        size = min(len(words), int(self.rng.integers(2, 4)))
+        start = int(self.rng.integers(len(words) - size + 1))
+        query = " ".join(words[start:start + size]) + (" under 20" if i % 4 == 0 else "")
+        return _call({"query": query, "k": 10} | ({"user_id": self._user(i)} if i % 3 == 0 else {}))
+
+    def _similar(self, i: int) -> Call:
+        if i % 20 == 19:
+            return _call({"item_id": "NO-SUCH-ITEM", "k": 10}, expect=404)
+        return _call({"item_id": self.item_ids[i % len(self.item_ids)], "k": 10})
+
+    def _feedback(self, i: int) -> Call:
+        event = {"user_id": self._user(i), "item_id": self.item_ids[(i * 7) % len(self.item_ids)],
+                 "event_type": ("view", "click", "add_to_cart", "purchase")[i % 4],
+                 "timestamp": "2024-05-01T10:00:00Z", "event_id": f"load-{os.getpid()}-{self.batch}-{i}"}
+        return _call({"events": [event]})
+
+
+def _call(body: dict, expect: int = 200) -> Call:
+    return Call(json.dumps(body).encode(), expect)
+
+
+# --- load ------------------------------------------------------------------------------------------------------
+
+def machine_cpu() -> float:
+    """CPU seconds all CPUs spent busy since boot (``/proc/stat``: user, nice, system, irq, softirq, steal)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:3]) + sum(fields[5:8])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(server: Server) -> dict[int, float]:
+    """CPU seconds (user + system) of each process of the server's tree, by pid."""
+    out = {}
+    for proc in [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            out[proc.pid] = times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[float], int, str, float]:
+    """Send ``calls`` over ``concurrency`` keep-alive connections in a closed loop.
+
+    One client per connection: httpx's shared pool scans all its connections on every
+    request, which at 64 connections costs the client ~4 ms of CPU per request (measured),
+    more than the server spends.
+
+    Returns the latencies (ms) of the requests, the error count, the first error, and the
+    wall time of the whole run.
+    """
+    latencies: list[float] = []
+    errors, first_error = 0, ""
+    queue = iter(calls)
+    headers = {"content-type": "application/json"}
+
+    async def caller() -> None:
+        nonlocal errors, first_error
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1), timeout=60.0) as client:
+            await client.get(url.rsplit("/", 1)[0] + "/readyz")  # connect before the clock starts
+            await ready.wait()
+            for c in queue:
+                start = time.perf_counter()
+                try:
+                    response = await client.post(url, content=c.body, headers=headers)
+                    status, text = response.status_code, response.text[:300]
+                except httpx.HTTPError as exc:
+                    status, text = 0, f"{type(exc).__name__}: {exc}"
+                latencies.append((time.perf_counter() - start) * 1000.0)
+                if status != c.expect:
+                    errors += 1
+                    first_error = first_error or f"{status} (expected {c.expect}): {text}"
+
+    ready = asyncio.Barrier(concurrency + 1)  # every connection open, then the clock starts
+    callers = [asyncio.create_task(caller()) for _ in range(concurrency)]
+    await ready.wait()
+    begin = time.perf_counter()
+    await asyncio.gather(*callers)
+    return latencies, errors, first_error, time.perf_counter() - begin
+
+
+def measure(server: Server, endpoint: str, calls: list[Call], concurrency: int) -> Result:
+    gc.collect()
+    gc.freeze()  # the client's own full collections (tens of ms over pandas & co.) would show up as server latency
+    before, client_before, machine_before = server_cpu(server), time.process_time(), machine_cpu()
+    window = time.perf_counter()
+    latencies, errors, first_error, seconds = asyncio.run(drive(f"{server.url}/{endpoint}", calls, concurrency))
+    window = time.perf_counter() - window
+    client_cpu, after, machine = time.process_time() - client_before, server_cpu(server), machine_cpu() - machine_before
+    workers = [after[pid] - before.get(pid, 0.0) for pid in after if pid != server.process.pid]
+    return Result(endpoint, concurrency, np.asarray(latencies), errors, first_error, seconds,
+                  sorted(workers, reverse=True), client_cpu, max(0.0, machine - sum(workers) - client_cpu), window)
+
+
+def warm_up(server: Server, work: Workload, n: int) -> None:
+    """First requests per worker are slow (MiniLM graph tracing, Great Expectations import): not measured."""
+    for endpoint in ENDPOINTS:
+        asyncio.run(drive(f"{server.url}/{endpoint}", work.calls(endpoint, n), 16))
+
+
+# --- report ----------------------------------------------------------------------------------------------------
+
+def row(pin: str, r: Result) -> str:
+    total = sum(r.server_cpu_s) or 1.0
+    split = "/".join(f"{100 * w / total:.0f}" for w in r.server_cpu_s if w / total >= 0.01)
+    return (f"| {pin} | /{r.endpoint} | {r.concurrency} | {len(r.latencies_ms):,} | {r.rps:,.0f} | {r.pct(50):.1f} | "
+            f"{r.pct(99):.1f} | {r.latencies_ms.max():.0f} | {r.errors} | {1000 * total / len(r.latencies_ms):.2f} | "
+            f"{split} | {100 * r.client_cpu_s / r.window_s:.0f}% | {100 * r.other_cpu_s / r.window_s:.0f}% |")
+
+
+def verdicts(results: list[tuple[str, Result]]) -> list[str]:
+    out = []
+    for pin, r in results:
+        if r.concurrency != 16 or r.endpoint not in TARGETS:
+            continue
+        min_rps, max_p99 = TARGETS[r.endpoint]
+        checks = ([f"{r.rps:,.0f} req/s {'>=' if r.rps >= min_rps else '<'} {min_rps:,.0f}"] if min_rps else []) + \
+                 [f"p99 {r.pct(99):.1f} ms {'<=' if r.pct(99) <= max_p99 else '>'} {max_p99:.0f}",
+                  f"{r.errors} errors in {len(r.latencies_ms):,}"]
+        ok = (not min_rps or r.rps >= min_rps) and r.pct(99) <= max_p99 and r.errors == 0
+        out.append(f"- /{r.endpoint} at 16, pin {pin}: {'MEETS' if ok else 'MISSES'} the target ({'; '.join(checks)})")
+    return out
+
+
+def machine(workers: int, bundle: Path) -> list[str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    loop = "uvloop" if find_spec("uvloop") else "asyncio (uvloop not installed)"
+    parser = "httptools" if find_spec("httptools") else "h11 (httptools not installed)"
+    import bentoml
+
+    return [f"- machine: nproc {os.cpu_count()} ({cpu}), Python {platform.python_version()}, "
+            f"bentoml {bentoml.__version__}",
+            f"- server: `shoprec serve` with {workers} worker processes; uvicorn event loop {loop}, parser {parser}",
+            f"- model: {manifest['items']:,} items, {manifest['users']:,} users ({manifest['version']})",
+            "- client: this process, httpx.AsyncClient, one keep-alive connection per caller, closed loop; "
+            "it shares the CPUs with the server unless pinned (column `client CPU`)"]
+
+
+def report(args, results: list[tuple[str, Result]], bundle: Path) -> str:
+    command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    lines = [f"## Load benchmark: `shoprec serve`, {args.workers} workers", "",
+             f"Command: `{command}`", "", *machine(args.workers, bundle), "",
+             "pin `none`: client and server on all CPUs; `split`: server on CPUs "
+             f"{_cpus('server')}, client on CPU {_cpus('client')}. Latencies in ms as the client saw them; "
+             "server CPU is per request summed over worker processes; worker split is the share of that CPU "
+             "each worker process used; client and other CPU are in % of one CPU (other: every other process of the "
+             "machine during the run, a sign of interference).", "",
+             "| pin | endpoint | callers | requests | req/s | p50 | p99 | max | errors | server CPU ms/req "
+             "| worker split % | client CPU | other CPU |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|",
+             *(row(pin, r) for pin, r in results), "",
+             "Targets (issue), at 16 callers: /recommend >= 1,000 req/s and p99 <= 30 ms, /search p99 <= 60 ms, "
+             f"zero errors. Reference: {REFERENCE}.", *verdicts(results)]
+    errors = [f"- first error of /{r.endpoint} at {r.concurrency} (pin {pin}): {r.first_error}"
+              for pin, r in results if r.errors]
+    return "\n".join(lines + (["", "Errors:", *errors] if errors else [])) + "\n"
+
+
+def _cpus(side: str) -> str:
+    cpus = sorted(os.sched_getaffinity(0))
+    chosen = cpus[-1:] if side == "client" or len(cpus) == 1 else cpus[:-1]
+    return ",".join(map(str, chosen))
+
+
+# --- main ------------------------------------------------------------------------------------------------------
+
+def run(args, root: Path, scratch: Path) -> list[tuple[str, Result]]:
+    all_cpus = os.sched_getaffinity(0)
+    server_cpus, client_cpus = ({int(c) for c in _cpus(side).split(",")} for side in ("server", "client"))
+    n = {"recommend": args.requests, "similar": args.requests, "search": args.search_requests,
+         "feedback": args.feedback_requests}
+    work = Workload(root / BUNDLE)
+    results = []
+    for pin in args.pin:
+        os.sched_setaffinity(0, server_cpus if pin == "split" else all_cpus)  # inherited by the server
+        server = start_server(root, scratch / f"feedback-{pin}.db", scratch / f"server-{pin}.log",
+                              workers=args.workers)
+        os.sched_setaffinity(0, client_cpus if pin == "split" else all_cpus)
+        try:
+            warm_up(server, work, args.warmup)
+            for endpoint in args.endpoints:
+                for concurrency in args.concurrency:
+                    result = measure(server, endpoint, work.calls(endpoint, n[endpoint]), concurrency)
+                    print(row(pin, result), flush=True)
+                    results.append((pin, result))
+        finally:
+            server.stop()
+            os.sched_setaffinity(0, all_cpus)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full-sample", action="store_true", help="params.yaml sample (5,000 items, 3,000 users) "
+                                                                    "instead of the tests' small one")
+    parser.add_argument("--root", type=Path, help="a repo copy with models/serving/package.json built (no training)")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[16, 64])
+    parser.add_argument("--endpoints", type=lambda s: s.split(","), default=list(ENDPOINTS))
+    parser.add_argument("--requests", type=int, default=20000, help="per run of /recommend and /similar")
+    parser.add_argument("--search-requests", type=int, default=5000, help="per run of /search")
+    parser.add_argument("--feedback-requests", type=int, default=2000, help="per run of /feedback")
+    parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests per endpoint after start")
+    parser.add_argument("--pin", type=lambda s: s.split(","), default=["none"],
+                        help="none | split | none,split (split: client on the last CPU, server on the others)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch repo copy (reuse it with --root)")
+    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
+    args = parser.parse_args()
+    if unknown := set(args.endpoints) - set(ENDPOINTS) or set(args.pin) - {"none", "split"}:
+        parser.error(f"unknown endpoint or pin mode: {sorted(unknown)}")
+
+    scratch = Path(tempfile.mkdtemp(prefix="shoprec-load-"))
+    # DVC stages call `shoprec`; the package stage and the server use a private model store.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["BENTOML_HOME"] = str(scratch / "bentoml")
+    try:
+        root = prepare_root(args, scratch)
+        results = run(args, root, scratch)
+        text = report(args, results, root / BUNDLE)
+        print("\n" + text)
+        if args.out:
+            args.out.write_text(text)
+    finally:
+        if args.keep and not args.root:
+            print(f"kept {scratch}; rerun with --root {scratch / 'repo'}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
