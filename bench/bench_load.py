@@ -60,7 +60,7 @@ import pandas as pd
 import psutil
 
 from repo_copy import SMALL_SAMPLE, copy_repo
-from server import Server, start_server
+from shoprec.serving.process import Server, start_server
 
 BUNDLE = Path("models/serving/bundle")
 ENDPOINTS = ("recommend", "search", "similar", "feedback")

@@ -49,39 +49,36 @@ def _popular(catalog, item: int) -> str:
     return f"popular in {catalog.categories[item]}" if catalog.categories[item] else "popular right now"
 
 
-def ranked(system: MultiStage, rows: np.ndarray, exclude_purchased: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per matrix row (-1 = cold user): its candidates best first and their p(purchase).
-
-    ``exclude_purchased`` leaves out what the user bought in train (the evaluation's
-    ``new`` view); the full order is the ``all`` view.
-    """
+def ranked(system: MultiStage, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per matrix row (-1 = cold user): its candidates best first and their p(purchase)."""
     cands, pred = system.rank(rows)
-    out = []
-    for pos, row in enumerate(rows):
-        mine = cands.user_pos == pos
-        items, scores = cands.item[mine], pred["purchase"][mine]
-        if exclude_purchased and row >= 0:
-            keep = system.state.inter.purchased[row].toarray().ravel()[items] == 0
-            items, scores = items[keep], scores[keep]
-        order = np.lexsort((items, -scores))
-        out.append((items[order], scores[order]))
-    return out
+    order = np.lexsort((cands.item, -pred["purchase"], cands.user_pos))  # by user, then best first
+    bounds = np.searchsorted(cands.user_pos[order], np.arange(len(rows) + 1))
+    items, scores = cands.item[order], pred["purchase"][order]
+    return [(items[a:b], scores[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def explained(system: MultiStage, row: int, items: np.ndarray, scores: np.ndarray) -> list[dict]:
-    """Catalog fields, score and reason of each of ``items`` for matrix ``row``."""
-    return [
-        {"item_id": str(system.catalog.item_ids[i]), "title": str(system.catalog.titles[i]),
-         "category": str(system.catalog.categories[i]), "price": float(system.catalog.price[i]), "score": float(s),
-         "explanation": why}
-        for i, s, why in zip(items, scores, explain(system, row, items))
-    ]
+def without_purchases(system: MultiStage, row: int, items: np.ndarray, scores: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``items`` minus what matrix ``row`` bought in train (the evaluation's ``new`` view)."""
+    if row < 0:
+        return items, scores
+    keep = system.state.inter.purchased[row].toarray().ravel()[items] == 0
+    return items[keep], scores[keep]
 
 
 def recommend(system: MultiStage, user_id: str, k: int, exclude_purchased: bool = False,
               diversity: float = 0.0) -> list[dict]:
     """Top ``k`` items for ``user_id`` (unknown users get the cold-start list)."""
     row = int(system.state.inter.rows([user_id])[0])
-    items, scores = ranked(system, np.array([row]), exclude_purchased)[0]
+    items, scores = ranked(system, np.array([row]))[0]
+    if exclude_purchased:
+        items, scores = without_purchases(system, row, items, scores)
     chosen = mmr(scores, system.state.item_emb[items], diversity, k)
-    return explained(system, row, items[chosen], scores[chosen])
+    items, scores = items[chosen], scores[chosen]
+    return [
+        {"item_id": str(system.catalog.item_ids[i]), "title": str(system.catalog.titles[i]),
+         "category": str(system.catalog.categories[i]), "price": float(system.catalog.price[i]), "score": float(s),
+         "explanation": why}
+        for i, s, why in zip(items, scores, explain(system, row, items))
+    ]

@@ -89,20 +89,22 @@ def data_hash(artifacts: Artifacts) -> str:
 
 def _lists(system, length: int, batch: int = 256) -> pd.DataFrame:
     """Top ``length`` of every known user and the cold-start visitor, both views, explained."""
-    from shoprec.models.recommend import explain, ranked
+    from shoprec.models.recommend import explain, ranked, without_purchases
 
     users = np.append(system.state.inter.user_ids.astype(str), COLD_USER)
     rows = np.append(np.arange(system.state.inter.n_users), -1)
     frames = []
-    for view, exclude in VIEWS.items():
-        for start in range(0, len(rows), batch):
-            chunk = rows[start:start + batch]
-            for user, row, (items, scores) in zip(users[start:start + batch], chunk, ranked(system, chunk, exclude)):
-                items, scores = items[:length], scores[:length]
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        for user, row, (items, scores) in zip(users[start:start + batch], chunk, ranked(system, chunk)):
+            row = int(row)
+            for view, exclude in VIEWS.items():
+                top, top_scores = without_purchases(system, row, items, scores) if exclude else (items, scores)
+                top, top_scores = top[:length], top_scores[:length]
                 frames.append(pd.DataFrame({
-                    "user_id": user, "view": view, "rank": np.arange(1, len(items) + 1, dtype=np.int32),
-                    "item": items.astype(np.int32), "score": scores.astype(np.float32),
-                    "explanation": explain(system, int(row), items)}))
+                    "user_id": user, "view": view, "rank": np.arange(1, len(top) + 1, dtype=np.int32),
+                    "item": top.astype(np.int32), "score": top_scores.astype(np.float32),
+                    "explanation": explain(system, row, top)}))
     return pd.concat(frames, ignore_index=True)
 
 

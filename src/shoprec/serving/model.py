@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -180,5 +181,9 @@ class ServingModel:
 
     def users(self, limit: int) -> list[str]:
         """Known users with the most purchases first (for the storefront's user picker)."""
+        return self._by_purchases[:limit]
+
+    @cached_property
+    def _by_purchases(self) -> list[str]:
         counts = {u: int(self.history["purchases"][rows].sum()) for u, rows in self.history_rows.items()}
-        return sorted(counts, key=lambda u: (-counts[u], u))[:limit]
+        return sorted(counts, key=lambda u: (-counts[u], u))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from shoprec.config import Params
 from shoprec.paths import Artifacts
-from shoprec.serving.bundle import build_bundle
+from shoprec.serving.bundle import MANIFEST, build_bundle
 from shoprec.serving.model import verify
 
 MODEL_NAME = "shoprec"
@@ -71,8 +71,8 @@ def build_bento(root: Path, model_tag: str) -> str:
 def package(artifacts: Artifacts, params: Params, params_path: Path, out_dir: Path, bento: bool = True) -> Path:
     """Bundle the gated models, import them as a BentoML model, build the bento; write ``package.json``."""
     bundle = build_bundle(artifacts, params, out_dir / "bundle", params_path)
-    model_tag = import_bundle(bundle)
-    manifest = verify(bundle)
+    model_tag = import_bundle(bundle)  # verifies every file against the manifest
+    manifest = json.loads((bundle / MANIFEST).read_text())
     record = {"model_tag": model_tag, "bento_tag": build_bento(artifacts.root, model_tag) if bento else None,
               "git_commit": manifest["git_commit"], "data_hash": manifest["data_hash"],
               "gate": manifest["gate"]["reason"]}
