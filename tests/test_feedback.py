@@ -85,6 +85,23 @@ def test_a_retried_event_id_is_stored_once(tmp_path):
     assert stored["event_id"].drop(0).str.fullmatch(r"[0-9a-f]{32}").all()  # generated uuid4 hex
 
 
+def test_a_group_commit_answers_each_request_as_if_it_came_alone(tmp_path):
+    requests = [
+        [event(event_id="g1"), event(event_type="like")],  # one valid, one broken
+        ["not an object", event(event_id="g2")],
+        [event(event_id="g1", quantity=4)],  # an earlier request of the same batch stored g1
+        [event(item_id="NOPE")],  # nothing valid
+    ]
+    together = FeedbackStore(tmp_path / "together.db").append_many(requests, CATALOG)
+    alone_store = FeedbackStore(tmp_path / "alone.db")
+    alone = [alone_store.append(r, CATALOG) for r in requests]
+    assert together == alone
+    assert [(r["accepted"], r["duplicates"], [x["index"] for x in r["rejected"]]) for r in together] == \
+        [(1, 0, [1]), (1, 0, [0]), (0, 1, []), (0, 0, [0])]
+    quarantined = FeedbackStore(tmp_path / "together.db").quarantined()
+    assert sorted(quarantined["request_index"]) == [0, 0, 1]
+
+
 def _append_many(db: Path, worker: int, start: multiprocessing.synchronize.Barrier, out) -> None:
     store, accepted, duplicates = FeedbackStore(db), 0, 0
     start.wait()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shoprec.batching import coalescing_encoder
 from shoprec.config import Params
 from shoprec.data.split import SplitPaths
 from shoprec.paths import Artifacts
@@ -144,7 +145,8 @@ def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, se
         item_ids=items["item_id"].to_numpy(dtype=object), titles=items["title"].to_numpy(dtype=object),
         categories=items["category"].fillna("").to_numpy(dtype=object), prices=items["price"].to_numpy(np.float64),
         lexical=lexical, speller=speller, colours=ColourVocabulary.learn(items["title"], colour_min_items), semantic=semantic,
-        embed=lambda texts: encoder.embed(tf.constant(texts)).numpy(), intent=intent, cfg=params.search,
+        embed=coalescing_encoder(lambda texts: encoder.embed(tf.constant(texts)).numpy()), intent=intent,
+        cfg=params.search,
         personal=personal,
     )
 

@@ -1,0 +1,67 @@
+"""What each endpoint answers, as pydantic models.
+
+Declaring the answers (instead of ``-> dict``) documents them in the service's OpenAPI
+page and lets BentoML write them with pydantic's own JSON encoder (``model_dump_json``);
+a ``dict`` answer is first validated against a generic root model and copied, which cost
+more server CPU per request than the whole of ``/recommend``'s own work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Item(BaseModel):
+    item_id: str
+    title: str
+    category: str
+    price: float
+    score: float
+    explanation: str = Field(description="why this item is shown, e.g. 'because you bought X'")
+
+
+class Answer(BaseModel):
+    model_version: str = Field(description="the served model: <git commit>-<data hash>-<content hash>")
+
+
+class Recommendations(Answer):
+    user_id: str
+    known_user: bool = Field(description="false: a new visitor, who got the cold-start list")
+    items: list[Item]
+
+
+class SearchResults(Answer):
+    parsed: dict[str, Any] = Field(description="what the query was understood to ask for: free text, spelling "
+                                               "corrections, price range, colour, category intent and confidence")
+    items: list[Item]
+
+
+class SimilarItems(Answer):
+    item_id: str
+    items: list[Item]
+
+
+class Rejection(BaseModel):
+    index: int = Field(description="position of the event in the request")
+    field: str = Field(description="the event field that broke a rule ('event' for a whole event)")
+    reason: str
+    value: Any = Field(description="what the event had in that field")
+    example: Any = Field(description="a valid value of the field")
+
+
+class FeedbackReceipt(Answer):
+    accepted: int = Field(description="events stored (durably) by this request")
+    duplicates: int = Field(description="events whose event_id was stored before: not stored twice")
+    rejected: list[Rejection]
+
+
+class Shopper(Answer):
+    user_id: str
+    known_user: bool
+    recent_purchases: list[Item]
+
+
+class Shoppers(Answer):
+    users: list[str]
