@@ -1,4 +1,4 @@
-"""Adaptive batching (shoprec.batching): concurrent callers share one call of the batch function."""
+"""Serving-time speed-ups of query encoding: adaptive batching (shoprec.batching) and the LRU cache."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from shoprec.batching import Coalescer, coalescing_encoder
 from shoprec.text import MiniLMEncoder
+from shoprec.text.cache import EncodingCache
 
 
 class CountingEncode:
@@ -105,3 +106,18 @@ def test_batches_respect_the_size_limit_and_an_oversized_call_runs_alone():
     calls = [list(range(n)) for n in (12, 3, 4, 5, 2, 6, 1)]
     assert _run_concurrently(coalescer, calls) == [sum(c) for c in calls]
     assert all(sum(batch) <= 10 or batch == [12] for batch in seen)
+
+
+def test_the_cache_encodes_each_text_once_and_forgets_the_least_recently_used():
+    encode = CountingEncode(seconds=0.0)
+    cache = EncodingCache(encode, size=2)
+    assert cache(["mug", "lamp", "mug"]).tolist() == [[3, 109], [4, 108], [3, 109]]
+    assert encode.batches == [["mug", "lamp"]]
+    cache(["mug"])  # now "lamp" is the least recently used
+    cache(["rug"])  # evicts "lamp"
+    cache(["mug", "lamp"])
+    assert encode.batches == [["mug", "lamp"], ["rug"], ["lamp"]]
+    assert (cache.hits, cache.misses) == (3, 4)
+    mine = cache(["mug"])
+    mine[:] = 0  # a caller changing its rows does not change what the next caller gets
+    assert cache(["mug"]).tolist() == [[3, 109]]

@@ -106,6 +106,7 @@ class SearchParams(_Section):
     """Product search (``shoprec.search``): index, query models, fusion and personalisation."""
 
     title_weight: int = Field(2, ge=1)  # times the title is written into an item's BM25 text
+    query_cache: int = Field(10_000, ge=0)  # query texts whose MiniLM vector is kept (LRU); 0: no cache
     k1: float = Field(1.5, gt=0)
     b: float = Field(0.75, ge=0, le=1)
     min_query_count: int = Field(5, ge=1)  # a logged query word this frequent is not a typo (spelling)

@@ -34,6 +34,7 @@ from shoprec.search.pairs import query_pairs
 from shoprec.search.query_parser import ColourVocabulary, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
+from shoprec.text.cache import EncodingCache
 
 SYSTEMS = {"lexical": ("lexical", False), "semantic": ("semantic", False), "hybrid": ("hybrid", False),
            "hybrid_personalised": ("hybrid", True)}
@@ -138,17 +139,22 @@ def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, se
                 intent: CategoryIntent | None, params: Params, encoder=None, personal=None,
                 colour_min_items: int = 3) -> SearchEngine:
     """A :class:`SearchEngine` over ``items`` (in-memory parts; MiniLM loaded unless given)."""
-    import tensorflow as tf
-
     encoder = encoder or _encoder(params)
     return SearchEngine(
         item_ids=items["item_id"].to_numpy(dtype=object), titles=items["title"].to_numpy(dtype=object),
         categories=items["category"].fillna("").to_numpy(dtype=object), prices=items["price"].to_numpy(np.float64),
         lexical=lexical, speller=speller, colours=ColourVocabulary.learn(items["title"], colour_min_items), semantic=semantic,
-        embed=coalescing_encoder(lambda texts: encoder.embed(tf.constant(texts)).numpy()), intent=intent,
-        cfg=params.search,
+        embed=_query_encoder(encoder, params.search.query_cache), intent=intent, cfg=params.search,
         personal=personal,
     )
+
+
+def _query_encoder(encoder, cache_size: int):
+    """MiniLM for queries at serving time: concurrent searches share a call, repeats are cached."""
+    import tensorflow as tf
+
+    encode = coalescing_encoder(lambda texts: encoder.embed(tf.constant(texts)).numpy())
+    return EncodingCache(encode, cache_size) if cache_size else encode
 
 
 def load_engine(params: Params, artifacts: Artifacts = Artifacts(), personalise: bool = True) -> SearchEngine:

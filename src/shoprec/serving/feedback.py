@@ -241,6 +241,15 @@ class FeedbackStore:
             return int(db.execute(sql).fetchone()[0])
 
 
+def warm_up(known_items: set[str] | None) -> None:
+    """Validate one valid event without storing it: the first validation in a process
+    imports Great Expectations and builds its suite (~5 s), which a server does before it
+    reports ready rather than in its first client's request."""
+    example = _example("event", known_items)
+    if _rejections([example], _raw_frame([example]), known_items):
+        raise RuntimeError(f"the example event {example} does not pass validation")
+
+
 def _raw_frame(events: list[Any]) -> pd.DataFrame:
     """The events as a raw contract frame (text; absent or null fields empty, quantity 1).
 

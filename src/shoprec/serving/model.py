@@ -126,6 +126,14 @@ class ServingModel:
             engine=load_engine(params, artifacts),
         )
 
+    def warm_up(self) -> None:
+        """Answer one request of each kind: the first search traces MiniLM's graph (seconds),
+        which a server does before it reports ready rather than in a client's request."""
+        user = next(iter(self.history_rows), COLD_USER)
+        self.recommend(user, 10)
+        self.similar(self.items["item_id"][0], 10)
+        self.search(str(self.items["title"][0]), user, 10, None)
+
     def _item(self, i: int, score: float, explanation: str) -> dict:
         return {"item_id": self.items["item_id"][i], "title": self.items["title"][i],
                 "category": self.items["category"][i], "price": float(self.items["price"][i]),

@@ -13,6 +13,15 @@ instead of a server that restarts failing workers forever.
 Bad input never gets a 500: request bodies are validated by pydantic (400 with the field
 and the rule), oversize bodies are cut off by :class:`BodyLimit` (413), an unknown item
 is a 404, and an unknown user is a cold-start answer.
+
+Speed (figures from ``bench/bench_load.py`` in the README): /recommend, /similar, /user
+and /users do microseconds of work, so they are coroutines (no thread hop) and answer
+pydantic models (:mod:`shoprec.serving.schemas`), and uvicorn runs on uvloop + httptools;
+what is left per request is BentoML's own path. /search and /feedback run in the thread
+pool (``serving.threads``), where concurrent calls share one MiniLM batch or one
+validation + commit (:mod:`shoprec.batching`). Each worker warms up (MiniLM's graph,
+Great Expectations) before it reports ready, then freezes its loaded objects out of the
+garbage collector, whose full passes over them were the p99.
 """
 
 from __future__ import annotations
@@ -129,6 +138,7 @@ class Shoprec:
 
     def __init__(self) -> None:
         from shoprec.serving.feedback import FeedbackStore
+        from shoprec.serving.feedback import warm_up as warm_up_feedback
 
         _share_cores(WORKERS)
         self.model = ServingModel.load(Path(self.bundle.path), version=str(self.bundle.tag))
@@ -137,6 +147,8 @@ class Shoprec:
         # Concurrent /feedback calls share one validation and one durable commit.
         self.store_feedback = Coalescer(lambda requests: store.append_many(requests, known_items),
                                         max_batch=serving.max_feedback_events, size=len)
+        self.model.warm_up()
+        warm_up_feedback(known_items)
         # The loaded model is ~10^6 long-lived objects; without this every full collection
         # walks them all (a 250-300 ms pause every ~1.5 s under load: the p99).
         gc.collect()
