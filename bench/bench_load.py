@@ -11,8 +11,10 @@ Setup: the repository is copied (``bench/repo_copy.copy_repo``) with the small s
 the tests, or the default ``params.yaml`` sample with ``--full-sample`` (5,000 items,
 3,000 users), and ``dvc repro`` runs there (its last stage, ``package``, builds the
 serving bundle and imports it into a BentoML model store under a temporary
-``BENTOML_HOME``). ``--root PATH`` reuses a copy whose ``models/serving/package.json``
-is already built and skips the training.
+``BENTOML_HOME``). ``--root PATH`` reuses a copy whose ``models/serving/bundle`` is
+already built and skips the training. ``--items N`` grows the bundle's catalog to N items
+first (``bench/scale_bundle.py``: variants of the trained items, every index rebuilt),
+the catalog-scale run of the issue (1,000,000 items).
 
 Workloads (fixed seed, built from the bundle the server loads):
 
@@ -33,6 +35,7 @@ halves the figures, and this column says when that happened.
 
     python bench/bench_load.py --full-sample [--workers 2] [--pin none,split] [--keep]
     python bench/bench_load.py --root /tmp/copy  # reuse a built copy
+    python bench/bench_load.py --root /tmp/copy --items 1000000 --endpoints recommend,similar
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ import psutil
 
 from http_client import Connection, encode_post
 from repo_copy import SMALL_SAMPLE, copy_repo
+from scale_bundle import scale_bundle
+from shoprec.serving.package import import_bundle
 from shoprec.serving.process import Server, start_server
 
 BUNDLE = Path("models/serving/bundle")
@@ -102,8 +107,8 @@ def prepare_root(args, scratch: Path) -> Path:
     """The repository copy to serve: ``--root``, or a fresh copy after a full ``dvc repro``."""
     if args.root:
         root = args.root.resolve()
-        if not (root / "models/serving/package.json").is_file():
-            raise SystemExit(f"{root}/models/serving/package.json is missing: run `dvc repro` there first")
+        if not (root / BUNDLE / "manifest.json").is_file():
+            raise SystemExit(f"{root / BUNDLE}/manifest.json is missing: run `dvc repro` there first")
         return root
     root = copy_repo(scratch / "repo", {} if args.full_sample else SMALL_SAMPLE)
     print(f"dvc repro in {root} ({'full' if args.full_sample else 'small'} sample) ...", flush=True)
@@ -309,17 +314,17 @@ def _cpus(side: str) -> str:
 
 # --- main ------------------------------------------------------------------------------------------------------
 
-def run(args, root: Path, scratch: Path) -> list[tuple[str, Result]]:
+def run(args, root: Path, bundle: Path, model: str, scratch: Path) -> list[tuple[str, Result]]:
     all_cpus = os.sched_getaffinity(0)
     server_cpus, client_cpus = ({int(c) for c in _cpus(side).split(",")} for side in ("server", "client"))
     n = {"recommend": args.requests, "similar": args.requests, "search": args.search_requests,
          "feedback": args.feedback_requests}
-    work = Workload(root / BUNDLE)
+    work = Workload(bundle)
     results = []
     for pin in args.pin:
         os.sched_setaffinity(0, server_cpus if pin == "split" else all_cpus)  # inherited by the server
         server = start_server(root, scratch / f"feedback-{pin}.db", scratch / f"server-{pin}.log",
-                              workers=args.workers)
+                              workers=args.workers, model=model, timeout=900)
         os.sched_setaffinity(0, client_cpus if pin == "split" else all_cpus)
         try:
             warm_up(server, work, args.warmup)
@@ -338,7 +343,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full-sample", action="store_true", help="params.yaml sample (5,000 items, 3,000 users) "
                                                                     "instead of the tests' small one")
-    parser.add_argument("--root", type=Path, help="a repo copy with models/serving/package.json built (no training)")
+    parser.add_argument("--root", type=Path, help="a repo copy with models/serving/bundle built (no training)")
+    parser.add_argument("--items", type=int, help="grow the catalog to this many items first (bench/scale_bundle.py)")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[16, 64])
     parser.add_argument("--endpoints", type=lambda s: s.split(","), default=list(ENDPOINTS))
@@ -360,8 +366,13 @@ def main() -> None:
     os.environ["BENTOML_HOME"] = str(scratch / "bentoml")
     try:
         root = prepare_root(args, scratch)
-        results = run(args, root, scratch)
-        text = report(args, results, root / BUNDLE)
+        bundle = root / BUNDLE
+        if args.items:
+            print(f"growing the bundle to {args.items:,} items ...", flush=True)
+            bundle = scale_bundle(bundle, scratch / "scaled-bundle", args.items)
+        model = import_bundle(bundle)  # into this run's private model store
+        results = run(args, root, bundle, model, scratch)
+        text = report(args, results, bundle)
         print("\n" + text)
         if args.out:
             args.out.write_text(text)

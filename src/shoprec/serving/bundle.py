@@ -127,7 +127,7 @@ def _together(copurchase, per_item: int) -> pd.DataFrame:
     return pairs[pairs["rank"] <= per_item].reset_index(drop=True)
 
 
-def _save_index(item_emb: np.ndarray, params: Params, path: Path) -> None:
+def save_index(item_emb: np.ndarray, params: Params, path: Path) -> None:
     """Build the HNSW graph here, once, when the catalog is large enough to want one (minutes at 1M items)."""
     from shoprec.serving.ann import FaissIndex, build_index
 
@@ -159,7 +159,7 @@ def build_bundle(artifacts: Artifacts, params: Params, out_dir: Path, params_pat
     _history(pd.read_parquet(SplitPaths.under(artifacts.split).train), item_index).to_parquet(
         out_dir / HISTORY, index=False)
     _together(system.state.copurchase, params.serving.together_per_item).to_parquet(out_dir / TOGETHER, index=False)
-    _save_index(system.state.item_emb, params, out_dir / ANN_INDEX)
+    save_index(system.state.item_emb, params, out_dir / ANN_INDEX)
     files = file_digests(out_dir)
     commit, data = git_commit(artifacts.root), data_hash(artifacts)
     content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()

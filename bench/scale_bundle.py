@@ -1,0 +1,85 @@
+"""A serving bundle grown to N items, for load tests at catalog scale (``bench_load.py --items N``).
+
+What a load test at a million items needs is a server holding a million-item catalog and
+its indexes, not a model trained on a million items (the storefront generator's users
+could not tell a million products apart anyway). So the trained bundle's first items
+stay exactly as trained (their users' lists, co-purchase neighbours and search models
+are untouched), and the catalog grows with *variants* of them: each added item copies a
+random trained item with a new id, a numbered title and a price within +-25%, and its
+vectors are the original's plus noise, renormalised, so the vector index faces N
+distinct vectors clustered the way real ones are. Then, with the bundle's own params
+and code: the BM25 index over the whole catalog, the semantic index rows, the HNSW
+graph (``serving.ann`` picks it from ``serving.ann_threshold`` items), and the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shoprec.config import load_params
+from shoprec.paths import Artifacts
+from shoprec.search.lexical import LexicalIndex
+from shoprec.search.semantic import SemanticIndex
+from shoprec.serving.bundle import ANN_INDEX, MANIFEST, file_digests, save_index
+from shoprec.text.catalog_embeddings import read_embeddings, write_embeddings
+
+NOISE = 0.35  # noise norm relative to the vector's: variants stay near their original, not on it
+
+
+def _variants(vectors: np.ndarray, origin: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    base = vectors[origin]
+    noise = rng.standard_normal(base.shape).astype(np.float32)
+    noise *= NOISE * np.linalg.norm(base, axis=1, keepdims=True) / np.linalg.norm(noise, axis=1, keepdims=True)
+    out = base + noise
+    return out * (np.linalg.norm(base, axis=1, keepdims=True) / np.linalg.norm(out, axis=1, keepdims=True))
+
+
+def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
+    """Copy the bundle ``src`` to ``dst`` with ``n_items`` items in all (see the module docstring)."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    params, artifacts, rng = load_params(dst / "params.yaml"), Artifacts(dst), np.random.default_rng(seed)
+    items = pd.read_parquet(artifacts.items)
+    extra = n_items - len(items)
+    if extra <= 0:
+        raise ValueError(f"the bundle has {len(items):,} items already; ask for more than that")
+    origin = rng.integers(0, len(items), extra)
+    added = items.iloc[origin].reset_index(drop=True)
+    number = pd.Series(np.arange(extra)).astype(str)
+    added["item_id"] = "VARIANT-" + number.str.zfill(7)
+    added["title"] = added["title"] + " no. " + (pd.Series(np.arange(extra)) % 9973).astype(str)
+    added["price"] = (added["price"] * rng.uniform(0.75, 1.25, extra)).round(2)
+    catalog = pd.concat([items, added], ignore_index=True)
+    catalog.to_parquet(artifacts.items, index=False)
+
+    embeddings_path = artifacts.retrieval / "item_embeddings.parquet"
+    ids, item_emb = read_embeddings(embeddings_path)
+    item_emb = np.concatenate([item_emb, _variants(item_emb, origin, rng)])
+    write_embeddings(catalog["item_id"].to_numpy(dtype=object), item_emb, embeddings_path)
+    final = artifacts.retrieval / "final" / "embeddings.npz"  # the towers' vectors (search personalisation)
+    stored = dict(np.load(final, allow_pickle=False))
+    np.savez(final, **(stored | {"item_emb": item_emb}))
+
+    semantic_path = dst / "models/search/query_model/semantic.npz"
+    semantic = SemanticIndex.load(semantic_path)
+    text = semantic.item_vectors[:, : semantic.item_vectors.shape[1] - (item_emb.shape[1] if semantic.projection else 0)]
+    text = np.concatenate([text, _variants(text, origin, rng)])
+    SemanticIndex.of(text, item_emb, semantic.projection, semantic.tower_weight).save(semantic_path)
+
+    s = params.search
+    lexical = dst / "models/search/lexical/bm25"
+    shutil.rmtree(lexical)
+    LexicalIndex.build(catalog, s.title_weight, s.k1, s.b).save(lexical)
+    (dst / ANN_INDEX).unlink(missing_ok=True)
+    save_index(item_emb, params, dst / ANN_INDEX)
+
+    manifest = json.loads((dst / MANIFEST).read_text())
+    manifest |= {"version": f"{manifest['version']}-x{n_items}", "items": n_items, "files": file_digests(dst)}
+    (dst / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return dst
