@@ -9,9 +9,10 @@ the set ``I(u)`` of distinct items clicked, carted or bought after a query conta
     P(t)     = |{i in I: t in title(i)}| / |I|          (I: every item chosen after a search),
 
 the share of ``u``'s chosen items whose title has token ``t``, against its share among
-all chosen items. A unit translates only when the catalog mostly does not use it: at most
-``max_own_share`` of its chosen items have all of ``u``'s words in their titles ("mug"
-finds mugs already; "jumper" never appears). It translates to ``t`` when
+all chosen items. Only units with a word that no title uses translate ("jumper",
+"floor cushion"; not "mug" or "beeswax candle"): a query in the catalog's own words is
+answered by BM25 already, and sessions that wander from the wanted item would otherwise
+lend its words their neighbours' brands and materials. A unit translates to ``t`` when
 
     P(t | u) >= min_share,  P(t | u) / P(t) >= min_lift,  |I(u)| >= min_items,  t not in u,
 
@@ -54,32 +55,32 @@ class QueryExpansion:
     @classmethod
     def learn(cls, chosen: Iterable[tuple[str, int]], title_tokens: Sequence[set[str]],
               analyse: Callable[[str], list[str]], min_share: float = 0.2, min_lift: float = 3.0,
-              min_items: int = 3, max_own_share: float = 1.0) -> "QueryExpansion":
+              min_items: int = 3) -> "QueryExpansion":
         """Translations from ``(query, catalog index)`` pairs of chosen items (see module docstring).
 
         ``analyse`` turns a logged query into the words the engine would search for
         (price phrase cut, folded, spelling corrected), so logs and queries agree.
         """
+        catalog = set().union(*title_tokens)
         analysed: dict[str, list[str]] = {}
         seen: set[tuple[str, int]] = set()
+        items: set[int] = set()
         for query, item in chosen:
             if query not in analysed:
-                analysed[query] = units(analyse(query))
+                analysed[query] = [u for u in units(analyse(query)) if not set(u.split()) <= catalog]
             seen.update((u, item) for u in analysed[query])
-        items = {i for _, i in seen}
+            items.add(item)
         base = Counter(t for i in items for t in title_tokens[i])
         n_unit: Counter = Counter()
         with_token: dict[str, Counter] = defaultdict(Counter)
-        n_own: Counter = Counter()
         for u, i in seen:
             n_unit[u] += 1
             with_token[u].update(title_tokens[i])
-            n_own[u] += set(u.split()) <= title_tokens[i]
         translations: dict[str, dict[str, float]] = {}
         for u, n in sorted(n_unit.items()):
-            own = set(u.split())
-            if n < min_items or n_own[u] / n > max_own_share:
+            if n < min_items:
                 continue
+            own = set(u.split())
             kept = {t: round(c / n, 4) for t, c in sorted(with_token[u].items())
                     if t not in own and c / n >= min_share and (c / n) / (base[t] / len(items)) >= min_lift}
             if kept:

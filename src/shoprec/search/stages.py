@@ -59,7 +59,7 @@ def learn_expansion(items: pd.DataFrame, events: pd.DataFrame, speller: Speller,
     return QueryExpansion.learn(zip(pairs["query"], row[pairs["item_id"]].to_numpy()),
                                 [set(tokens(t)) for t in items["title"].fillna("")],
                                 lambda q: analyse(q, speller)[1], cfg.expansion_min_share, cfg.expansion_min_lift,
-                                cfg.expansion_min_items, cfg.expansion_max_own_share)
+                                cfg.expansion_min_items)
 
 
 def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params: Params) -> Path:
