@@ -207,6 +207,32 @@ def test_relevance_two_items_share_the_query_noun(data):
     assert (labels.category[labels.relevance == 0] != cat_of_query[labels.relevance == 0]).all()
 
 
+def test_judgments_are_complete_within_the_wanted_category(data):
+    """Every item of the wanted category is labelled 1..3, so an unlabelled item really is grade 0.
+
+    For exact queries, every item whose title holds each query word is grade 2 or 3 (all of
+    them, not a sample), unless its noun is a longer one holding the query's ("Travel Mug"
+    for "mug").
+    """
+    items = data.items.set_index("item_id")
+    labels = data.query_labels.join(items[["title", "category"]], on="item_id")
+    checked = 0
+    for qid, g in labels.groupby("query_id"):
+        category = g.category[g.relevance == 3].iloc[0]
+        assert set(g.item_id[g.relevance >= 1]) == set(items.index[items.category == category]), qid
+        if not qid.startswith("exact-"):
+            continue
+        words = g["query"].iloc[0].split()
+        noun = next(" ".join(words[i:]) for i in range(len(words)) if " ".join(words[i:]) in vocab.NOUNS)
+        longer = [n for n in vocab.NOUNS if n != noun and noun in n]
+        grade = g.set_index("item_id").relevance
+        for item, title in items.title[items.category == category].str.lower().items():
+            if all(w in title.split() for w in words) and not any(n in title for n in longer):
+                assert grade[item] >= 2, (qid, title)
+                checked += 1
+    assert checked > 1000
+
+
 def test_load_adds_bookkeeping_columns():
     raw = load(SampleParams(seed=3, n_items=100, n_users=50, n_events=2000, days=14))
     for name in ("items", "events", "query_labels"):

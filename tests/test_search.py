@@ -13,6 +13,7 @@ from shoprec.config import Params
 from shoprec.evaluation.gate import decide_search
 from shoprec.search.category_intent import CategoryIntent
 from shoprec.search.evaluate import query_metrics
+from shoprec.search.expansion import QueryExpansion, units
 from shoprec.search.hybrid import rrf
 from shoprec.search.lexical import LexicalIndex, token_counts
 from shoprec.search.normalize import fold, normalise, tokens
@@ -82,6 +83,38 @@ def test_bm25_ranks_the_matching_title_first_and_survives_save_load(tmp_path):
     assert not index.scores(["zzz"]).any()
     index.save(tmp_path / "bm25")
     np.testing.assert_array_equal(LexicalIndex.load(tmp_path / "bm25", len(ITEMS)).scores(["mug"]), index.scores(["mug"]))
+
+
+def test_bm25_extra_tokens_add_their_weighted_scores():
+    index = LexicalIndex.build(ITEMS)
+    mixed = index.scores(["mug"], {"candle": 0.5, "unknownword": 3.0})
+    np.testing.assert_allclose(mixed, index.scores(["mug"]) + 0.5 * index.scores(["candle"]), rtol=1e-6)
+    assert index.scores(["zzz"], {"sneaker": 1.0}).argmax() == 4  # an expansion alone still finds items
+
+
+def _logged_choices() -> list[tuple[str, int]]:
+    """Shoppers type "trainers" and choose the sneakers (item 4), "cup" and choose mugs; "mug" finds mugs."""
+    return [("trainers", 4), ("trainers", 4), ("red trainers", 4), ("mug", 0), ("mug", 1), ("cup", 0), ("cup", 1),
+            ("red cup", 0), ("candle", 5), ("scarf", 3)]
+
+
+def test_expansion_translates_words_the_catalog_does_not_use():
+    titles = [set(tokens(t)) for t in ITEMS["title"]]
+    learned = QueryExpansion.learn(_logged_choices(), titles, str.split, min_share=0.6, min_lift=2.0, min_items=1)
+    assert units(["tea", "light"]) == ["tea", "light", "tea light"]
+    assert learned.expand(["cup"]) == {"mug": 1.0, "ceramic": 1.0}  # both mugs chosen after "cup" are ceramic
+    assert learned.expand(["trainers"])["sneaker"] == 1.0
+    assert "red" not in learned.expand(["red", "trainers"])  # typed words are not added again
+    assert set(learned.translations) == {"cup", "red cup", "trainers", "red trainers"}  # not "mug", "red": in titles
+    assert learned.expand(["trainer"]) == {}  # unknown unit: nothing
+    # three logged choices of one product are one item: below min_items 2 "trainers" has no translation
+    strict = QueryExpansion.learn(_logged_choices(), titles, str.split, min_share=0.6, min_lift=2.0, min_items=2)
+    assert "trainers" not in strict.translations and strict.expand(["cup"]) == {"mug": 1.0, "ceramic": 1.0}
+
+
+def test_expansion_survives_save_load(tmp_path):
+    learned = QueryExpansion({"jumper": {"sweater": 0.8}})
+    assert QueryExpansion.load(learned.save(tmp_path / "e.json")).expand(["red", "jumper"]) == {"sweater": 0.8}
 
 
 def test_rrf_adds_reciprocal_ranks():
@@ -193,3 +226,12 @@ def test_semantic_leg_finds_words_the_catalog_does_not_use(engine):
     lexical = engine.search("trainers", mode="lexical")
     semantic = engine.search("trainers", mode="semantic", k=1)
     assert lexical["items"] == [] and semantic["items"][0]["item_id"] == "I5"
+
+
+def test_hybrid_expands_with_learned_translations_and_lexical_stays_plain_bm25(engine):
+    from dataclasses import replace
+
+    expanding = replace(engine, expansion=QueryExpansion({"trainer": {"sneaker": 0.9}}))  # keys: analysed words
+    hybrid = expanding.search("trainers", k=1)
+    assert hybrid["parsed"]["expansion"] == {"sneaker": 0.9} and hybrid["items"][0]["item_id"] == "I5"
+    assert expanding.search("trainers", mode="lexical")["items"] == []  # the baseline ignores translations

@@ -124,6 +124,10 @@ class SearchParams(_Section):
     query_learning_rate: float = Field(0.003, gt=0)
     query_temperature: float = Field(0.05, gt=0)
     tower_weight: float = Field(0.5, ge=0)  # semantic score = MiniLM cosine + this x query-tower cosine
+    expansion_min_share: float = Field(0.2, gt=0, le=1)  # P(title word | query unit) a translation needs
+    expansion_min_lift: float = Field(3.0, ge=1)  # ... and at least this many times its base rate
+    expansion_min_items: int = Field(3, ge=1)  # distinct chosen items a query unit needs to translate
+    expansion_weight: float = Field(1.0, ge=0)  # translated words' BM25 weight in the hybrid's lexical leg
 
 
 class ServingParams(_Section):

@@ -1,8 +1,9 @@
 """Hybrid search: understand the query, retrieve two ways, fuse, filter, personalise.
 
 1. *Understand*: normalise, cut the price phrase, complete / correct each word against
-   the catalog vocabulary, find a colour, guess the category intent (see
-   :mod:`query_parser`, :mod:`spelling`, :mod:`category_intent`). Explicit ``filters``
+   the catalog vocabulary, find a colour, guess the category intent, translate shoppers'
+   words into catalog words learned from the click logs (see :mod:`query_parser`,
+   :mod:`spelling`, :mod:`category_intent`, :mod:`expansion`). Explicit ``filters``
    override what the text said.
 2. *Filter first*: price range, colour (title carries the colour word) and category
    (applied only when the intent is confident) become one item mask, applied to both
@@ -10,6 +11,9 @@
    If colour or category leave nothing, they are dropped (reported in
    ``parsed["relaxed"]``); a price range the catalog cannot meet is kept (no results).
 3. *Retrieve*: BM25 top-N (items with a positive score) and semantic top-N (cosine).
+   In ``hybrid`` mode the BM25 query carries the translations too (weight
+   ``expansion_weight``); ``lexical`` mode is plain BM25 on the corrected words, the
+   baseline the evaluation compares with.
 4. *Fuse* by reciprocal rank fusion (Cormack et al., 2009):
 
        rrf(i) = sum_legs w_leg / (k0 + rank_leg(i)),   k0 = ``rrf_k``,
@@ -35,9 +39,10 @@ import numpy as np
 
 from shoprec.config import SearchParams
 from shoprec.search.category_intent import CategoryIntent
+from shoprec.search.expansion import QueryExpansion
 from shoprec.search.lexical import LexicalIndex
-from shoprec.search.normalize import fold, words
-from shoprec.search.query_parser import ColourVocabulary, clean_text
+from shoprec.search.normalize import tokens
+from shoprec.search.query_parser import ColourVocabulary, PriceRange, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
 
@@ -57,9 +62,17 @@ class Parsed:
     category_confidence: float | None = None
     category_applied: bool = False
     relaxed: list[str] = field(default_factory=list)
+    expansion: dict[str, float] = field(default_factory=dict)  # catalog word -> P(word | query words), from the logs
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def analyse(query: str, speller: Speller) -> tuple[PriceRange, list[str], dict[str, str]]:
+    """Price constraint, the free text's folded and spelling-corrected words, and the corrections made."""
+    price, text = clean_text(query)
+    corrected, changes = speller.correct_all(tokens(text))
+    return price, corrected, changes
 
 
 def rrf(rankings: list[np.ndarray], weights: list[float], k0: float) -> dict[int, float]:
@@ -92,13 +105,15 @@ class SearchEngine:
     intent: CategoryIntent | None
     cfg: SearchParams
     personal: Callable[[str, np.ndarray], np.ndarray] | None = None  # (user_id, items) -> affinity in [0, 1]
+    expansion: QueryExpansion | None = None  # query word translations; None: no logged queries to learn from
 
     def parse(self, query: str, filters: dict | None = None) -> tuple[Parsed, np.ndarray]:
         """What the query asks for, and its MiniLM vector (of the corrected free text)."""
-        price, text = clean_text(query)
-        corrected, changes = self.speller.correct_all([fold(w) for w in words(text)])
+        price, corrected, changes = analyse(query, self.speller)
         parsed = Parsed(query, " ".join(corrected), changes, price.min_price, price.max_price,
                         self.colours.find(corrected))
+        if self.expansion is not None:
+            parsed.expansion = self.expansion.expand(corrected)
         text_emb = self.embed([parsed.text or query])
         if self.intent is not None and parsed.text:
             category, confidence = self.intent.predict(text_emb)
@@ -138,7 +153,8 @@ class SearchEngine:
         mask = self._mask(parsed)
         legs, weights = [], []
         if mode in ("lexical", "hybrid"):
-            lex = np.where(mask, self.lexical.scores(parsed.text.split()), 0.0)
+            extra = {t: self.cfg.expansion_weight * w for t, w in parsed.expansion.items()} if mode == "hybrid" else None
+            lex = np.where(mask, self.lexical.scores(parsed.text.split(), extra), 0.0)
             legs.append(_top(lex, self.cfg.candidates, positive_only=True))
             weights.append(self.cfg.lexical_weight)
         if mode in ("semantic", "hybrid"):

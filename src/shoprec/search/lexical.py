@@ -13,12 +13,15 @@ Scoring (Lucene's BM25): for query tokens ``q`` and item ``d``,
 
 The title is written ``title_weight`` times into the item's text: the title is what a
 shopper's words are most likely to match, the description is generic prose.
-Tokens come from :func:`shoprec.search.normalize.tokens`, on both sides.
+Tokens come from :func:`shoprec.search.normalize.tokens`, on both sides. Extra tokens
+with weights ``w_t`` (query expansion, :mod:`shoprec.search.expansion`) add
+``sum_t w_t BM25(t, d)``: BM25 is a sum over query tokens, so a weight scales one term.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +53,14 @@ class LexicalIndex:
         bm25.index(item_tokens(items, title_weight), show_progress=False)
         return cls(bm25, len(items))
 
-    def scores(self, query_tokens: list[str]) -> np.ndarray:
-        """BM25 score of every item (row order of the catalog); 0 where no token matches."""
+    def scores(self, query_tokens: list[str], extra: Mapping[str, float] | None = None) -> np.ndarray:
+        """BM25 score of every item (row order of the catalog), plus ``w x BM25(t)`` per extra token; 0: no match."""
         known = [t for t in query_tokens if t in self.bm25.vocab_dict]
-        if not known:
-            return np.zeros(self.n_items, np.float32)
-        return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+        out = np.asarray(self.bm25.get_scores(known), np.float32) if known else np.zeros(self.n_items, np.float32)
+        for token, weight in (extra or {}).items():
+            if token in self.bm25.vocab_dict:
+                out += np.float32(weight) * np.asarray(self.bm25.get_scores([token]), np.float32)
+        return out
 
     def save(self, path: Path) -> Path:
         self.bm25.save(str(path), show_progress=False)

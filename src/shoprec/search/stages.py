@@ -4,6 +4,7 @@ Layout under ``models/search/``::
 
     lexical/bm25/              bm25s index (items in items.parquet order)
     lexical/vocabulary.json    the speller's known words and their counts
+    lexical/expansion.json     query word -> catalog word translations from the click logs
     query_model/semantic.npz   item vectors (+ query projection when trained)
     query_model/intent.npz     category intent classifier (only when trained)
     query_model/saved_model/   raw query strings -> top-K item ids and scores
@@ -27,7 +28,8 @@ from shoprec.data.split import SplitPaths
 from shoprec.paths import Artifacts
 from shoprec.search.category_intent import CategoryIntent
 from shoprec.search.evaluate import evaluate_queries, table
-from shoprec.search.hybrid import SearchEngine
+from shoprec.search.expansion import QueryExpansion
+from shoprec.search.hybrid import SearchEngine, analyse
 from shoprec.search.lexical import LexicalIndex, token_counts
 from shoprec.search.normalize import tokens
 from shoprec.search.pairs import query_pairs
@@ -50,13 +52,28 @@ def build_speller(items: pd.DataFrame, events: pd.DataFrame, params: Params) -> 
     return Speller.build(token_counts(items), query_word_counts(events), min_query_count=params.search.min_query_count)
 
 
+def learn_expansion(items: pd.DataFrame, events: pd.DataFrame, speller: Speller, params: Params) -> QueryExpansion:
+    """Translations from the logged searches' chosen items (:func:`query_pairs`), queries analysed as at search time."""
+    cfg = params.search
+    pairs = query_pairs(events, params.interactions.weights)
+    row = pd.Series(np.arange(len(items)), index=items["item_id"])
+    pairs = pairs[pairs["item_id"].isin(row.index)]
+    return QueryExpansion.learn(zip(pairs["query"], row[pairs["item_id"]].to_numpy()),
+                                [set(tokens(t)) for t in items["title"].fillna("")],
+                                lambda q: analyse(q, speller)[1], cfg.expansion_min_share, cfg.expansion_min_lift,
+                                cfg.expansion_min_items)
+
+
 def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params: Params) -> Path:
+    """BM25 index, the speller's vocabulary and the query expansion, all from the catalog and training events."""
     items = pd.read_parquet(items_path)
+    events = pd.read_parquet(SplitPaths.under(split_dir).train)
     cfg = params.search
     out_dir.mkdir(parents=True, exist_ok=True)
     LexicalIndex.build(items, cfg.title_weight, cfg.k1, cfg.b).save(out_dir / "bm25")
-    speller = build_speller(items, pd.read_parquet(SplitPaths.under(split_dir).train), params)
+    speller = build_speller(items, events, params)
     (out_dir / "vocabulary.json").write_text(json.dumps(speller.frequency, sort_keys=True))
+    learn_expansion(items, events, speller, params).save(out_dir / "expansion.json")
     return out_dir
 
 
@@ -137,7 +154,7 @@ def affinity_scorer(embeddings_path: Path):
 
 def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, semantic: SemanticIndex,
                 intent: CategoryIntent | None, params: Params, encoder=None, personal=None,
-                colour_min_items: int = 3) -> SearchEngine:
+                colour_min_items: int = 3, expansion: QueryExpansion | None = None) -> SearchEngine:
     """A :class:`SearchEngine` over ``items`` (in-memory parts; MiniLM loaded unless given)."""
     encoder = encoder or _encoder(params)
     return SearchEngine(
@@ -145,7 +162,7 @@ def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, se
         categories=items["category"].fillna("").to_numpy(dtype=object), prices=items["price"].to_numpy(np.float64),
         lexical=lexical, speller=speller, colours=ColourVocabulary.learn(items["title"], colour_min_items), semantic=semantic,
         embed=_query_encoder(encoder, params.search.query_cache), intent=intent, cfg=params.search,
-        personal=personal,
+        personal=personal, expansion=expansion,
     )
 
 
@@ -165,7 +182,8 @@ def load_engine(params: Params, artifacts: Artifacts = Artifacts(), personalise:
     intent = CategoryIntent.load(model_dir / "intent.npz") if (model_dir / "intent.npz").exists() else None
     personal = affinity_scorer(artifacts.retrieval / "final" / "embeddings.npz") if personalise else None
     return engine_from(items, LexicalIndex.load(lexical_dir / "bm25", len(items)), speller,
-                       SemanticIndex.load(model_dir / "semantic.npz"), intent, params, personal=personal)
+                       SemanticIndex.load(model_dir / "semantic.npz"), intent, params, personal=personal,
+                       expansion=QueryExpansion.load(lexical_dir / "expansion.json"))
 
 
 def evaluate_search(labels_path: Path, out_dir: Path, params: Params, artifacts: Artifacts = Artifacts()) -> Path:
