@@ -63,6 +63,16 @@ def test_colour_vocabulary_comes_from_titles_with_variants():
     assert ColourVocabulary.learn(["WHITE HANGING HEART", "JUMBO BAG"], min_items=3).colours == ()
 
 
+def test_a_colour_word_that_ends_its_phrase_is_a_noun():
+    titles = ["Face Cream by Tidewell", "Night Cream", "Cream Wool Scarf", "Cream Linen Cushion for kids",
+              "Red Mug", "Sun Cream"]
+    colours = ColourVocabulary.learn(titles, min_items=1)
+    assert list(colours.item_mask["cream"]) == [False, False, True, True, False, False]
+    assert colours.find(["sun", "cream"]) is None  # asks for a cream, not for something cream-coloured
+    assert colours.find(["cream", "scarf"]) == "cream"
+    assert colours.find(["red"]) == "red" and colours.find(["mug", "in", "red"]) is None
+
+
 def test_speller_completes_corrects_and_keeps_frequent_query_words():
     catalog = token_counts(ITEMS)
     logs = Counter({"trainer": 40, "cermaic": 1, "sneaker": 50})

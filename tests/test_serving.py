@@ -16,6 +16,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from shoprec.serving.bundle import file_digests
+
 pytestmark = pytest.mark.slow
 
 
@@ -227,3 +229,16 @@ def test_refuses_to_start_on_a_missing_or_corrupted_model(pipeline_run, bundle, 
     corrupted = serve("shoprec:corrupted-copy")
     assert corrupted.returncode != 0
     assert "recommendations.parquet is corrupted" in corrupted.stdout + corrupted.stderr
+    # Intact files that do not fit together (the manifest rewritten over a shorter catalog):
+    # verify passes, the workers fail to load, and the server stops instead of respawning them.
+    with bentoml.models.create("shoprec:inconsistent-copy") as model:
+        shutil.copytree(bundle, model.path, dirs_exist_ok=True)
+        items = Path(model.path) / "data/clean/items.parquet"
+        pd.read_parquet(items).iloc[:-1].to_parquet(items, index=False)
+        manifest = json.loads((Path(model.path) / "manifest.json").read_text())
+        manifest["files"] = file_digests(Path(model.path))
+        (Path(model.path) / "manifest.json").write_text(json.dumps(manifest))
+    inconsistent = serve("shoprec:inconsistent-copy")
+    assert inconsistent.returncode != 0
+    assert "refusing to serve" in inconsistent.stdout + inconsistent.stderr
+    assert "item embeddings do not follow items.parquet" in inconsistent.stdout + inconsistent.stderr

@@ -298,6 +298,7 @@ def serve(
     """Serve the models of the last `dvc repro` over HTTP (wraps `bentoml serve`)."""
     import os
 
+    from shoprec.serving.process import run_foreground
     from shoprec.serving.promote import served_tag
 
     cfg = _params(params)
@@ -310,8 +311,8 @@ def serve(
         env["SHOPREC_WORKERS"] = str(workers)
     typer.echo(f"serving {tag} on http://{host}:{port} (storefront: http://{host}:{port}/ui/)")
     bentoml = str(Path(sys.executable).with_name("bentoml"))
-    os.execvpe(bentoml, [bentoml, "serve", "shoprec.serving.service:Shoprec", "--host", host, "--port", str(port)],
-               os.environ | env)
+    raise typer.Exit(run_foreground([bentoml, "serve", "shoprec.serving.service:Shoprec", "--host", host,
+                                     "--port", str(port)], os.environ | env))
 
 
 @app.command()

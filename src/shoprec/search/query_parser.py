@@ -10,7 +10,10 @@ plus common others) that appear in at least ``min_items`` titles. A catalog with
 colours in its titles (or the words of one without any) gets an empty vocabulary and
 no colour filter. Spelling variants ("gray", "dark blue", "cream") map to the catalog's
 form when only that form is in the vocabulary. The colour word stays in the free text
-too: it still helps rank ("red ceramic mug" is closer to the red one in every leg).
+too: it still helps rank ("red ceramic mug" is closer to the red one in every leg). A colour
+word only counts as one where it modifies a following word, in titles and in queries
+alike: "Face Cream by Tidewell" is not a cream-coloured item and "sun cream" asks for no
+colour (a one-word query "red" still does).
 """
 
 from __future__ import annotations
@@ -74,19 +77,32 @@ class ColourVocabulary:
 
     @classmethod
     def learn(cls, titles: Iterable[str], min_items: int = 3) -> "ColourVocabulary":
-        title_words = [set(words(t)) for t in titles]
-        masks = {c: np.fromiter((c in w for w in title_words), bool, len(title_words)) for c in KNOWN_COLOURS}
+        title_colours = [{w for i, w in enumerate(ws) if _modifies(ws, i + 1)} for ws in map(words, titles)]
+        masks = {c: np.fromiter((c in w for w in title_colours), bool, len(title_colours)) for c in KNOWN_COLOURS}
         masks = {c: m for c, m in masks.items() if m.sum() >= min_items}
         return cls(tuple(masks), masks)
 
     def find(self, query_words: list[str]) -> str | None:
         """The first colour named in ``query_words`` (two-word variants like "dark blue" included)."""
         for i, w in enumerate(query_words):
-            for candidate in (" ".join(query_words[i:i + 2]), w):
+            for candidate, end in ((" ".join(query_words[i:i + 2]), i + 2), (w, i + 1)):
                 colour = candidate if candidate in self.item_mask else VARIANTS.get(candidate)
-                if colour and colour in self.item_mask:
+                if colour and colour in self.item_mask and (len(query_words) == 1 or _modifies(query_words, end)):
                     return colour
         return None
+
+
+CONNECTORS = frozenset({"by", "for", "with", "and", "in", "of", "from", "to"})
+
+
+def _modifies(text_words: list[str], end: int) -> bool:
+    """Whether the word(s) before ``end`` modify a following word, as a colour does ("red mug").
+
+    English puts adjectives before the noun they describe, so a colour word that ends its
+    phrase (the last word, or the one before "by Brand", "for kids") is a noun: "cream"
+    in "Face Cream by Tidewell" or in the query "sun cream" is not a colour.
+    """
+    return end < len(text_words) and text_words[end] not in CONNECTORS
 
 
 def clean_text(query: str) -> tuple[PriceRange, str]:

@@ -12,12 +12,37 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psutil
+
+
+REFUSAL_ENV = "SHOPREC_REFUSAL_FILE"  # where a worker that cannot load its model writes why
+
+
+def run_foreground(command: list[str], env: dict[str, str]) -> int:
+    """Run ``bentoml serve`` as a child until it ends; its exit status, or 1 if a worker refused.
+
+    A worker whose model does not load stops the server (the service signals BentoML's
+    process manager) but BentoML then exits with 0, as after any shutdown; the worker's
+    reason, left in the file named by ``$SHOPREC_REFUSAL_FILE``, turns that into a failure
+    with the reason on stderr. SIGTERM to this process is passed on; Ctrl-C reaches the
+    whole terminal process group, so here it only waits for the server to stop.
+    """
+    with tempfile.TemporaryDirectory(prefix="shoprec-serve-") as tmp:
+        refusal = Path(tmp) / "refusal.txt"
+        child = subprocess.Popen(command, env=env | {REFUSAL_ENV: str(refusal)})
+        signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        status = child.wait()
+        if refusal.exists():
+            print(refusal.read_text(), file=sys.stderr)
+            return 1
+        return status
 
 
 def free_port() -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -112,6 +113,18 @@ def _share_cores(workers: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def _stop_server(reason: str) -> None:
+    """Stop the whole server: a worker whose model does not load would otherwise be
+    restarted by BentoML's process manager (the parent of every worker) forever, and the
+    other workers would keep answering from a server that cannot recover."""
+    from shoprec.serving.process import REFUSAL_ENV
+
+    logging.getLogger(__name__).critical(reason)
+    if os.environ.get(REFUSAL_ENV):  # `shoprec serve` exits with 1 and this reason
+        Path(os.environ[REFUSAL_ENV]).write_text(reason + "\n")
+    os.kill(os.getppid(), signal.SIGTERM)
+
+
 class ClientErrorsAreNotServerErrors(logging.Filter):
     """BentoML logs every exception of an endpoint at ERROR with its traceback, a 404 for an
     unknown item included; a client's mistake is one INFO line (the status and message)."""
@@ -137,6 +150,13 @@ class Shoprec:
     bundle = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:
+            _stop_server(f"shoprec: refusing to serve: model {self.bundle.tag} does not load in a worker: {exc}")
+            raise
+
+    def _load(self) -> None:
         from shoprec.serving.feedback import FeedbackStore
         from shoprec.serving.feedback import warm_up as warm_up_feedback
 
