@@ -202,10 +202,8 @@ async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[flo
     parts = urlsplit(url)
     queue = iter([(encode_post(url, c.body), c.expect) for c in calls])
 
-    async def caller() -> None:
+    async def caller(connection: Connection) -> None:
         nonlocal errors, first_error
-        connection = Connection(parts.hostname, parts.port)
-        await connection.open()  # connect before the clock starts
         await ready.wait()
         for raw, expect in queue:
             start = time.perf_counter()
@@ -219,8 +217,15 @@ async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[flo
                 first_error = first_error or f"{status} (expected {expect}): {text[:300].decode(errors='replace')}"
         await connection.close()
 
+    # Connections open one after another before the clock starts, as a client's pool grows.
+    # Opened all at once, the server worker that wakes first accepts every one of them (its
+    # accept loop drains the queue) and the other workers idle for the whole run.
+    connections = [Connection(parts.hostname, parts.port) for _ in range(concurrency)]
+    for connection in connections:
+        await connection.open()
+        await asyncio.sleep(0.005)
     ready = asyncio.Barrier(concurrency + 1)  # every connection open, then the clock starts
-    callers = [asyncio.create_task(caller()) for _ in range(concurrency)]
+    callers = [asyncio.create_task(caller(c)) for c in connections]
     await ready.wait()
     begin = time.perf_counter()
     await asyncio.gather(*callers)

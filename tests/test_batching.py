@@ -121,3 +121,23 @@ def test_the_cache_encodes_each_text_once_and_forgets_the_least_recently_used():
     mine = cache(["mug"])
     mine[:] = 0  # a caller changing its rows does not change what the next caller gets
     assert cache(["mug"]).tolist() == [[3, 109]]
+
+
+def test_background_batcher_answers_each_awaiting_caller_and_batches_the_queue():
+    import asyncio
+
+    from shoprec.batching import BackgroundBatcher
+
+    encode = CountingEncode(seconds=0.02, fail_on="boom")
+    batcher = BackgroundBatcher(lambda texts: list(encode(texts)), max_batch=8)
+
+    async def main():
+        texts = [f"{chr(97 + i)}{'x' * i}" for i in range(20)]
+        rows = await asyncio.gather(*(batcher(t) for t in texts))
+        failed = await asyncio.gather(batcher("boom"), return_exceptions=True)
+        return texts, rows, failed
+
+    texts, rows, failed = asyncio.run(main())
+    assert [r.tolist() for r in rows] == [[len(t), ord(t[0])] for t in texts]
+    assert len(encode.batches) < 20 and max(len(b) for b in encode.batches) <= 8
+    assert isinstance(failed[0], ValueError) and "boom" in str(failed[0])

@@ -18,6 +18,8 @@ Callers are threads (BentoML runs plain endpoint functions in a thread pool).
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +96,53 @@ class Coalescer(Generic[T, R]):
                 c.ready.set()
             if successor is not None:
                 successor.ready.set()
+
+
+class BackgroundBatcher(Generic[T, R]):
+    """``await batcher(item) -> result`` from an event loop, through ``run(items) -> results``
+    in one background thread.
+
+    The asynchronous twin of :class:`Coalescer`, for handlers that run on the event
+    loop: the thread takes everything queued (up to ``max_batch`` items), runs it as one
+    batch and hands each result back to the loop that asked. While ``run`` is in native
+    code (TensorFlow releases the GIL) the loop keeps serving other requests, and one
+    thread instead of a pool means no threads queueing for the GIL.
+    """
+
+    def __init__(self, run: Callable[[list[T]], list[R]], max_batch: int, name: str = "batcher") -> None:
+        self.run, self.max_batch = run, max_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    async def __call__(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put((item, future, loop))
+        return await future
+
+    def _serve(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                results, error = self.run([item for item, _, _ in batch]), None
+            except BaseException as exc:  # every caller of the batch sees the failure
+                results, error = [None] * len(batch), exc
+            for (_, future, loop), result in zip(batch, results):
+                loop.call_soon_threadsafe(_settle, future, result, error)
+
+
+def _settle(future: asyncio.Future, result, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def coalescing_encoder(encode: Callable[[list[str]], np.ndarray], max_batch: int = 64

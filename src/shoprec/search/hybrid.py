@@ -107,6 +107,10 @@ class SearchEngine:
     personal: Callable[[str, np.ndarray], np.ndarray] | None = None  # (user_id, items) -> affinity in [0, 1]
     expansion: QueryExpansion | None = None  # query word translations; None: no logged queries to learn from
 
+    def text_to_embed(self, query: str) -> str:
+        """The text :meth:`parse` encodes with MiniLM: the corrected free text (the query if none)."""
+        return " ".join(analyse(query, self.speller)[1]) or query
+
     def parse(self, query: str, filters: dict | None = None) -> tuple[Parsed, np.ndarray]:
         """What the query asks for, and its MiniLM vector (of the corrected free text)."""
         price, corrected, changes = analyse(query, self.speller)
@@ -114,7 +118,7 @@ class SearchEngine:
                         self.colours.find(corrected))
         if self.expansion is not None:
             parsed.expansion = self.expansion.expand(corrected)
-        text_emb = self.embed([parsed.text or query])
+        text_emb = self.embed([parsed.text or query])  # = text_to_embed(query)
         if self.intent is not None and parsed.text:
             category, confidence = self.intent.predict(text_emb)
             parsed.category, parsed.category_confidence = str(category[0]), float(confidence[0])

@@ -25,6 +25,9 @@ class EncodingCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
+    def __contains__(self, text: str) -> bool:
+        return text in self._rows
+
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
             found = {t: self._rows[t] for t in texts if t in self._rows}
