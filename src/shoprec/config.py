@@ -141,6 +141,7 @@ class ServingParams(_Section):
     hnsw_ef_construction: int = Field(80, ge=1)
     hnsw_ef_search: int = Field(256, ge=1)
     workers: int = Field(2, ge=1)  # server processes (each holds its own copy of the bundle)
+    tracing: bool = False  # OpenTelemetry spans for the API routes (set an exporter in BentoML's config too)
     threads: int = Field(16, ge=1)  # per worker: /feedback calls at once (concurrent ones share a validation + commit)
     max_body_bytes: int = Field(1_000_000, ge=1024)  # larger request bodies get 413
     max_feedback_events: int = Field(1000, ge=1)  # per POST /feedback
