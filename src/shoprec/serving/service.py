@@ -142,8 +142,9 @@ class ClientErrorsAreNotServerErrors(logging.Filter):
 
 logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorsAreNotServerErrors())
 
-# OpenTelemetry spans cost ~10% of a request's CPU even when nothing exports them; unless
-# serving.tracing is on (and an exporter set in BentoML's configuration), the API routes skip them.
+# BentoML opens an OpenTelemetry span per request even when nothing exports it (0.56 -> 0.31 ms
+# of CPU per /recommend without); unless serving.tracing is on (and an exporter is set in
+# BentoML's configuration), the API routes skip it.
 API_ROUTES = ("/recommend", "/search", "/similar", "/feedback", "/user", "/users")
 
 K = Annotated[int, Field(ge=1, le=100, description="number of items, 1..100")]
