@@ -86,6 +86,13 @@ def test_speller_completes_corrects_and_keeps_frequent_query_words():
     assert speller.correct_all(["red", "cermaic"]) == (["red", "ceramic"], {"cermaic": "ceramic"})
 
 
+def test_a_correction_is_one_edit_away_even_when_a_farther_word_is_more_frequent():
+    speller = Speller.build({"even": 500, "green": 20, "earl": 300, "pearl": 10, "wool": 400, "bowl": 30})
+    # "geen"/"even", "perl"/"earl", "bwol"/"wool" share a deletion but are two edits apart
+    assert [speller.correct(w) for w in ("geen", "perl", "bwol")] == ["green", "pearl", "bowl"]
+    assert speller.correct("qqqq") == "qqqq"
+
+
 def test_bm25_ranks_the_matching_title_first_and_survives_save_load(tmp_path):
     index = LexicalIndex.build(ITEMS)
     scores = index.scores(["candle", "holder"])

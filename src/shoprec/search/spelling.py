@@ -14,7 +14,8 @@ For an unknown word ``w`` (length >= ``min_length``):
    or two neighbours swapped) by *symmetric deletes* (Garbe's SymSpell): every known
    word is indexed under each of its one-character deletions, so the neighbours of ``w``
    are the words ``d`` with ``w in del(d)``, ``d in del(w)`` or ``del(w) & del(d) != {}``,
-   found with dictionary lookups instead of a scan; the most frequent neighbour wins.
+   found with dictionary lookups instead of a scan, then checked to be one edit away
+   (two words can share a deletion at different positions); the most frequent wins.
 
 Words shorter than ``min_length`` and numbers are left alone (three letters have too
 many neighbours to guess from).
@@ -29,6 +30,18 @@ from dataclasses import dataclass
 
 def deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """Damerau distance exactly 1: one character dropped, added or replaced, or two neighbours swapped."""
+    if len(a) < len(b):
+        a, b = b, a
+    if len(a) - len(b) > 1 or a == b:
+        return False
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), len(b))
+    if len(a) != len(b):
+        return a[i + 1:] == b[i:]
+    return a[i + 1:] == b[i + 1:] or (a[i + 2:] == b[i + 2:] and a[i:i + 2] == b[i:i + 2][::-1])
 
 
 @dataclass
@@ -65,11 +78,16 @@ class Speller:
         return cls(dict(frequency), dict(by_delete), by_prefix, min_length)
 
     def _neighbour(self, word: str) -> str | None:
-        """Most frequent known word at Damerau distance 1 from ``word``."""
+        """Most frequent known word at Damerau distance 1 from ``word``.
+
+        A shared deletion is only a candidate: "geen" and "even" share "een" but are two
+        edits apart, so every candidate is checked (:func:`one_edit_apart`) before the
+        most frequent wins ("geen" -> "green", not the more frequent "even").
+        """
         found = set(self.by_delete.get(word, ())) | {d for d in deletes(word) if d in self.frequency}
         for d in deletes(word):
             found.update(self.by_delete.get(d, ()))
-        found.discard(word)
+        found = {w for w in found if one_edit_apart(word, w)}
         return max(found, key=lambda w: (self.frequency[w], w), default=None)
 
     def correct(self, word: str) -> str:
