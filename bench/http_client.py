@@ -37,8 +37,16 @@ class Connection:
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        """Send one encoded request; its status and body. Raises ``ConnectionError`` on a broken link."""
+    async def request(self, raw: bytes, timeout: float = 60.0) -> tuple[int, bytes]:
+        """Send one encoded request; its status and body. Raises ``ConnectionError`` on a broken
+        link, a malformed answer or no answer within ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(self._exchange(raw), timeout)
+        except (asyncio.TimeoutError, ValueError) as exc:
+            await self.close()
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _exchange(self, raw: bytes) -> tuple[int, bytes]:
         if self.writer is None:
             await self.open()
         try:

@@ -141,3 +141,24 @@ def test_background_batcher_answers_each_awaiting_caller_and_batches_the_queue()
     assert [r.tolist() for r in rows] == [[len(t), ord(t[0])] for t in texts]
     assert len(encode.batches) < 20 and max(len(b) for b in encode.batches) <= 8
     assert isinstance(failed[0], ValueError) and "boom" in str(failed[0])
+
+
+def test_background_batcher_outlives_a_closed_caller_loop_and_a_short_batch():
+    import asyncio
+
+    from shoprec.batching import BackgroundBatcher
+
+    encode = CountingEncode(seconds=0.05)
+    short = {"on": False}
+    batcher = BackgroundBatcher(lambda texts: list(encode(texts))[: len(texts) - short["on"]], max_batch=8)
+
+    async def abandon():  # the caller gives up and its loop closes before the batch is done
+        await asyncio.wait_for(batcher("gone"), 0.001)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(abandon())
+    time.sleep(0.1)
+    assert asyncio.run(batcher("next")).tolist() == [4, ord("n")]  # the thread still serves
+    short["on"] = True
+    with pytest.raises(RuntimeError, match="results for 1 items"):
+        asyncio.run(batcher("lost"))  # a short answer is an error, not a caller waiting forever

@@ -64,13 +64,15 @@ def test_colour_vocabulary_comes_from_titles_with_variants():
 
 
 def test_a_colour_word_that_ends_its_phrase_is_a_noun():
-    titles = ["Face Cream by Tidewell", "Night Cream", "Cream Wool Scarf", "Cream Linen Cushion for kids",
-              "Red Mug", "Sun Cream"]
+    titles = ["Face Cream by Tidewell", "Cream for dry skin", "Cream Wool Scarf", "Cream Linen Cushion for kids",
+              "Red Mug", "ALARM CLOCK BAKELIKE RED", "Navy Blue Rug"]
     colours = ColourVocabulary.learn(titles, min_items=1)
-    assert list(colours.item_mask["cream"]) == [False, False, True, True, False, False]
+    assert list(colours.item_mask["cream"]) == [False, False, True, True, False, False, False]
+    assert list(colours.item_mask["red"]) == [False, False, False, False, True, True, False]  # a title may end in it
     assert colours.find(["sun", "cream"]) is None  # asks for a cream, not for something cream-coloured
     assert colours.find(["cream", "scarf"]) == "cream"
     assert colours.find(["red"]) == "red" and colours.find(["mug", "in", "red"]) is None
+    assert colours.find(["navy", "blue"]) == "navy"  # a two-word colour alone
 
 
 def test_speller_completes_corrects_and_keeps_frequent_query_words():

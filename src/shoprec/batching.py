@@ -34,6 +34,7 @@ R = TypeVar("R")
 @dataclass
 class _Call(Generic[T, R]):
     item: T
+    units: int = 1
     ready: threading.Event = field(default_factory=threading.Event)
     lead: bool = False
     result: R | None = None
@@ -56,7 +57,7 @@ class Coalescer(Generic[T, R]):
         self._busy = False
 
     def __call__(self, item: T) -> R:
-        call = _Call(item)
+        call = _Call(item, self.size(item))  # sized before it is shared: a failing size() fails only this call
         with self._lock:
             self._queue.append(call)
             call.lead, self._busy = not self._busy, True
@@ -72,10 +73,10 @@ class Coalescer(Generic[T, R]):
         """Run the head of the queue (which starts with the leader's own call), then hand over."""
         with self._lock:
             batch = [self._queue.pop(0)]
-            units = self.size(batch[0].item)
-            while self._queue and units + self.size(self._queue[0].item) <= self.max_batch:
+            units = batch[0].units
+            while self._queue and units + self._queue[0].units <= self.max_batch:
                 batch.append(self._queue.pop(0))
-                units += self.size(batch[-1].item)
+                units += batch[-1].units
         try:
             results = self.run([c.item for c in batch])
             if len(results) != len(batch):
@@ -84,7 +85,7 @@ class Coalescer(Generic[T, R]):
                 c.result = result
         except BaseException as exc:  # every caller of the batch sees the failure, none waits forever
             for c in batch:
-                c.error = exc
+                c.error = _for_callers(exc)
         finally:
             with self._lock:
                 successor = self._queue[0] if self._queue else None
@@ -121,6 +122,8 @@ class BackgroundBatcher(Generic[T, R]):
         return await future
 
     def _serve(self) -> None:
+        """Forever: take what is queued, run it, hand each result back. Nothing a batch or a
+        caller does may end this thread (every later caller would wait forever)."""
         while True:
             batch = [self._queue.get()]
             while len(batch) < self.max_batch:
@@ -128,12 +131,26 @@ class BackgroundBatcher(Generic[T, R]):
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            batch = [entry for entry in batch if not entry[1].cancelled()]  # timed out or disconnected
+            if not batch:
+                continue
             try:
                 results, error = self.run([item for item, _, _ in batch]), None
+                if len(results) != len(batch):
+                    raise RuntimeError(f"batch function returned {len(results)} results for {len(batch)} items")
             except BaseException as exc:  # every caller of the batch sees the failure
-                results, error = [None] * len(batch), exc
+                results, error = [None] * len(batch), _for_callers(exc)
             for (_, future, loop), result in zip(batch, results):
-                loop.call_soon_threadsafe(_settle, future, result, error)
+                try:
+                    loop.call_soon_threadsafe(_settle, future, result, error)
+                except RuntimeError:  # the caller's event loop has closed: nobody to answer
+                    pass
+
+
+def _for_callers(exc: BaseException) -> Exception:
+    """What a batch's callers raise: the batch's error, or a plain error standing for an
+    interrupt (a KeyboardInterrupt set on a future would escape the caller's event loop)."""
+    return exc if isinstance(exc, Exception) else RuntimeError(f"batch interrupted: {exc!r}")
 
 
 def _settle(future: asyncio.Future, result, error: BaseException | None) -> None:

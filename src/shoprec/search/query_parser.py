@@ -11,9 +11,9 @@ colours in its titles (or the words of one without any) gets an empty vocabulary
 no colour filter. Spelling variants ("gray", "dark blue", "cream") map to the catalog's
 form when only that form is in the vocabulary. The colour word stays in the free text
 too: it still helps rank ("red ceramic mug" is closer to the red one in every leg). A colour
-word only counts as one where it modifies a following word, in titles and in queries
-alike: "Face Cream by Tidewell" is not a cream-coloured item and "sun cream" asks for no
-colour (a one-word query "red" still does).
+word that names the product is not a colour: in a title, one followed by "by", "for" and
+the like ("Face Cream by Tidewell"); in a query, one that ends it ("sun cream"), unless the
+query is only a colour ("red", "dark blue").
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class ColourVocabulary:
 
     @classmethod
     def learn(cls, titles: Iterable[str], min_items: int = 3) -> "ColourVocabulary":
-        title_colours = [{w for i, w in enumerate(ws) if _modifies(ws, i + 1)} for ws in map(words, titles)]
+        title_colours = [{w for i, w in enumerate(ws) if not _names_the_product(ws, i + 1)} for ws in map(words, titles)]
         masks = {c: np.fromiter((c in w for w in title_colours), bool, len(title_colours)) for c in KNOWN_COLOURS}
         masks = {c: m for c, m in masks.items() if m.sum() >= min_items}
         return cls(tuple(masks), masks)
@@ -87,7 +87,8 @@ class ColourVocabulary:
         for i, w in enumerate(query_words):
             for candidate, end in ((" ".join(query_words[i:i + 2]), i + 2), (w, i + 1)):
                 colour = candidate if candidate in self.item_mask else VARIANTS.get(candidate)
-                if colour and colour in self.item_mask and (len(query_words) == 1 or _modifies(query_words, end)):
+                whole = i == 0 and end >= len(query_words)  # the query is just a colour: "red", "dark blue"
+                if colour and colour in self.item_mask and (whole or _modifies(query_words, end)):
                     return colour
         return None
 
@@ -96,13 +97,19 @@ CONNECTORS = frozenset({"by", "for", "with", "and", "in", "of", "from", "to"})
 
 
 def _modifies(text_words: list[str], end: int) -> bool:
-    """Whether the word(s) before ``end`` modify a following word, as a colour does ("red mug").
+    """Whether the word(s) before ``end`` in a query modify a following word, as a colour does.
 
-    English puts adjectives before the noun they describe, so a colour word that ends its
-    phrase (the last word, or the one before "by Brand", "for kids") is a noun: "cream"
-    in "Face Cream by Tidewell" or in the query "sun cream" is not a colour.
+    Shoppers put the colour before the product ("red mug"), so a colour word that ends the
+    query ("sun cream", "night cream") names the product, not its colour.
     """
     return end < len(text_words) and text_words[end] not in CONNECTORS
+
+
+def _names_the_product(text_words: list[str], end: int) -> bool:
+    """Whether the word(s) before ``end`` in a title are its product noun: followed by a
+    connector ("Face Cream by Tidewell", "Cream for Dry Skin"). A title may end in its
+    colour ("ALARM CLOCK BAKELIKE RED"), so the last word alone does not say so."""
+    return end < len(text_words) and text_words[end] in CONNECTORS
 
 
 def clean_text(query: str) -> tuple[PriceRange, str]:

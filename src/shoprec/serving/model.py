@@ -174,12 +174,13 @@ class ServingModel:
         return {"item_id": item_id, "items": out}
 
     def encodes(self, query: str) -> bool:
-        """Whether searching ``query`` runs MiniLM (its text is not in the encoding cache):
-        milliseconds of CPU, against ~0.4 ms for the rest of a search."""
+        """Whether encoding ``query`` ahead pays: MiniLM is milliseconds of CPU, the rest of a
+        search ~0.4 ms. Only with the encoding cache (``search.query_cache``), where the vector
+        waits for the search; without it the search encodes the query itself."""
         from shoprec.text.cache import EncodingCache
 
         embed = self.engine.embed
-        return not isinstance(embed, EncodingCache) or self.engine.text_to_embed(query) not in embed
+        return isinstance(embed, EncodingCache) and self.engine.text_to_embed(query) not in embed
 
     def search(self, query: str, user_id: str | None, k: int, filters: dict | None) -> dict:
         result = self.engine.search(query, user_id, k, filters)

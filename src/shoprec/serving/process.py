@@ -42,7 +42,7 @@ def run_foreground(command: list[str], env: dict[str, str]) -> int:
         if refusal.exists():
             print(refusal.read_text(), file=sys.stderr)
             return 1
-        return status
+        return 128 - status if status < 0 else status  # killed by signal N: 128 + N, as a shell reports it
 
 
 def free_port() -> int:

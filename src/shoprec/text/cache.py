@@ -35,7 +35,7 @@ class EncodingCache:
                 self._rows.move_to_end(t)
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
-            rows = self.encode(missing)
+            rows = self.encode(missing).copy()  # its own memory: a view would keep a whole batch alive
             rows.flags.writeable = False  # shared between callers
             found |= dict(zip(missing, rows))
             with self._lock:
