@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ import pytest
 import shoprec  # noqa: F401
 import tensorflow as tf
 
-from shoprec.batching import Coalescer, coalescing_encoder
+from shoprec.batching import BackgroundBatcher, Coalescer
 from shoprec.text import MiniLMEncoder
 from shoprec.text.cache import EncodingCache
 
@@ -34,6 +35,17 @@ class CountingEncode:
         return np.array([[len(t), ord(t[0])] for t in texts], dtype=np.float64)
 
 
+def rows_per_call(encode, max_batch: int = 64) -> Coalescer:
+    """Callers' texts encoded together; each caller gets its own rows back."""
+
+    def run(calls: list[list[str]]) -> list[np.ndarray]:
+        vectors = encode([text for texts in calls for text in texts])
+        bounds = np.cumsum([0] + [len(texts) for texts in calls])
+        return [vectors[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+
+    return Coalescer(run, max_batch, size=len)
+
+
 def _run_concurrently(encoder, texts: list[list[str]]) -> list:
     start = threading.Barrier(len(texts))
 
@@ -52,7 +64,7 @@ def test_each_caller_gets_its_own_rows_and_concurrent_calls_share_batches():
     encode = CountingEncode()
     calls = [[f"{chr(97 + i % 26)}query {'x' * i}"] if i % 3 else [f"{chr(97 + i % 26)}a", f"{chr(98 + i % 20)}bb"]
              for i in range(24)]
-    results = _run_concurrently(coalescing_encoder(encode, max_batch=8), calls)
+    results = _run_concurrently(rows_per_call(encode, max_batch=8), calls)
     for texts, rows in zip(calls, results):
         assert rows.tolist() == [[len(t), ord(t[0])] for t in texts]
     assert sum(len(b) for b in encode.batches) == sum(len(c) for c in calls)  # every text encoded exactly once
@@ -62,7 +74,7 @@ def test_each_caller_gets_its_own_rows_and_concurrent_calls_share_batches():
 
 def test_a_single_caller_is_a_batch_of_one():
     encode = CountingEncode(seconds=0.0)
-    encoder = coalescing_encoder(encode)
+    encoder = rows_per_call(encode)
     for text in ("red mug", "blue lamp", "candle"):
         assert encoder([text]).shape == (1, 2)
     assert encode.batches == [["red mug"], ["blue lamp"], ["candle"]]
@@ -70,7 +82,7 @@ def test_a_single_caller_is_a_batch_of_one():
 
 def test_a_failing_batch_fails_its_callers_and_the_encoder_keeps_working():
     encode = CountingEncode(fail_on="boom")
-    encoder = coalescing_encoder(encode)
+    encoder = rows_per_call(encode)
     results = _run_concurrently(encoder, [["boom"]] + [[f"ok {i}"] for i in range(7)])
     failed = [r for r in results if isinstance(r, ValueError)]
     assert failed and "cannot encode 'boom'" in str(failed[0])
@@ -90,7 +102,12 @@ def test_batched_minilm_vectors_equal_one_at_a_time(minilm):
     queries = ["red ceramic mug", "candel holdr", "lunch bag under 20", "christmas decoration", "cake stand",
                "blue linen cushion cover", "mug", "vintage heart wall clock"]
     alone = np.vstack([encode([q]) for q in queries])
-    batched = np.vstack(_run_concurrently(coalescing_encoder(encode), [[q] for q in queries]))
+    batcher = BackgroundBatcher(lambda texts: list(encode(texts)), max_batch=64)  # as the server's encoder thread
+
+    async def all_at_once():
+        return await asyncio.gather(*(batcher(q) for q in queries))
+
+    batched = np.vstack(asyncio.run(all_at_once()))
     np.testing.assert_allclose(batched, alone, atol=1e-5)
 
 
@@ -124,10 +141,6 @@ def test_the_cache_encodes_each_text_once_and_forgets_the_least_recently_used():
 
 
 def test_background_batcher_answers_each_awaiting_caller_and_batches_the_queue():
-    import asyncio
-
-    from shoprec.batching import BackgroundBatcher
-
     encode = CountingEncode(seconds=0.02, fail_on="boom")
     batcher = BackgroundBatcher(lambda texts: list(encode(texts)), max_batch=8)
 
@@ -144,10 +157,6 @@ def test_background_batcher_answers_each_awaiting_caller_and_batches_the_queue()
 
 
 def test_background_batcher_outlives_a_closed_caller_loop_and_a_short_batch():
-    import asyncio
-
-    from shoprec.batching import BackgroundBatcher
-
     encode = CountingEncode(seconds=0.05)
     short = {"on": False}
     batcher = BackgroundBatcher(lambda texts: list(encode(texts))[: len(texts) - short["on"]], max_batch=8)

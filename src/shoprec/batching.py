@@ -13,7 +13,9 @@ callers that arrive while a batch runs queue up and wait. When a batch is done i
 callers get their results, and the first caller still queued becomes the next leader,
 who runs everything that queued up meanwhile. Alone, a call is a batch of one with no
 added wait; under load the batch grows with the queue, which is when batching pays.
-Callers are threads (BentoML runs plain endpoint functions in a thread pool).
+Its callers are threads (BentoML runs plain endpoint functions, /feedback, in a thread
+pool); :class:`BackgroundBatcher` does the same for coroutines on an event loop (/search's
+query encoding).
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
-
-import numpy as np
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -160,16 +160,3 @@ def _settle(future: asyncio.Future, result, error: BaseException | None) -> None
         future.set_exception(error)
     else:
         future.set_result(result)
-
-
-def coalescing_encoder(encode: Callable[[list[str]], np.ndarray], max_batch: int = 64
-                       ) -> Callable[[Sequence[str]], np.ndarray]:
-    """``encode(texts) -> one row per text`` shared by concurrent callers (at most ``max_batch`` texts a call)."""
-
-    def run(calls: list[list[str]]) -> list[np.ndarray]:
-        vectors = encode([text for texts in calls for text in texts])
-        bounds = np.cumsum([0] + [len(texts) for texts in calls])
-        return [vectors[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
-
-    coalescer = Coalescer(run, max_batch, size=len)
-    return lambda texts: coalescer(list(texts))

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shoprec.batching import coalescing_encoder
 from shoprec.config import Params
 from shoprec.data.split import SplitPaths
 from shoprec.paths import Artifacts
@@ -167,10 +166,13 @@ def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, se
 
 
 def _query_encoder(encoder, cache_size: int):
-    """MiniLM for queries at serving time: concurrent searches share a call, repeats are cached."""
+    """MiniLM for queries, repeats served from the cache (the server batches concurrent
+    queries itself, in its encoder thread: :class:`shoprec.batching.BackgroundBatcher`)."""
     import tensorflow as tf
 
-    encode = coalescing_encoder(lambda texts: encoder.embed(tf.constant(texts)).numpy())
+    def encode(texts):
+        return encoder.embed(tf.constant(texts)).numpy()
+
     return EncodingCache(encode, cache_size) if cache_size else encode
 
 

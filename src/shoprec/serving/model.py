@@ -173,14 +173,18 @@ class ServingModel:
                     seen.add(int(other))
         return {"item_id": item_id, "items": out}
 
-    def encodes(self, query: str) -> bool:
-        """Whether encoding ``query`` ahead pays: MiniLM is milliseconds of CPU, the rest of a
-        search ~0.4 ms. Only with the encoding cache (``search.query_cache``), where the vector
-        waits for the search; without it the search encodes the query itself."""
+    def text_to_encode(self, query: str) -> str | None:
+        """The text to encode ahead of searching ``query``, or None when that would not pay:
+        MiniLM is milliseconds of CPU, the rest of a search ~0.4 ms. Only with the encoding
+        cache (``search.query_cache``), where the vector waits for the search, and only for
+        a text not in it; without the cache the search encodes the query itself."""
         from shoprec.text.cache import EncodingCache
 
         embed = self.engine.embed
-        return isinstance(embed, EncodingCache) and self.engine.text_to_embed(query) not in embed
+        if not isinstance(embed, EncodingCache):
+            return None
+        text = self.engine.text_to_embed(query)
+        return None if text in embed else text
 
     def search(self, query: str, user_id: str | None, k: int, filters: dict | None) -> dict:
         result = self.engine.search(query, user_id, k, filters)

@@ -20,9 +20,9 @@ pydantic models (:mod:`shoprec.serving.schemas`), and uvicorn runs on uvloop + h
 what is left per request is BentoML's own path. /search runs on the event loop too,
 after a query that is not in the encoding cache has been encoded by the worker's encoder
 thread; /feedback runs in BentoML's thread pool (``serving.threads``). Concurrent calls
-share one MiniLM batch, or one validation + commit (:mod:`shoprec.batching`). Each worker warms up (MiniLM's graph,
-Great Expectations) before it reports ready, then freezes its loaded objects out of the
-garbage collector, whose full passes over them were the p99.
+share one MiniLM batch, or one validation + commit (:mod:`shoprec.batching`). Each worker
+warms up (MiniLM's graph, Great Expectations) before it reports ready, then freezes its
+loaded objects out of the garbage collector, whose full passes over them were the p99.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class Shoprec:
     # function, which BentoML runs in its thread pool; /search awaits its encoder thread.
     @bentoml.api(route="/recommend")
     async def recommend(self, user_id: Annotated[str, Field(min_length=1, max_length=200)], k: K = 10,
-                  exclude_purchased: bool = False, diversity: Weight | None = None) -> Recommendations:
+                        exclude_purchased: bool = False, diversity: Weight | None = None) -> Recommendations:
         """Top-k for a shopper with a reason per item; an unknown user gets the new-visitor list."""
         return Recommendations(**self.model.recommend(user_id, k, exclude_purchased, diversity),
                                model_version=self.model.version)
@@ -215,8 +215,8 @@ class Shoprec:
         """
         if not query.strip():
             raise InvalidArgument("query is empty; send the words the shopper typed, e.g. {\"query\": \"red candle\"}")
-        if self.model.encodes(query):  # MiniLM off the event loop; the vector lands in the cache
-            await self.encode_ahead(self.model.engine.text_to_embed(query))
+        if (text := self.model.text_to_encode(query)) is not None:  # MiniLM off the loop, into the cache
+            await self.encode_ahead(text)
         try:
             answer = self.model.search(query, user_id, k, filters)
         except ValueError as exc:  # an unknown filter key, a filter of the wrong type
