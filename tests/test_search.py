@@ -12,7 +12,7 @@ import pytest
 from shoprec.config import Params
 from shoprec.evaluation.gate import decide_search
 from shoprec.search.category_intent import CategoryIntent
-from shoprec.search.evaluate import query_metrics
+from shoprec.search.evaluate import ceiling_ndcg, query_metrics
 from shoprec.search.expansion import QueryExpansion, units
 from shoprec.search.hybrid import rrf
 from shoprec.search.lexical import LexicalIndex, token_counts
@@ -174,6 +174,17 @@ def test_query_metrics_graded_ndcg_mrr_recall_zero():
     swapped = query_metrics(["d", "b", "a"], labels)
     assert swapped["mrr"] == 0.5 and 0 < swapped["ndcg@10"] < 1
     assert query_metrics([], labels) == {"ndcg@10": 0.0, "mrr": 0.0, "recall@50": 0.0, "zero_result": 1.0}
+
+
+@pytest.mark.parametrize("grades", [[3, 2, 2, 1, 1, 0], [3], [3, 1, 1], [3] + [2] * 12 + [1] * 3])
+def test_text_ceiling_is_the_mean_ndcg_over_every_place_of_the_wanted_item(grades):
+    labels = {f"i{n}": g for n, g in enumerate(grades)}
+    matching = [i for i, g in labels.items() if g >= 2]
+    rest = sorted((i for i, g in labels.items() if g < 2), key=lambda i: -labels[i])
+    others = [i for i in matching if labels[i] == 2]
+    by_place = [query_metrics(others[:p] + ["i0"] + others[p:] + rest, labels)["ndcg@10"] for p in range(len(matching))]
+    assert ceiling_ndcg(np.array(grades)) == pytest.approx(np.mean(by_place))
+    assert ceiling_ndcg(np.array([3, 2, 1, 0])) == pytest.approx((5 + 5 / np.log2(3) + 0.5) / (7 + 3 / np.log2(3) + 0.5))
 
 
 def test_gate_stage_writes_both_decisions_and_refuses_a_worse_hybrid(tmp_path):

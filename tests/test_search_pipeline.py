@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 SYSTEMS = ("lexical", "semantic", "hybrid", "hybrid_personalised")
 TYPES = {"exact", "synonym", "partial", "typo", "price", "clean"}
@@ -21,7 +22,13 @@ def test_search_stages_run_and_report_every_system_and_type(pipeline_run):
         assert set(metrics[system]["by_type"]) == TYPES
         assert 0.0 < metrics[system]["all"]["ndcg@10"] <= 1.0
     assert metrics["semantic"]["all"]["zero_result"] == 0.0  # the semantic leg always answers
-    assert "hybrid" in (pipeline_run.root / "reports/search_metrics.md").read_text()
+    report = (pipeline_run.root / "reports/search_metrics.md").read_text()
+    assert "| hybrid |" in report and "| text ceiling |" in report
+    ceiling = metrics["text_ceiling"]["all"]["ndcg@10"]
+    assert metrics["lexical"]["all"]["ndcg@10"] < ceiling <= 1.0
+    assert metrics["hybrid_share_of_headroom"] == pytest.approx(
+        (metrics["hybrid"]["all"]["ndcg@10"] - metrics["lexical"]["all"]["ndcg@10"])
+        / (ceiling - metrics["lexical"]["all"]["ndcg@10"]), abs=1e-3)
     gate = json.loads((pipeline_run.root / "reports/search_gate.json").read_text())
     assert gate["passed"] == (metrics["hybrid"]["all"]["ndcg@10"] >= metrics["lexical"]["all"]["ndcg@10"])
 
@@ -35,7 +42,10 @@ def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipel
     from shoprec.search.stages import load_engine
 
     root = pipeline_run.root
-    engine = load_engine(load_params(root / "params.yaml"), Artifacts(root), personalise=False)
+    params = load_params(root / "params.yaml")
+    assert params.search.query_encoder == "int8"
+    float_params = params.model_copy(update={"search": params.search.model_copy(update={"query_encoder": "float"})})
+    engine = load_engine(float_params, Artifacts(root), personalise=False)
     assert engine.semantic.projection is not None and engine.intent is not None  # sample events carry queries
     saved = tf.saved_model.load(str(root / "models/search/query_model/saved_model"))
     out = saved.signatures["serving_default"](query=tf.constant(["red ceramic mug"]))
@@ -43,6 +53,11 @@ def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipel
     best = np.argsort(-scores)[:10]
     np.testing.assert_array_equal(out["item_ids"].numpy()[0, :10].astype(str), engine.item_ids[best].astype(str))
     np.testing.assert_allclose(out["scores"].numpy()[0, :10], scores[best], atol=1e-4)
+    # what the service and the evaluation run: the same model with int8 weights, nearly the same top 10
+    served = load_engine(params, Artifacts(root), personalise=False)
+    int8_scores = served.semantic.scores(served.embed(["red ceramic mug"]))[0]
+    assert len(set(np.argsort(-int8_scores)[:10]) & set(best)) >= 8
+    np.testing.assert_allclose(int8_scores[best], scores[best], atol=0.07)  # |dq . t| <= |dq| = sqrt(2 (1 - cos))
 
 
 def test_cli_search_prints_parsed_query_and_items_as_json(pipeline_run):

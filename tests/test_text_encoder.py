@@ -18,6 +18,7 @@ import shoprec  # noqa: F401
 import tensorflow as tf
 
 from shoprec.text import MiniLMEncoder, ModelFilesError, embed_texts, export_saved_model, item_text, resolve_model_dir
+from shoprec.text.quantized import QuantizedEncoder, export_int8
 from shoprec.text.tokenizer import WordPieceTokenizer
 from shoprec.text.weights import REQUIRED_FILES, package_model_dir, read_vocab
 
@@ -128,6 +129,41 @@ def test_saved_model_reloads_and_embeds_raw_strings(encoder64: MiniLMEncoder, tm
     served = reloaded.signatures["serving_default"](texts=texts)["output_0"]
     np.testing.assert_allclose(served.numpy(), expected, atol=1e-6)
     np.testing.assert_allclose(embed_texts(SENTENCES, reloaded.embed, batch_size=5, progress=False), expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def int8_encoder(encoder: MiniLMEncoder, tmp_path_factory: pytest.TempPathFactory) -> QuantizedEncoder:
+    path = export_int8(encoder, tmp_path_factory.mktemp("int8") / "query_encoder.tflite")
+    return QuantizedEncoder(path, threads=1)
+
+
+QUERIES = ["red ceramic mug", "candel holdr", "lunch bag under 20", "Crème brûlée dish", "wooden heart decoration",
+           "x", "set of 6 vintage christmas baubles in a gift box"]
+
+
+def test_int8_query_encoder_stays_close_to_the_float_one(encoder: MiniLMEncoder, int8_encoder: QuantizedEncoder) -> None:
+    texts = QUERIES + SENTENCES
+    exact = encoder.embed(_strings(texts)).numpy()
+    one_at_a_time = np.concatenate([int8_encoder.embed(_strings([t])) for t in texts])
+    assert one_at_a_time.dtype == np.float32 and one_at_a_time.shape == exact.shape
+    cosine = (one_at_a_time * exact).sum(axis=1)
+    assert np.median(cosine) >= 0.998
+    assert cosine.min() >= 0.99, f"cosine {cosine.min():.4f} for {texts[int(cosine.argmin())]!r}"  # '' and 'x' lowest
+    # what search needs from it: every text's nearest neighbour among the float vectors is its own
+    assert ((one_at_a_time @ exact.T).argmax(axis=1) == np.arange(len(texts))).all()
+
+
+def test_int8_query_encoder_gives_a_text_the_same_vector_alone_or_in_a_padded_batch(
+        int8_encoder: QuantizedEncoder) -> None:
+    batch = int8_encoder.embed(_strings(QUERIES))
+    alone = np.concatenate([int8_encoder.embed(_strings([q])) for q in QUERIES])
+    np.testing.assert_allclose(batch, alone, atol=2e-3)  # activations are quantised per row: padding may round
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_query_encoder_names_the_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="query_encoder.tflite.*train_query_model"):
+        QuantizedEncoder(tmp_path / "query_encoder.tflite")
 
 
 def test_embed_texts_keeps_input_order_across_batches(encoder64: MiniLMEncoder) -> None:

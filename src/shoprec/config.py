@@ -107,6 +107,7 @@ class SearchParams(_Section):
 
     title_weight: int = Field(2, ge=1)  # times the title is written into an item's BM25 text
     query_cache: int = Field(10_000, ge=0)  # query texts whose MiniLM vector is kept (LRU); 0: no cache
+    query_encoder: Literal["int8", "float"] = "int8"  # MiniLM for queries: int8 weights (LiteRT) or float (TF)
     k1: float = Field(1.5, gt=0)
     b: float = Field(0.75, ge=0, le=1)
     min_query_count: int = Field(5, ge=1)  # a logged query word this frequent is not a typo (spelling)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+QUANTIZED_ENCODER = "query_encoder.tflite"  # under models/search/query_model: MiniLM with int8 weights, for queries
+
 
 @dataclass(frozen=True)
 class Artifacts:

@@ -8,6 +8,7 @@ Layout under ``models/search/``::
     query_model/semantic.npz   item vectors (+ query projection when trained)
     query_model/intent.npz     category intent classifier (only when trained)
     query_model/saved_model/   raw query strings -> top-K item ids and scores
+    query_model/query_encoder.tflite  MiniLM with int8 weights, for one query at a time (serving)
     query_model/summary.json, losses.csv
 
 ``reports/search_metrics.json`` and ``reports/search_metrics.md`` hold the comparison.
@@ -24,9 +25,9 @@ import pandas as pd
 
 from shoprec.config import Params
 from shoprec.data.split import SplitPaths
-from shoprec.paths import Artifacts
+from shoprec.paths import QUANTIZED_ENCODER, Artifacts
 from shoprec.search.category_intent import CategoryIntent
-from shoprec.search.evaluate import evaluate_queries, table
+from shoprec.search.evaluate import evaluate_queries, table, text_ceiling
 from shoprec.search.expansion import QueryExpansion
 from shoprec.search.hybrid import SearchEngine, analyse
 from shoprec.search.lexical import LexicalIndex, token_counts
@@ -82,12 +83,29 @@ def _encoder(params: Params):
     return MiniLMEncoder(params.text.model_dir or None, max_length=params.text.max_length)
 
 
+def _query_side_encoder(params: Params, model_dir: Path):
+    """The encoder searches use: MiniLM with int8 weights (``search.query_encoder: int8``) or the float one.
+
+    The int8 interpreter gets the CPU threads TensorFlow was given (the server sizes
+    both to a worker's share of the cores); 0 there means each library's default.
+    """
+    if params.search.query_encoder == "float":
+        return _encoder(params)
+    import tensorflow as tf
+
+    from shoprec.text.quantized import QuantizedEncoder
+
+    return QuantizedEncoder(model_dir / QUANTIZED_ENCODER, params.text.model_dir or None, params.text.max_length,
+                            tf.config.threading.get_intra_op_parallelism_threads() or None)
+
+
 def train_query_model(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_dir: Path, out_dir: Path,
                       params: Params) -> Path:
     """Query tower + category intent from logged searches, or the zero-shot fallback without them."""
     from shoprec.models.stages import load_catalog
     from shoprec.search.semantic import export_query_model, train_projection
     from shoprec.text import embed_texts
+    from shoprec.text.quantized import export_int8
     from shoprec.text.catalog_embeddings import read_embeddings
 
     cfg = params.search
@@ -128,6 +146,7 @@ def train_query_model(split_dir: Path, items_path: Path, text_emb_path: Path, re
     pd.DataFrame({"model": "query_tower", "epoch": np.arange(1, len(losses) + 1), "loss": losses}).to_csv(
         out_dir / "losses.csv", index=False)
     export_query_model(encoder, semantic, catalog.item_ids, out_dir / "saved_model")
+    export_int8(encoder, out_dir / QUANTIZED_ENCODER)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return out_dir
 
@@ -171,7 +190,7 @@ def _query_encoder(encoder, cache_size: int):
     import tensorflow as tf
 
     def encode(texts):
-        return encoder.embed(tf.constant(texts)).numpy()
+        return np.asarray(encoder.embed(tf.constant(texts)))
 
     return EncodingCache(encode, cache_size) if cache_size else encode
 
@@ -184,7 +203,8 @@ def load_engine(params: Params, artifacts: Artifacts = Artifacts(), personalise:
     intent = CategoryIntent.load(model_dir / "intent.npz") if (model_dir / "intent.npz").exists() else None
     personal = affinity_scorer(artifacts.retrieval / "final" / "embeddings.npz") if personalise else None
     return engine_from(items, LexicalIndex.load(lexical_dir / "bm25", len(items)), speller,
-                       SemanticIndex.load(model_dir / "semantic.npz"), intent, params, personal=personal,
+                       SemanticIndex.load(model_dir / "semantic.npz"), intent, params,
+                       _query_side_encoder(params, model_dir), personal=personal,
                        expansion=QueryExpansion.load(lexical_dir / "expansion.json"))
 
 
@@ -199,8 +219,11 @@ def evaluate_search(labels_path: Path, out_dir: Path, params: Params, artifacts:
             user = "" if personal else None  # labels carry no shopper: the cold-start affinity
             metrics[name] = evaluate_queries(
                 labels, lambda q: [engine.item_ids[i] for i in engine.rank(q, mode, user)[1]])
+        metrics["text_ceiling"] = text_ceiling(labels)
         lex, hyb = metrics["lexical"]["all"]["ndcg@10"], metrics["hybrid"]["all"]["ndcg@10"]
         metrics["hybrid_over_lexical"] = round(hyb / lex, 4) if lex else None
+        ceiling = metrics["text_ceiling"]["all"]["ndcg@10"]
+        metrics["hybrid_share_of_headroom"] = round((hyb - lex) / (ceiling - lex), 4) if ceiling > lex else None
         metrics["typo_over_clean"] = {
             s: round(metrics[s]["by_type"]["typo"]["ndcg@10"] / max(metrics[s]["by_type"]["clean"]["ndcg@10"], 1e-9), 4)
             for s in SYSTEMS if {"typo", "clean"} <= metrics[s]["by_type"].keys()}

@@ -10,7 +10,7 @@ needs, precomputed from the gated models::
     models/retrieval/final/embeddings.npz  user query vectors (+ cold-start vector)
     models/retrieval/item_embeddings.parquet
     models/search/lexical/...              BM25 index and speller vocabulary
-    models/search/query_model/{semantic,intent}.npz
+    models/search/query_model/{semantic,intent}.npz, query_encoder.tflite
     serving/recommendations.parquet        top lists of every known user and of a new visitor
     serving/history.parquet                each user's purchases (count, last time)
     serving/together.parquet               co-purchase neighbours of every item
@@ -40,7 +40,7 @@ import pandas as pd
 
 from shoprec.config import Params
 from shoprec.data.split import SplitPaths
-from shoprec.paths import Artifacts
+from shoprec.paths import QUANTIZED_ENCODER, Artifacts
 
 MANIFEST = "manifest.json"
 LISTS, HISTORY, TOGETHER = "serving/recommendations.parquet", "serving/history.parquet", "serving/together.parquet"
@@ -55,7 +55,7 @@ def copied_paths(artifacts: Artifacts) -> list[Path]:
     optional = [query_model / "intent.npz"]
     paths = [Path("data/clean/items.parquet"), Path("models/retrieval/final/embeddings.npz"),
              Path("models/retrieval/item_embeddings.parquet"), Path("models/search/lexical"),
-             query_model / "semantic.npz"]
+             query_model / "semantic.npz", query_model / QUANTIZED_ENCODER]
     return paths + [p for p in optional if (artifacts.root / p).exists()]
 
 

@@ -125,7 +125,7 @@ def attention_mask_bias(attention_mask: tf.Tensor, dtype: tf.DType = tf.float32)
     Adding the most negative finite value before the softmax gives padded keys a weight
     of exactly 0 (as Hugging Face does) without the NaNs that ``-inf`` would give.
     """
-    mask = tf.cast(attention_mask, dtype)[:, tf.newaxis, tf.newaxis, :]
+    mask = tf.reshape(tf.cast(attention_mask, dtype), [tf.shape(attention_mask)[0], 1, 1, -1])
     return (1.0 - mask) * dtype.min
 
 
@@ -135,5 +135,5 @@ def masked_mean_pool(hidden: tf.Tensor, attention_mask: tf.Tensor) -> tf.Tensor:
     Same as sentence-transformers' Pooling(mean); [CLS] and [SEP] are real tokens there
     too, so they count.
     """
-    mask = tf.cast(attention_mask, hidden.dtype)[:, :, tf.newaxis]
+    mask = tf.expand_dims(tf.cast(attention_mask, hidden.dtype), -1)
     return tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)

@@ -62,7 +62,10 @@ class MiniLMEncoder(tf.keras.Model):
             block.trainable = i >= first_trainable
 
     def call(self, texts: tf.Tensor, training: bool = False) -> tf.Tensor:
-        input_ids, attention_mask = self.tokenizer(texts)
+        return self.encode_ids(*self.tokenizer(texts), training=training)
+
+    def encode_ids(self, input_ids: tf.Tensor, attention_mask: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """The network after the tokenizer: word-piece ids and mask ``[batch, length]`` -> unit vectors."""
         x = self.embeddings(input_ids, training=training)
         bias = attention_mask_bias(attention_mask, x.dtype)
         for block in self.blocks:
