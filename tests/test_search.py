@@ -184,6 +184,10 @@ def test_text_ceiling_is_the_mean_ndcg_over_every_place_of_the_wanted_item(grade
     others = [i for i in matching if labels[i] == 2]
     by_place = [query_metrics(others[:p] + ["i0"] + others[p:] + rest, labels)["ndcg@10"] for p in range(len(matching))]
     assert ceiling_ndcg(np.array(grades)) == pytest.approx(np.mean(by_place))
+
+
+def test_text_ceiling_by_hand():
+    # the wanted item and one full match share ranks 1-2 (mean gain (7 + 3) / 2), the grade 1 comes third
     assert ceiling_ndcg(np.array([3, 2, 1, 0])) == pytest.approx((5 + 5 / np.log2(3) + 0.5) / (7 + 3 / np.log2(3) + 0.5))
 
 

@@ -57,7 +57,7 @@ def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipel
     served = load_engine(params, Artifacts(root), personalise=False)
     int8_scores = served.semantic.scores(served.embed(["red ceramic mug"]))[0]
     assert len(set(np.argsort(-int8_scores)[:10]) & set(best)) >= 8
-    np.testing.assert_allclose(int8_scores[best], scores[best], atol=0.07)  # |dq . t| <= |dq| = sqrt(2 (1 - cos))
+    np.testing.assert_allclose(int8_scores[best], scores[best], atol=0.07)  # measured <= 0.01; text term alone <= 0.06
 
 
 def test_cli_search_prints_parsed_query_and_items_as_json(pipeline_run):

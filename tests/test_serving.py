@@ -238,6 +238,16 @@ def test_refuses_to_start_on_a_missing_or_corrupted_model(pipeline_run, bundle, 
         manifest = json.loads((Path(model.path) / "manifest.json").read_text())
         manifest["files"] = file_digests(Path(model.path))
         (Path(model.path) / "manifest.json").write_text(json.dumps(manifest))
+    # A bundle from before the int8 query encoder: refused before the port is bound, with the fix.
+    with bentoml.models.create("shoprec:old-bundle") as model:
+        shutil.copytree(bundle, model.path, dirs_exist_ok=True)
+        (Path(model.path) / "models/search/query_model/query_encoder.tflite").unlink()
+        manifest = json.loads((Path(model.path) / "manifest.json").read_text())
+        manifest["files"] = file_digests(Path(model.path))
+        (Path(model.path) / "manifest.json").write_text(json.dumps(manifest))
+    old = serve("shoprec:old-bundle")
+    assert old.returncode != 0
+    assert "lacks models/search/query_model/query_encoder.tflite; rebuild with `shoprec package`" in old.stdout + old.stderr
     inconsistent = serve("shoprec:inconsistent-copy")
     assert inconsistent.returncode != 0
     assert "refusing to serve" in inconsistent.stdout + inconsistent.stderr

@@ -159,6 +159,7 @@ def test_int8_query_encoder_gives_a_text_the_same_vector_alone_or_in_a_padded_ba
     alone = np.concatenate([int8_encoder.embed(_strings([q])) for q in QUERIES])
     np.testing.assert_allclose(batch, alone, atol=2e-3)  # activations are quantised per row: padding may round
     np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    assert int8_encoder.embed(_strings([])).shape == (0, 384)  # like MiniLMEncoder.embed, which embed_texts relies on
 
 
 def test_int8_query_encoder_names_the_missing_file(tmp_path: Path) -> None:

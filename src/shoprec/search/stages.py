@@ -105,8 +105,8 @@ def train_query_model(split_dir: Path, items_path: Path, text_emb_path: Path, re
     from shoprec.models.stages import load_catalog
     from shoprec.search.semantic import export_query_model, train_projection
     from shoprec.text import embed_texts
-    from shoprec.text.quantized import export_int8
     from shoprec.text.catalog_embeddings import read_embeddings
+    from shoprec.text.quantized import export_int8
 
     cfg = params.search
     catalog = load_catalog(items_path, text_emb_path)

@@ -45,6 +45,7 @@ from shoprec.paths import QUANTIZED_ENCODER, Artifacts
 MANIFEST = "manifest.json"
 LISTS, HISTORY, TOGETHER = "serving/recommendations.parquet", "serving/history.parquet", "serving/together.parquet"
 ANN_INDEX = "serving/items.faiss"
+QUERY_ENCODER = f"models/search/query_model/{QUANTIZED_ENCODER}"
 COLD_USER = ""  # the row of recommendations.parquet for a visitor with no history
 VIEWS = {"all": False, "new": True}  # view -> exclude the user's purchases
 
@@ -55,7 +56,7 @@ def copied_paths(artifacts: Artifacts) -> list[Path]:
     optional = [query_model / "intent.npz"]
     paths = [Path("data/clean/items.parquet"), Path("models/retrieval/final/embeddings.npz"),
              Path("models/retrieval/item_embeddings.parquet"), Path("models/search/lexical"),
-             query_model / "semantic.npz", query_model / QUANTIZED_ENCODER]
+             query_model / "semantic.npz", Path(QUERY_ENCODER)]
     return paths + [p for p in optional if (artifacts.root / p).exists()]
 
 

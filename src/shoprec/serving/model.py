@@ -26,7 +26,7 @@ import pandas as pd
 from shoprec.config import Params, load_params
 from shoprec.models.diversity import mmr
 from shoprec.paths import Artifacts
-from shoprec.serving.bundle import ANN_INDEX, COLD_USER, HISTORY, LISTS, MANIFEST, TOGETHER
+from shoprec.serving.bundle import ANN_INDEX, COLD_USER, HISTORY, LISTS, MANIFEST, QUERY_ENCODER, TOGETHER
 
 RECENT = 8  # purchases shown per user
 ITEM_FIELDS = ("item_id", "title", "category", "price")
@@ -50,7 +50,7 @@ def verify(root: Path) -> dict:
         files = manifest["files"]
     except (ValueError, KeyError) as exc:
         raise BundleError(f"{manifest_path} is not a valid manifest ({exc}); rebuild with `shoprec package`") from exc
-    for rel in (LISTS, HISTORY, TOGETHER, "data/clean/items.parquet", "params.yaml"):
+    for rel in (LISTS, HISTORY, TOGETHER, "data/clean/items.parquet", "params.yaml", QUERY_ENCODER):
         if rel not in files:
             raise BundleError(f"bundle {root} lacks {rel}; rebuild with `shoprec package`")
     for rel, digest in files.items():
@@ -127,8 +127,9 @@ class ServingModel:
         )
 
     def warm_up(self) -> None:
-        """Answer one request of each kind: the first search traces MiniLM's graph (seconds),
-        which a server does before it reports ready rather than in a client's request."""
+        """Answer one request of each kind: the first search traces the tokenizer's graph and
+        sets up the query encoder (seconds), which a server does before it reports ready
+        rather than in a client's request."""
         user = next(iter(self.history_rows), COLD_USER)
         self.recommend(user, 10)
         self.similar(self.items["item_id"][0], 10)

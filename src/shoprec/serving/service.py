@@ -21,7 +21,7 @@ what is left per request is BentoML's own path. /search runs on the event loop t
 after a query that is not in the encoding cache has been encoded by the worker's encoder
 thread; /feedback runs in BentoML's thread pool (``serving.threads``). Concurrent calls
 share one MiniLM batch, or one validation + commit (:mod:`shoprec.batching`). Each worker
-warms up (MiniLM's graph, Great Expectations) before it reports ready, then freezes its
+warms up (the query encoder, Great Expectations) before it reports ready, then freezes its
 loaded objects out of the garbage collector, whose full passes over them were the p99.
 """
 

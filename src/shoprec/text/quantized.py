@@ -15,10 +15,12 @@ cosine with the float encoder's vector 0.998 typically, 0.993 at worst, for the 
 text (``tests/test_text_encoder.py``).
 
 Only the query side is quantised: item vectors are computed once, offline, by the float
-encoder, and search compares a query vector with them, so a per-query error of
-``1 - cos`` ~ 0.002 moves a cosine score by at most ``sqrt(2 * 0.002)`` ~ 0.06 and the
-search evaluation (``evaluate_search``, which loads the engine the service loads) says
-what that costs. ``search.query_encoder: float`` switches back.
+encoder, and search compares a query vector with them. A per-query error of ``1 - cos``
+~ 0.002 moves the text cosine ``x . t`` by at most ``|dx| = sqrt(2 * 0.002)`` ~ 0.06; the
+query tower's term (an MLP, then renormalised) has no such bound, so the search
+evaluation (``evaluate_search``, which loads the engine the service loads) measures what
+it costs: nothing on the sample (hybrid nDCG@10 0.842 int8, 0.840 float).
+``search.query_encoder: float`` switches back.
 
 Tokenising stays in TensorFlow (the same :class:`WordPieceTokenizer` graph); LiteRT runs
 the network from word-piece ids on. An interpreter is not thread-safe, so calls are
@@ -75,9 +77,12 @@ class QuantizedEncoder:
         tokenizer = WordPieceTokenizer(read_vocab(vocab_dir), max_length, read_do_lower_case(vocab_dir))
         self._tokenize = tf.function(tokenizer, input_signature=[STRING_BATCH])
         self._run = Interpreter(model_path=str(path), num_threads=threads).get_signature_runner()
+        self.dim = int(self._run.get_output_details()["embedding"]["shape"][-1])
         self._lock = threading.Lock()
 
     def embed(self, texts: tf.Tensor) -> np.ndarray:
+        if texts.shape[0] == 0:  # the interpreter cannot resize to an empty batch
+            return np.zeros((0, self.dim), np.float32)
         input_ids, attention_mask = self._tokenize(texts)
         with self._lock:
             return self._run(input_ids=input_ids.numpy(), attention_mask=attention_mask.numpy())["embedding"]
