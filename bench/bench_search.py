@@ -1,10 +1,13 @@
-"""Search latency in process, query encoding included: p50 / p99 per query.
+"""Search latency in process, query encoding included: p50 / p99 per query, per query encoder.
 
 Runs on the models of the last ``dvc repro`` under ``--root`` (default: this repository);
 the queries are the labelled ones of ``data/clean/query_labels.parquet``, or a fixed
 list when the source has none (Online Retail). Each query is timed end to end through
 ``SearchEngine.search`` (parse, spelling, MiniLM, intent, BM25, semantic, fusion,
-filters), once anonymous and once for a known shopper (ranker personalisation).
+filters), once anonymous and once for a known shopper (two-tower personalisation).
+The encoding cache is off, so every query is encoded. Both query encoders run in the
+same process, the float MiniLM first as the baseline, then the int8 one the service
+uses (``search.query_encoder``), and the last lines give int8 / float.
 
     python bench/bench_search.py [--root PATH] [--n 300]
 """
@@ -28,7 +31,7 @@ FALLBACK_QUERIES = ("red heart", "lunch bag", "christmas decoration", "cake stan
 
 
 def timings(engine, queries: list[str], user: str | None) -> np.ndarray:
-    for q in queries[:5]:  # warm-up: traces the MiniLM graph
+    for q in queries[:5]:  # warm-up: traces the tokenizer's (and float MiniLM's) graph
         engine.search(q, user)
     out = []
     for q in queries:
@@ -44,14 +47,23 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     args = parser.parse_args()
     artifacts = Artifacts(args.root)
-    engine = load_engine(load_params(args.root / "params.yaml"), artifacts)
+    params = load_params(args.root / "params.yaml")
     labels_path = args.root / "data/clean/query_labels.parquet"
     labels = pd.read_parquet(labels_path) if labels_path.exists() else pd.DataFrame({"query": []})
     queries = list(labels["query"].drop_duplicates()[: args.n]) or list(FALLBACK_QUERIES) * 20
     user = str(pd.read_parquet(artifacts.split / "train.parquet", columns=["user_id"])["user_id"].iloc[0])
-    for name, who in (("anonymous", None), ("personalised", user)):
-        ms = timings(engine, queries, who)
-        print(f"{name:<13} {len(ms)} queries  p50 {np.percentile(ms, 50):6.1f} ms  p99 {np.percentile(ms, 99):6.1f} ms")
+    figures: dict[tuple[str, str], tuple[float, float]] = {}
+    for encoder in ("float", "int8"):
+        search = params.search.model_copy(update={"query_encoder": encoder, "query_cache": 0})
+        engine = load_engine(params.model_copy(update={"search": search}), artifacts)
+        for name, who in (("anonymous", None), ("personalised", user)):
+            ms = timings(engine, queries, who)
+            figures[encoder, name] = np.percentile(ms, 50), np.percentile(ms, 99)
+            print(f"{encoder:<6} {name:<13} {len(ms)} queries  p50 {figures[encoder, name][0]:6.1f} ms  "
+                  f"p99 {figures[encoder, name][1]:6.1f} ms")
+    for name in ("anonymous", "personalised"):
+        (f50, f99), (i50, i99) = figures["float", name], figures["int8", name]
+        print(f"int8 / float  {name:<13} p50 {i50 / f50:.2f}  p99 {i99 / f99:.2f}")
 
 
 if __name__ == "__main__":
