@@ -354,7 +354,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[16, 64])
     parser.add_argument("--endpoints", type=lambda s: s.split(","), default=list(ENDPOINTS))
     parser.add_argument("--requests", type=int, default=20000, help="per run of /recommend and /similar")
-    parser.add_argument("--search-requests", type=int, default=5000, help="per run of /search")
+    parser.add_argument("--search-requests", type=int, default=20000, help="per run of /search")
     parser.add_argument("--feedback-requests", type=int, default=2000, help="per run of /feedback")
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests per endpoint after start")
     parser.add_argument("--pin", type=lambda s: s.split(","), default=["none"],
