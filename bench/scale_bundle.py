@@ -9,7 +9,8 @@ random trained item with a new id, a numbered title and a price within +-25%, an
 vectors are the original's plus noise, renormalised, so the vector index faces N
 distinct vectors clustered the way real ones are. Then, with the bundle's own params
 and code: the BM25 index over the whole catalog, the semantic index rows, the HNSW
-graph (``serving.ann`` picks it from ``serving.ann_threshold`` items), and the manifest.
+graphs of /similar and of semantic search (``serving.ann`` picks them from
+``serving.ann_threshold`` items), and the manifest.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from shoprec.config import load_params
 from shoprec.paths import Artifacts
 from shoprec.search.lexical import LexicalIndex
 from shoprec.search.semantic import SemanticIndex
-from shoprec.serving.bundle import ANN_INDEX, MANIFEST, file_digests, save_index
+from shoprec.serving.bundle import MANIFEST, SEMANTIC, file_digests, save_indexes
 from shoprec.text.catalog_embeddings import read_embeddings, write_embeddings
 
 NOISE = 0.35  # noise norm relative to the vector's: variants stay near their original, not on it
@@ -66,7 +67,7 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     stored = dict(np.load(final, allow_pickle=False))
     np.savez(final, **(stored | {"item_emb": item_emb}))
 
-    semantic_path = dst / "models/search/query_model/semantic.npz"
+    semantic_path = dst / SEMANTIC
     semantic = SemanticIndex.load(semantic_path)
     text = semantic.item_vectors[:, : semantic.item_vectors.shape[1] - (item_emb.shape[1] if semantic.projection else 0)]
     text = np.concatenate([text, _variants(text, origin, rng)])
@@ -76,8 +77,7 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     lexical = dst / "models/search/lexical/bm25"
     shutil.rmtree(lexical)
     LexicalIndex.build(catalog, s.title_weight, s.k1, s.b).save(lexical)
-    (dst / ANN_INDEX).unlink(missing_ok=True)
-    save_index(item_emb, params, dst / ANN_INDEX)
+    save_indexes(dst, item_emb, params)
 
     manifest = json.loads((dst / MANIFEST).read_text())
     manifest |= {"version": f"{manifest['version']}-x{n_items}", "items": n_items, "files": file_digests(dst)}

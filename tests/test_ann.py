@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from bench_ann import clustered_unit_vectors, perturbed_queries, recall_at_k
 
-from shoprec.serving.ann import ExactIndex, FaissIndex, build_index
+from shoprec.serving.ann import ExactIndex, FaissIndex, FilteredSearch, build_index
 
 
 def reference_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,3 +103,35 @@ def test_auto_picks_exact_below_threshold_and_faiss_at_it():
 def test_unknown_kind_names_the_choices():
     with pytest.raises(ValueError, match=r"unknown index kind 'hnsw'; expected one of exact, faiss, auto"):
         build_index(np.eye(4, dtype=np.float32), kind="hnsw")
+
+
+def _allowed_top(vectors: np.ndarray, query: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+    rows = np.flatnonzero(allowed)
+    return rows[reference_top_k(vectors[rows], query[None, :], k)[0][0]]
+
+
+def test_filtered_search_is_exact_without_an_index_or_with_few_allowed_items(catalog, queries, hnsw):
+    rng = np.random.default_rng(3)
+    plain, with_index = FilteredSearch(catalog), FilteredSearch(catalog, hnsw, exact_below=2_000)
+    everything = np.ones(len(catalog), bool)
+    few = rng.random(len(catalog)) < 0.05  # ~1,000 allowed: scored exactly even with the index
+    for q in queries[:20]:
+        np.testing.assert_array_equal(plain.top(q, everything, 50), reference_top_k(catalog, q[None, :], 50)[0][0])
+        np.testing.assert_array_equal(plain.top(q, few, 50), _allowed_top(catalog, q, few, 50))
+        np.testing.assert_array_equal(with_index.top(q, few, 50), _allowed_top(catalog, q, few, 50))
+    assert len(plain.top(queries[0], np.zeros(len(catalog), bool), 50)) == 0
+
+
+def test_filtered_search_over_hnsw_keeps_only_allowed_items_and_finds_most_of_the_exact_ones(catalog, queries, hnsw):
+    rng = np.random.default_rng(4)
+    search = FilteredSearch(catalog, hnsw, exact_below=0)  # always the index, over-fetched by 1 / allowed share
+    allowed = rng.random(len(catalog)) < 0.5
+    found = [search.top(q, allowed, 50) for q in queries[:100]]
+    assert all(allowed[f].all() and len(f) == len(set(f)) for f in found)
+    recall = np.mean([len(set(f) & set(_allowed_top(catalog, q, allowed, 50))) / 50 for f, q in zip(found, queries)])
+    assert recall >= 0.9, recall
+    assert np.mean([len(f) for f in found]) >= 45  # ~k kept after the filter
+    capped = FilteredSearch(catalog, hnsw, exact_below=0, max_fetch=60)
+    sparse = rng.random(len(catalog)) < 0.1  # would want 500 candidates, gets 60: fewer than k survive
+    kept = capped.top(queries[0], sparse, 50)
+    assert 0 < len(kept) < 50 and sparse[kept].all()

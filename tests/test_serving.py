@@ -97,6 +97,34 @@ def test_search_and_similar(served, shoppers, bundle):
     assert all(i["explanation"].startswith(("bought together with", "similar to")) for i in similar["items"])
 
 
+def test_a_large_catalog_bundle_searches_through_hnsw_and_finds_what_exact_search_finds(pipeline_run, bundle, tmp_path):
+    """``serving.ann: faiss`` (what ``auto`` picks from 50,000 items): both HNSW graphs are packaged and the
+    semantic leg of search goes through one, post-filtered; on this catalog HNSW is exact, so the answers match."""
+    import yaml
+
+    from shoprec.config import load_params
+    from shoprec.paths import Artifacts
+    from shoprec.serving.ann import FaissIndex
+    from shoprec.serving.bundle import ANN_INDEX, SEMANTIC_ANN, build_bundle
+    from shoprec.serving.model import ServingModel
+
+    forced = yaml.safe_load((pipeline_run.root / "params.yaml").read_text())
+    forced["serving"] |= {"ann": "faiss", "ann_exact_subset": 0}
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(forced))
+    large = build_bundle(Artifacts(pipeline_run.root), load_params(params_path), tmp_path / "bundle", params_path)
+    assert (large / ANN_INDEX).is_file() and (large / SEMANTIC_ANN).is_file()
+    assert not (bundle / SEMANTIC_ANN).exists()  # auto on this small catalog: exact, nothing to ship
+    hnsw, exact = ServingModel.load(large), ServingModel.load(bundle)
+    assert isinstance(hnsw.engine.semantic_search.index, FaissIndex) and exact.engine.semantic_search.index is None
+    for query in ("red mug", "candle holder", "gray jumper", "wool scarf"):
+        ids = [[i["item_id"] for i in m.search(query, None, 10, None)["items"]] for m in (hnsw, exact)]
+        assert ids[0] == ids[1], query
+    cheap = [m.search("mug under 15", None, 10, None)["items"] for m in (hnsw, exact)]
+    assert cheap[0] and all(i["price"] <= 15 for i in cheap[0])  # post-filtered: only allowed items
+    assert len({i["item_id"] for i in cheap[0]} & {i["item_id"] for i in cheap[1]}) >= 8
+
+
 @pytest.mark.parametrize("route, body, status, says", [
     ("recommend", {"user_id": "u", "k": 0}, 400, "greater than or equal to 1"),
     ("recommend", {"user_id": "u", "k": 101}, 400, "less than or equal to 100"),

@@ -136,8 +136,9 @@ class ServingParams(_Section):
 
     list_length: int = Field(100, ge=1)  # precomputed list per user and view (the API's largest k)
     together_per_item: int = Field(20, ge=1)  # co-purchase neighbours kept per item for /similar
-    ann: Literal["auto", "exact", "faiss"] = "auto"  # vector index for /similar (auto: faiss from ann_threshold)
+    ann: Literal["auto", "exact", "faiss"] = "auto"  # vector indexes of /similar and search (auto: from ann_threshold)
     ann_threshold: int = Field(50_000, ge=1)
+    ann_exact_subset: int = Field(20_000, ge=0)  # search filters allowing at most this many items: exact scores
     hnsw_m: int = Field(32, ge=2)
     hnsw_ef_construction: int = Field(80, ge=1)
     hnsw_ef_search: int = Field(256, ge=1)

@@ -10,7 +10,8 @@
    legs' scores before their top-N, so no candidate slot is spent on an excluded item.
    If colour or category leave nothing, they are dropped (reported in
    ``parsed["relaxed"]``); a price range the catalog cannot meet is kept (no results).
-3. *Retrieve*: BM25 top-N (items with a positive score) and semantic top-N (cosine).
+3. *Retrieve*: BM25 top-N (items with a positive score) and semantic top-N (cosine; exact,
+   or through an ANN index on a large catalog, see :class:`shoprec.serving.ann.FilteredSearch`).
    In ``hybrid`` mode the BM25 query carries the translations too (weight
    ``expansion_weight``); ``lexical`` mode is plain BM25 on the corrected words, the
    baseline the evaluation compares with.
@@ -45,6 +46,7 @@ from shoprec.search.normalize import tokens
 from shoprec.search.query_parser import ColourVocabulary, PriceRange, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
+from shoprec.serving.ann import FilteredSearch
 
 MODES = ("lexical", "semantic", "hybrid")
 FILTER_KEYS = ("category", "colour", "min_price", "max_price")
@@ -84,8 +86,9 @@ def rrf(rankings: list[np.ndarray], weights: list[float], k0: float) -> dict[int
     return fused
 
 
-def _top(scores: np.ndarray, n: int, positive_only: bool) -> np.ndarray:
-    valid = np.flatnonzero(scores > 0 if positive_only else np.isfinite(scores))
+def _top_positive(scores: np.ndarray, n: int) -> np.ndarray:
+    """The best ``n`` items with a positive score, best first (ties: lower index)."""
+    valid = np.flatnonzero(scores > 0)
     if len(valid) > n:
         valid = valid[np.argpartition(-scores[valid], n - 1)[:n]]
     return valid[np.lexsort((valid, -scores[valid]))]
@@ -106,6 +109,12 @@ class SearchEngine:
     cfg: SearchParams
     personal: Callable[[str, np.ndarray], np.ndarray] | None = None  # (user_id, items) -> affinity in [0, 1]
     expansion: QueryExpansion | None = None  # query word translations; None: no logged queries to learn from
+    # top-N of the semantic leg among the items the filters allow: exact, or (serving, large catalogs) by ANN
+    semantic_search: FilteredSearch | None = None
+
+    def __post_init__(self) -> None:
+        if self.semantic_search is None:
+            self.semantic_search = FilteredSearch(self.semantic.item_vectors)
 
     def text_to_embed(self, query: str) -> str:
         """The text :meth:`parse` encodes with MiniLM: the corrected free text (the query if none)."""
@@ -159,11 +168,11 @@ class SearchEngine:
         if mode in ("lexical", "hybrid"):
             extra = {t: self.cfg.expansion_weight * w for t, w in parsed.expansion.items()} if mode == "hybrid" else None
             lex = np.where(mask, self.lexical.scores(parsed.text.split(), extra), 0.0)
-            legs.append(_top(lex, self.cfg.candidates, positive_only=True))
+            legs.append(_top_positive(lex, self.cfg.candidates))
             weights.append(self.cfg.lexical_weight)
         if mode in ("semantic", "hybrid"):
-            sem = np.where(mask, self.semantic.scores(text_emb)[0], -np.inf)
-            legs.append(_top(sem, self.cfg.candidates, positive_only=False))
+            query = self.semantic.query_vectors(text_emb)[0]
+            legs.append(self.semantic_search.top(query, mask, self.cfg.candidates))
             weights.append(self.cfg.semantic_weight)
         fused = rrf(legs, weights, self.cfg.rrf_k)
         items = np.fromiter(sorted(fused, key=lambda i: (-fused[i], i)), np.int64, len(fused))

@@ -195,3 +195,42 @@ def build_index(
     if kind == "exact" or (kind == "auto" and len(vectors) < threshold):
         return ExactIndex(vectors)
     return FaissIndex(vectors, m=m, ef_construction=ef_construction, ef_search=ef_search)
+
+
+class FilteredSearch:
+    """Top-k by inner product among the items a filter allows, on a catalog of any size.
+
+    Search filters (price, colour, category) are known only with the query, so the index
+    cannot be cut in advance. Two regimes, as vector databases do:
+
+    * *few allowed items* (at most ``exact_below``, ``serving.ann_exact_subset``): score exactly those rows,
+      ``V[allowed] q``, which costs what they are, however large the catalog;
+    * *many allowed items*: ask the ANN index for ``k / f`` candidates, ``f`` the allowed
+      share of the catalog (at most ``max_fetch``), and keep the allowed ones. With the
+      allowed items spread independently of the query, the expected number kept is ``k``;
+      fewer come back when the filter and the query disagree, which the hybrid's other
+      leg covers.
+
+    Without an ANN index (small catalogs) every search is exact.
+    """
+
+    def __init__(self, vectors: np.ndarray, index: ExactIndex | FaissIndex | None = None,
+                 exact_below: int = 0, max_fetch: int = 2_000) -> None:
+        self.vectors = vectors
+        self.index = index
+        self.exact_below = exact_below
+        self.max_fetch = max_fetch
+
+    def top(self, query: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+        """Indices of the best ``k`` allowed items for one query vector, best first (ties: lower index)."""
+        rows = np.flatnonzero(allowed)
+        if self.index is None or len(rows) <= self.exact_below:
+            scores = self.vectors @ query if len(rows) == len(allowed) else self.vectors[rows] @ query
+            n = min(k, len(rows))
+            if n == 0:
+                return rows
+            best = np.argpartition(-scores, n - 1)[:n]
+            return rows[best[np.lexsort((rows[best], -scores[best]))]]
+        fetch = min(self.max_fetch, len(allowed), int(np.ceil(k * len(allowed) / len(rows))))
+        found = self.index.search(query[None, :], max(fetch, k))[0][0]
+        return found[allowed[found]][:k]

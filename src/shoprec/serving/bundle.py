@@ -15,6 +15,7 @@ needs, precomputed from the gated models::
     serving/history.parquet                each user's purchases (count, last time)
     serving/together.parquet               co-purchase neighbours of every item
     serving/items.faiss                    HNSW index of the item embeddings (large catalogs only)
+    serving/semantic.faiss                 HNSW index of the semantic search vectors (large catalogs only)
 
 Why precompute the recommendation lists: the multi-stage ranker's candidate features
 (EASE and co-purchase scores, within-user ranks) are computed over the whole catalog
@@ -45,6 +46,8 @@ from shoprec.paths import QUANTIZED_ENCODER, Artifacts
 MANIFEST = "manifest.json"
 LISTS, HISTORY, TOGETHER = "serving/recommendations.parquet", "serving/history.parquet", "serving/together.parquet"
 ANN_INDEX = "serving/items.faiss"
+SEMANTIC_ANN = "serving/semantic.faiss"  # over the semantic search vectors [t_i ; c_i]
+SEMANTIC = "models/search/query_model/semantic.npz"
 QUERY_ENCODER = f"models/search/query_model/{QUANTIZED_ENCODER}"
 COLD_USER = ""  # the row of recommendations.parquet for a visitor with no history
 VIEWS = {"all": False, "new": True}  # view -> exclude the user's purchases
@@ -56,7 +59,7 @@ def copied_paths(artifacts: Artifacts) -> list[Path]:
     optional = [query_model / "intent.npz"]
     paths = [Path("data/clean/items.parquet"), Path("models/retrieval/final/embeddings.npz"),
              Path("models/retrieval/item_embeddings.parquet"), Path("models/search/lexical"),
-             query_model / "semantic.npz", Path(QUERY_ENCODER)]
+             Path(SEMANTIC), Path(QUERY_ENCODER)]
     return paths + [p for p in optional if (artifacts.root / p).exists()]
 
 
@@ -128,14 +131,24 @@ def _together(copurchase, per_item: int) -> pd.DataFrame:
     return pairs[pairs["rank"] <= per_item].reset_index(drop=True)
 
 
-def save_index(item_emb: np.ndarray, params: Params, path: Path) -> None:
+def save_index(vectors: np.ndarray, params: Params, path: Path) -> None:
     """Build the HNSW graph here, once, when the catalog is large enough to want one (minutes at 1M items)."""
     from shoprec.serving.ann import FaissIndex, build_index
 
     s = params.serving
-    index = build_index(item_emb, s.ann, s.ann_threshold, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
+    index = build_index(vectors, s.ann, s.ann_threshold, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
     if isinstance(index, FaissIndex):
         index.save(path)
+
+
+def save_indexes(bundle: Path, item_emb: np.ndarray, params: Params) -> None:
+    """The item index of /similar and the semantic search index, each only where ``serving.ann`` wants one."""
+    from shoprec.search.semantic import SemanticIndex
+
+    for path in (ANN_INDEX, SEMANTIC_ANN):
+        (bundle / path).unlink(missing_ok=True)
+    save_index(item_emb, params, bundle / ANN_INDEX)
+    save_index(SemanticIndex.load(bundle / SEMANTIC).item_vectors, params, bundle / SEMANTIC_ANN)
 
 
 def build_bundle(artifacts: Artifacts, params: Params, out_dir: Path, params_path: Path) -> Path:
@@ -160,7 +173,7 @@ def build_bundle(artifacts: Artifacts, params: Params, out_dir: Path, params_pat
     _history(pd.read_parquet(SplitPaths.under(artifacts.split).train), item_index).to_parquet(
         out_dir / HISTORY, index=False)
     _together(system.state.copurchase, params.serving.together_per_item).to_parquet(out_dir / TOGETHER, index=False)
-    save_index(system.state.item_emb, params, out_dir / ANN_INDEX)
+    save_indexes(out_dir, system.state.item_emb, params)
     files = file_digests(out_dir)
     commit, data = git_commit(artifacts.root), data_hash(artifacts)
     content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()

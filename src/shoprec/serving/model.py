@@ -26,7 +26,8 @@ import pandas as pd
 from shoprec.config import Params, load_params
 from shoprec.models.diversity import mmr
 from shoprec.paths import Artifacts
-from shoprec.serving.bundle import ANN_INDEX, COLD_USER, HISTORY, LISTS, MANIFEST, QUERY_ENCODER, TOGETHER
+from shoprec.serving.bundle import (ANN_INDEX, COLD_USER, HISTORY, LISTS, MANIFEST, QUERY_ENCODER, SEMANTIC_ANN,
+                                    TOGETHER)
 
 RECENT = 8  # purchases shown per user
 ITEM_FIELDS = ("item_id", "title", "category", "price")
@@ -100,7 +101,7 @@ class ServingModel:
     @classmethod
     def load(cls, root: Path, version: str | None = None) -> "ServingModel":
         from shoprec.search.stages import load_engine
-        from shoprec.serving.ann import ExactIndex
+        from shoprec.serving.ann import ExactIndex, FilteredSearch
         from shoprec.text.catalog_embeddings import read_embeddings
 
         manifest = verify(root)
@@ -116,6 +117,10 @@ class ServingModel:
             raise BundleError(f"bundle {root}: {LISTS} has no new-visitor list; rebuild the bundle")
         history = history.sort_values(["user_id", "last_bought"], ascending=[True, False]).reset_index(drop=True)
         s = params.serving
+        engine = load_engine(params, artifacts)
+        if (root / SEMANTIC_ANN).exists():  # a large catalog: the semantic leg of search goes through HNSW too
+            engine.semantic_search = FilteredSearch(engine.semantic.item_vectors,
+                                                    _load_index(root / SEMANTIC_ANN, s.hnsw_ef_search), s.ann_exact_subset)
         return cls(
             version=version or manifest["version"], params=params, items=_columns(items, ITEM_FIELDS),
             item_index={item: i for i, item in enumerate(items["item_id"])}, item_emb=item_emb,
@@ -123,7 +128,7 @@ class ServingModel:
             history=_columns(history, ("item", "purchases", "last_bought")), history_rows=_grouped(history, "user_id"),
             together=_columns(together, ("other", "score")), together_rows=_grouped(together, "item"),
             index=_load_index(root / ANN_INDEX, s.hnsw_ef_search) if (root / ANN_INDEX).exists() else ExactIndex(item_emb),
-            engine=load_engine(params, artifacts),
+            engine=engine,
         )
 
     def warm_up(self) -> None:
