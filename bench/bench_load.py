@@ -359,7 +359,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests per endpoint after start")
     parser.add_argument("--pin", type=lambda s: s.split(","), default=["none"],
                         help="none | split | none,split (split: client on the last CPU, server on the others)")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch repo copy (reuse it with --root)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch dir: its repo copy (reuse it with "
+                        "--root) and the grown bundle of --items")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     args = parser.parse_args()
     if unknown := set(args.endpoints) - set(ENDPOINTS) or set(args.pin) - {"none", "split"}:
@@ -382,8 +383,9 @@ def main() -> None:
         if args.out:
             args.out.write_text(text)
     finally:
-        if args.keep and not args.root:
-            print(f"kept {scratch}; rerun with --root {scratch / 'repo'}")
+        if args.keep:
+            print(f"kept {scratch}" + ("" if args.root else f"; rerun with --root {scratch / 'repo'}")
+                  + (f"; the grown bundle is {scratch / 'scaled-bundle'}" if args.items else ""))
         else:
             shutil.rmtree(scratch, ignore_errors=True)
 

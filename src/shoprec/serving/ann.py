@@ -152,7 +152,10 @@ class FaissIndex:
         _check_k(k)
         queries = _as_matrix(queries, "queries", self._index.d)
         k = min(k, self._index.ntotal)
-        scores, indices = self._index.search(queries, k)
+        # a candidate list shorter than k leaves slots empty, which the exact fallback below would fill
+        # at the cost of a full scan: widen it for this call instead (per-call parameters: thread-safe)
+        wide = faiss.SearchParametersHNSW(efSearch=k) if k > self.ef_search else None
+        scores, indices = self._index.search(queries, k, params=wide)
         padded = (indices < 0).any(axis=1)
         if padded.any():
             flat = faiss.downcast_index(self._index.storage)
