@@ -142,6 +142,7 @@ class ServingParams(_Section):
     hnsw_m: int = Field(32, ge=2)
     hnsw_ef_construction: int = Field(80, ge=1)
     hnsw_ef_search: int = Field(256, ge=1)
+    semantic_ef_search: int = Field(2048, ge=1)  # the semantic search index's breadth (text queries: see params.yaml)
     workers: int = Field(2, ge=1)  # server processes (each holds its own copy of the bundle)
     tracing: bool = False  # OpenTelemetry spans for the API routes (set an exporter in BentoML's config too)
     threads: int = Field(16, ge=1)  # per worker: /feedback calls at once (concurrent ones share a validation + commit)

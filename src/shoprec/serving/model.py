@@ -120,7 +120,8 @@ class ServingModel:
         engine = load_engine(params, artifacts)
         if (root / SEMANTIC_ANN).exists():  # a large catalog: the semantic leg of search goes through HNSW too
             engine.semantic_search = FilteredSearch(engine.semantic.item_vectors,
-                                                    _load_index(root / SEMANTIC_ANN, s.hnsw_ef_search), s.ann_exact_subset)
+                                                    _load_index(root / SEMANTIC_ANN, s.semantic_ef_search),
+                                                    s.ann_exact_subset)
         return cls(
             version=version or manifest["version"], params=params, items=_columns(items, ITEM_FIELDS),
             item_index={item: i for i, item in enumerate(items["item_id"])}, item_emb=item_emb,
