@@ -80,7 +80,7 @@ def test_hnsw_save_load_round_trip_and_rebuild_are_identical(catalog, queries, h
         np.testing.assert_array_equal(got[1], want[1])
 
 
-@pytest.mark.parametrize("ef_search", [128, 1])  # ef_search 1 makes HNSW pad most rows with -1
+@pytest.mark.parametrize("ef_search", [128, 1])  # a list shorter than k is widened to k for the call
 def test_hnsw_k_beyond_catalog_returns_every_item_without_padding(ef_search):
     vectors = clustered_unit_vectors(60, clusters=5, seed=3)
     queries = perturbed_queries(vectors, 4, seed=4)
@@ -133,5 +133,15 @@ def test_filtered_search_over_hnsw_keeps_only_allowed_items_and_finds_most_of_th
     assert np.mean([len(f) for f in found]) >= 45  # ~k kept after the filter
     capped = FilteredSearch(catalog, hnsw, exact_below=0, max_fetch=60)
     sparse = rng.random(len(catalog)) < 0.1  # would want 500 candidates, gets 60: fewer than k survive
-    kept = capped.top(queries[0], sparse, 50)
-    assert 0 < len(kept) < 50 and sparse[kept].all()
+    np.testing.assert_array_equal(capped.top(queries[0], sparse, 50), _allowed_top(catalog, queries[0], sparse, 50))
+
+
+def test_filtered_search_answers_exactly_when_the_filter_excludes_the_query_neighbourhood(catalog, queries, hnsw):
+    q = queries[0]
+    near = reference_top_k(catalog, q[None, :], 3000)[0][0]
+    allowed = np.ones(len(catalog), bool)
+    allowed[near] = False  # 85% allowed, but none of the 3,000 items the graph would return
+    found = FilteredSearch(catalog, hnsw, exact_below=0).top(q, allowed, 50)
+    np.testing.assert_array_equal(found, _allowed_top(catalog, q, allowed, 50))
+    with pytest.raises(ValueError, match="the index holds 20,000 vectors, the catalog 100"):
+        FilteredSearch(catalog[:100], hnsw)

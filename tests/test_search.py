@@ -247,6 +247,11 @@ def test_constraints_filter_and_are_reported(engine):
     assert [i["item_id"] for i in explicit["items"]] == ["I6"]
     with pytest.raises(ValueError, match="unknown filter"):
         engine.search("candle", filters={"size": "xl"})
+    for bad, says in (({"category": ["Candles"]}, "'category' must be a string"),
+                      ({"max_price": "10"}, "'max_price' must be a number"), ({"min_price": True}, "must be a number")):
+        with pytest.raises(ValueError, match=says):
+            engine.search("candle", filters=bad)
+    assert engine.search("candle", filters={"category": None, "max_price": 10.5})["items"]  # None: no constraint
 
 
 def test_an_impossible_colour_is_relaxed_but_a_price_cap_is_not(engine):

@@ -134,6 +134,8 @@ def test_a_large_catalog_bundle_searches_through_hnsw_and_finds_what_exact_searc
     ("search", {"query": "   "}, 400, "query is empty"),
     ("search", {"query": "x" * 201}, 400, "at most 200 characters"),
     ("search", {"query": "red", "filters": {"size": "XL"}}, 400, "unknown filter 'size'"),
+    ("search", {"query": "red", "filters": {"category": ["Candles"]}}, 400, "filter 'category' must be a string"),
+    ("search", {"query": "red", "filters": {"max_price": "cheap"}}, 400, "filter 'max_price' must be a number"),
     ("similar", {"item_id": "NO-SUCH-ITEM"}, 404, "unknown item_id 'NO-SUCH-ITEM'"),
     ("feedback", {"events": []}, 400, "events is empty"),
     ("feedback", {"events": "click"}, 400, "valid array"),

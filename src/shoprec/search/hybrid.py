@@ -47,7 +47,7 @@ from shoprec.search.normalize import tokens
 from shoprec.search.query_parser import ColourVocabulary, PriceRange, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
-from shoprec.serving.ann import FilteredSearch
+from shoprec.serving.ann import FilteredSearch, top_rows
 
 MODES = ("lexical", "semantic", "hybrid")
 FILTER_KEYS = ("category", "colour", "min_price", "max_price")
@@ -71,6 +71,16 @@ class Parsed:
         return dict(self.__dict__)
 
 
+def _check_filter_value(key: str, value) -> None:
+    """A filter value of the wrong type is the caller's mistake, said as such (not a crash further on)."""
+    example = {"category": '"Candles"', "colour": '"red"', "min_price": "5", "max_price": "20"}[key]
+    text = key in ("category", "colour")
+    if value is not None and (not isinstance(value, str) if text else
+                              isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"filter {key!r} must be a {'string' if text else 'number'}, e.g. "
+                         f"{{\"{key}\": {example}}}; got {value!r}")
+
+
 def analyse(query: str, speller: Speller) -> tuple[PriceRange, list[str], dict[str, str]]:
     """Price constraint, the free text's folded and spelling-corrected words, and the corrections made."""
     price, text = clean_text(query)
@@ -88,11 +98,9 @@ def rrf(rankings: list[np.ndarray], weights: list[float], k0: float) -> dict[int
 
 
 def _top_positive(scores: np.ndarray, n: int) -> np.ndarray:
-    """The best ``n`` items with a positive score, best first (ties: lower index)."""
+    """The best ``n`` items with a positive score, best first."""
     valid = np.flatnonzero(scores > 0)
-    if len(valid) > n:
-        valid = valid[np.argpartition(-scores[valid], n - 1)[:n]]
-    return valid[np.lexsort((valid, -scores[valid]))]
+    return top_rows(valid, scores[valid], n)
 
 
 @dataclass
@@ -139,6 +147,7 @@ class SearchEngine:
         for key, value in (filters or {}).items():
             if key not in FILTER_KEYS:
                 raise ValueError(f"unknown filter {key!r}; use {', '.join(FILTER_KEYS)}")
+            _check_filter_value(key, value)
             setattr(parsed, key, value)
             if key == "category":
                 parsed.category_applied = value is not None

@@ -21,10 +21,9 @@ Why HNSW
     entry point, so it makes ``O(log N)`` hops and scores a few thousand vectors instead
     of ``N``. ``ef_construction`` is the candidate list while linking (graph quality,
     build time); ``ef_search`` is the candidate list while querying, which trades
-    latency for recall at query time without rebuilding the graph. (faiss keeps the best
-    ``k`` of every vector it scores, so ``ef_search < k`` still fills ``k`` slots, at
-    lower recall.) No training step, unlike IVF/PQ, so the catalog can simply be
-    re-indexed when it changes.
+    latency for recall at query time without rebuilding the graph (a search for more than
+    ``ef_search`` items widens the list to ``k`` for that call). No training step, unlike
+    IVF/PQ, so the catalog can simply be re-indexed when it changes.
 """
 
 from __future__ import annotations
@@ -58,6 +57,19 @@ def _catalog(vectors: np.ndarray) -> np.ndarray:
 def _check_k(k: int) -> None:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+
+
+def top_rows(rows: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` best of ``rows`` by ``scores`` (aligned), best first, equal scores by lower row.
+
+    ``argpartition`` selects in O(len) but cuts a tie at the n-th place arbitrarily;
+    search legs only need ranks, so that is kept rather than paying for a full sort.
+    """
+    n = min(n, len(rows))
+    if n == 0:
+        return rows[:0]
+    best = np.argpartition(-scores, n - 1)[:n] if len(rows) > n else np.arange(len(rows))
+    return rows[best[np.lexsort((rows[best], -scores[best]))]]
 
 
 def _best_first(indices: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,8 +157,9 @@ class FaissIndex:
         """``(indices [n, k] int64, scores [n, k] float32)``, best first; ``k > N`` gives all N.
 
         HNSW pads with ``-1`` when it scores fewer than ``k`` items (always when
-        ``k > N``; also when ``ef_search`` is tiny next to ``k``, or part of the graph is
-        unreachable). ``k`` is capped at ``N`` and any row still padded is answered
+        ``k > N``; also when its candidate list is shorter than ``k``, or part of the graph
+        is unreachable). ``k`` is capped at ``N``, the list widened to ``k``, and any row
+        still padded (a safety net: a graph cut off from its entry point) is answered
         exactly from the index's own flat storage, so every row holds ``k`` real items.
         """
         _check_k(k)
@@ -206,34 +219,40 @@ class FilteredSearch:
     Search filters (price, colour, category) are known only with the query, so the index
     cannot be cut in advance. Two regimes, as vector databases do:
 
-    * *few allowed items* (at most ``exact_below``, ``serving.ann_exact_subset``): score exactly those rows,
-      ``V[allowed] q``, which costs what they are, however large the catalog;
+    * *few allowed items* (at most ``exact_below``, ``serving.ann_exact_subset``): score
+      exactly those rows, which costs what they are, however large the catalog;
     * *many allowed items*: ask the ANN index for ``k / f`` candidates, ``f`` the allowed
       share of the catalog (at most ``max_fetch``), and keep the allowed ones. With the
-      allowed items spread independently of the query, the expected number kept is ``k``;
-      fewer come back when the filter and the query disagree, which the hybrid's other
-      leg covers.
+      allowed items spread independently of the query, the expected number kept is ``k``.
+      When the filter and the query disagree (the query's neighbourhood is mostly
+      excluded) fewer survive; then the allowed items are scored exactly after all, so
+      a filtered search is never short of results it could have had.
 
     Without an ANN index (small catalogs) every search is exact.
     """
 
     def __init__(self, vectors: np.ndarray, index: ExactIndex | FaissIndex | None = None,
                  exact_below: int = 0, max_fetch: int = 2_000) -> None:
+        if index is not None and len(index) != len(vectors):
+            raise ValueError(f"the index holds {len(index):,} vectors, the catalog {len(vectors):,}")
         self.vectors = vectors
         self.index = index
         self.exact_below = exact_below
         self.max_fetch = max_fetch
 
     def top(self, query: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
-        """Indices of the best ``k`` allowed items for one query vector, best first (ties: lower index)."""
+        """Indices of the best ``k`` allowed items for one query vector, best first."""
         rows = np.flatnonzero(allowed)
-        if self.index is None or len(rows) <= self.exact_below:
-            scores = self.vectors @ query if len(rows) == len(allowed) else self.vectors[rows] @ query
-            n = min(k, len(rows))
-            if n == 0:
-                return rows
-            best = np.argpartition(-scores, n - 1)[:n]
-            return rows[best[np.lexsort((rows[best], -scores[best]))]]
-        fetch = min(self.max_fetch, len(allowed), int(np.ceil(k * len(allowed) / len(rows))))
-        found = self.index.search(query[None, :], max(fetch, k))[0][0]
-        return found[allowed[found]][:k]
+        if self.index is not None and len(rows) > self.exact_below:
+            fetch = min(self.max_fetch, len(allowed), int(np.ceil(k * len(allowed) / len(rows))))
+            found = self.index.search(query[None, :], max(fetch, k))[0][0]
+            kept = found[allowed[found]][:k]
+            if len(kept) == min(k, len(rows)):
+                return kept
+        return top_rows(rows, self._scores(query, rows), k)
+
+    def _scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact scores of ``rows``: copying a few rows is cheaper than scoring them all, not so for many."""
+        if 4 * len(rows) < len(self.vectors):
+            return self.vectors[rows] @ query
+        return (self.vectors @ query)[rows]
