@@ -134,6 +134,9 @@ def test_filtered_search_over_hnsw_keeps_only_allowed_items_and_finds_most_of_th
     capped = FilteredSearch(catalog, hnsw, exact_below=0, max_fetch=60)
     sparse = rng.random(len(catalog)) < 0.1  # would want 500 candidates, gets 60: fewer than k survive
     np.testing.assert_array_equal(capped.top(queries[0], sparse, 50), _allowed_top(catalog, queries[0], sparse, 50))
+    retried = FilteredSearch(catalog, hnsw, exact_below=0, max_fetch=200).top(queries[1], sparse, 50)  # 200, then 800
+    assert len(retried) == 50 and sparse[retried].all()
+    assert len(set(retried) & set(_allowed_top(catalog, queries[1], sparse, 50))) >= 45
 
 
 def test_filtered_search_answers_exactly_when_the_filter_excludes_the_query_neighbourhood(catalog, queries, hnsw):

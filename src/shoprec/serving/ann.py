@@ -224,9 +224,11 @@ class FilteredSearch:
     * *many allowed items*: ask the ANN index for ``k / f`` candidates, ``f`` the allowed
       share of the catalog (at most ``max_fetch``), and keep the allowed ones. With the
       allowed items spread independently of the query, the expected number kept is ``k``.
-      When the filter and the query disagree (the query's neighbourhood is mostly
-      excluded) fewer survive; then the allowed items are scored exactly after all, so
-      a filtered search is never short of results it could have had.
+      Filters and queries correlate (a product's variants share a price band), so fewer
+      may survive: one more try asks for four times as many, and if fewer than half of
+      ``k`` survive even then (the query's neighbourhood is excluded), the allowed items
+      are scored exactly after all, so a filtered search is never left with next to
+      nothing it could have had.
 
     Without an ANN index (small catalogs) every search is exact.
     """
@@ -244,10 +246,13 @@ class FilteredSearch:
         """Indices of the best ``k`` allowed items for one query vector, best first."""
         rows = np.flatnonzero(allowed)
         if self.index is not None and len(rows) > self.exact_below:
-            fetch = min(self.max_fetch, len(allowed), int(np.ceil(k * len(allowed) / len(rows))))
-            found = self.index.search(query[None, :], max(fetch, k))[0][0]
-            kept = found[allowed[found]][:k]
-            if len(kept) == min(k, len(rows)):
+            fetch = max(k, min(self.max_fetch, int(np.ceil(k * len(allowed) / len(rows)))))
+            for wider in (1, 4):
+                found = self.index.search(query[None, :], min(len(allowed), wider * fetch))[0][0]
+                kept = found[allowed[found]][:k]
+                if len(kept) == min(k, len(rows)):
+                    return kept
+            if 2 * len(kept) >= min(k, len(rows)):
                 return kept
         return top_rows(rows, self._scores(query, rows), k)
 
