@@ -147,6 +147,9 @@ def test_bad_input_gets_a_4xx_with_a_message(served, route, body, status, says):
     response = post(served, route, body)
     assert response.status_code == status, response.text
     assert says in response.text
+    answer = response.json()  # one shape for every 4xx
+    assert isinstance(answer, dict) and isinstance(answer["error"], str), answer
+    assert set(answer) <= {"error", "detail"}
 
 
 def test_malformed_and_oversize_bodies(served):

@@ -12,7 +12,8 @@ instead of a server that restarts failing workers forever.
 
 Bad input never gets a 500: request bodies are validated by pydantic (400 with the field
 and the rule), oversize bodies are cut off by :class:`BodyLimit` (413), an unknown item
-is a 404, and an unknown user is a cold-start answer.
+is a 404, and an unknown user is a cold-start answer. Every 4xx is one JSON object
+``{"error"[, "detail"]}`` (:class:`OneErrorShape`).
 
 Speed (figures from ``bench/bench_load.py`` in the README): /recommend, /similar, /user
 and /users do microseconds of work, so they are coroutines (no thread hop) and answer
@@ -86,6 +87,54 @@ class BodyLimit:
                                                 f"the limit of {self.max_bytes} (serving.max_body_bytes); "
                                                 "send fewer events per request")
         return await self.app(scope, receive, send)
+
+
+class OneErrorShape:
+    """ASGI middleware: every 4xx answer is one JSON object, ``{"error": message}`` plus
+    ``"detail"`` (pydantic's list of field errors) where the request failed validation.
+
+    BentoML writes an exception raised in an API (our 400s with a rule and an example,
+    the 404 of an unknown item) as a one-element list ``[{"error": ...}]``, and a request
+    that fails validation as an object; a client should have to parse one shape. Only
+    4xx bodies are held back and rewritten; every other answer streams through untouched.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        held: dict = {}
+
+        async def rewrite(message) -> None:
+            if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+                held.update(start=message, body=b"")
+                return
+            if "start" not in held:
+                return await send(message)
+            held["body"] += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            body = _one_error(held["body"])
+            headers = [(k, v) for k, v in held["start"].get("headers", []) if k.lower() != b"content-length"]
+            await send({**held["start"], "headers": headers + [(b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        return await self.app(scope, receive, rewrite)
+
+
+def _one_error(body: bytes) -> bytes:
+    """``[{"error": m}]`` -> ``{"error": m}``; any other body as it was."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict) and "error" in data[0]:
+        return json.dumps(data[0]).encode()
+    return body
 
 
 async def _reject(send, status: int, message: str) -> None:
@@ -261,3 +310,4 @@ class Shoprec:
 
 
 Shoprec.add_asgi_middleware(BodyLimit, max_bytes=SETTINGS.max_body_bytes)
+Shoprec.add_asgi_middleware(OneErrorShape)

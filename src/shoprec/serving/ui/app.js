@@ -1,6 +1,6 @@
 // shoprec storefront: vanilla JS over the service's JSON API (same origin, POST + JSON).
 // Every call goes through api(), which turns any non-2xx answer into a visible message:
-// 400 {"error", "detail": [pydantic errors]}, 400/404 [{"error"}] (BentoML), 413 {"error"}.
+// every 4xx is {"error": message}, with "detail": [pydantic field errors] when validation failed.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -49,7 +49,6 @@ async function api(path, body) {
 }
 
 function errorText(data, text) {
-  if (Array.isArray(data)) return data.map((e) => e.error || JSON.stringify(e)).join("; ");
   if (data && data.error) {
     const details = (data.detail || []).map((d) => `${(d.loc || []).join(".") || "body"}: ${d.msg}`);
     return details.length ? details.join("; ") : data.error;
