@@ -120,6 +120,14 @@ def prepare_root(args, scratch: Path) -> Path:
     return root
 
 
+def title_query(titles: list[list[str]], rng: np.random.Generator) -> str:
+    """Two or three consecutive words of a random title (given as its lower-case words)."""
+    words = titles[rng.integers(len(titles))]
+    size = min(len(words), int(rng.integers(2, 4)))
+    start = int(rng.integers(len(words) - size + 1))
+    return " ".join(words[start:start + size])
+
+
 class Workload:
     """The requests of each endpoint (see the module docstring), from the bundle the server loads.
 
@@ -145,10 +153,7 @@ class Workload:
         return _call({"user_id": f"visitor-{i}" if i % 10 == 9 else self._user(i), "k": 10})
 
     def _search(self, i: int) -> Call:
-        words = self.titles[self.rng.integers(len(self.titles))]
-        size = min(len(words), int(self.rng.integers(2, 4)))
-        start = int(self.rng.integers(len(words) - size + 1))
-        query = " ".join(words[start:start + size]) + (" under 20" if i % 4 == 0 else "")
+        query = title_query(self.titles, self.rng) + (" under 20" if i % 4 == 0 else "")
         return _call({"query": query, "k": 10} | ({"user_id": self._user(i)} if i % 3 == 0 else {}))
 
     def _similar(self, i: int) -> Call:

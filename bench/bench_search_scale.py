@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 import shoprec  # noqa: F401  (legacy Keras switch before TensorFlow)
+from bench_load import title_query
 from shoprec.serving.ann import FilteredSearch
 from shoprec.serving.model import ServingModel
 
@@ -46,14 +47,9 @@ def percentiles(ms: list[float]) -> str:
 
 
 def queries_from_titles(titles: list[str], n: int, seed: int = 0) -> list[str]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        words = titles[rng.integers(len(titles))].lower().split()
-        size = min(len(words), int(rng.integers(2, 4)))
-        start = int(rng.integers(len(words) - size + 1))
-        out.append(" ".join(words[start:start + size]))
-    return out
+    """``n`` queries as ``bench_load.py`` writes them (title windows, fixed seed)."""
+    rng, words = np.random.default_rng(seed), [t.lower().split() for t in titles]
+    return [title_query(words, rng) for _ in range(n)]
 
 
 def main() -> None:

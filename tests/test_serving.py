@@ -244,6 +244,13 @@ def test_acknowledged_feedback_survives_sigkill(pipeline_run, bundle, tmp_path):
         restarted.stop()
 
 
+def _sign_again(bundle: Path) -> None:
+    """Rewrite a tampered bundle's manifest to its current files, so only the content is wrong."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = file_digests(bundle)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_refuses_to_start_on_a_missing_or_corrupted_model(pipeline_run, bundle, tmp_path):
     import bentoml
 
@@ -268,16 +275,12 @@ def test_refuses_to_start_on_a_missing_or_corrupted_model(pipeline_run, bundle, 
         shutil.copytree(bundle, model.path, dirs_exist_ok=True)
         items = Path(model.path) / "data/clean/items.parquet"
         pd.read_parquet(items).iloc[:-1].to_parquet(items, index=False)
-        manifest = json.loads((Path(model.path) / "manifest.json").read_text())
-        manifest["files"] = file_digests(Path(model.path))
-        (Path(model.path) / "manifest.json").write_text(json.dumps(manifest))
+        _sign_again(Path(model.path))
     # A bundle from before the int8 query encoder: refused before the port is bound, with the fix.
     with bentoml.models.create("shoprec:old-bundle") as model:
         shutil.copytree(bundle, model.path, dirs_exist_ok=True)
         (Path(model.path) / "models/search/query_model/query_encoder.tflite").unlink()
-        manifest = json.loads((Path(model.path) / "manifest.json").read_text())
-        manifest["files"] = file_digests(Path(model.path))
-        (Path(model.path) / "manifest.json").write_text(json.dumps(manifest))
+        _sign_again(Path(model.path))
     old = serve("shoprec:old-bundle")
     assert old.returncode != 0
     assert "lacks models/search/query_model/query_encoder.tflite; rebuild with `shoprec package`" in old.stdout + old.stderr

@@ -131,7 +131,7 @@ def _together(copurchase, per_item: int) -> pd.DataFrame:
     return pairs[pairs["rank"] <= per_item].reset_index(drop=True)
 
 
-def save_index(vectors: np.ndarray, params: Params, path: Path) -> None:
+def _save_index(vectors: np.ndarray, params: Params, path: Path) -> None:
     """Build the HNSW graph here, once, when the catalog is large enough to want one (minutes at 1M items)."""
     from shoprec.serving.ann import FaissIndex, build_index
 
@@ -147,8 +147,8 @@ def save_indexes(bundle: Path, item_emb: np.ndarray, params: Params) -> None:
 
     for path in (ANN_INDEX, SEMANTIC_ANN):
         (bundle / path).unlink(missing_ok=True)
-    save_index(item_emb, params, bundle / ANN_INDEX)
-    save_index(SemanticIndex.load(bundle / SEMANTIC).item_vectors, params, bundle / SEMANTIC_ANN)
+    _save_index(item_emb, params, bundle / ANN_INDEX)
+    _save_index(SemanticIndex.load(bundle / SEMANTIC).item_vectors, params, bundle / SEMANTIC_ANN)
 
 
 def build_bundle(artifacts: Artifacts, params: Params, out_dir: Path, params_path: Path) -> Path:

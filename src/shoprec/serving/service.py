@@ -29,6 +29,7 @@ loaded objects out of the garbage collector, whose full passes over them were th
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import signal
@@ -126,8 +127,6 @@ class OneErrorShape:
 
 def _one_error(body: bytes) -> bytes:
     """``[{"error": m}]`` -> ``{"error": m}``; any other body as it was."""
-    import json
-
     try:
         data = json.loads(body)
     except ValueError:
@@ -138,8 +137,6 @@ def _one_error(body: bytes) -> bytes:
 
 
 async def _reject(send, status: int, message: str) -> None:
-    import json
-
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
