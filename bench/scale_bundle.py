@@ -5,9 +5,9 @@ its indexes, not a model trained on a million items (the storefront generator's 
 could not tell a million products apart anyway). So the trained bundle's first items
 stay exactly as trained (their users' lists, co-purchase neighbours and search models
 are untouched), and the catalog grows with *variants* of them: each added item copies a
-random trained item with a new id, a numbered title and a price within +-25%, and its
-vectors are the original's plus noise, renormalised, so the vector index faces N
-distinct vectors clustered the way real ones are. Then, with the bundle's own params
+random trained item with a new id, a numbered title, a price within +-25% and no
+interactions (search popularity 0), and its vectors are the original's plus noise,
+renormalised, so the vector index faces N distinct vectors clustered the way real ones are. Then, with the bundle's own params
 and code: the BM25 index over the whole catalog, the semantic index rows, the HNSW
 graphs of /similar and of semantic search (``serving.ann`` picks them from
 ``serving.ann_threshold`` items), and the manifest.
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import load_params
-from shoprec.paths import Artifacts
+from shoprec.paths import POPULARITY, Artifacts
 from shoprec.search.lexical import LexicalIndex
 from shoprec.search.semantic import SemanticIndex
 from shoprec.serving.bundle import MANIFEST, SEMANTIC, file_digests, save_indexes
@@ -74,9 +74,11 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     SemanticIndex.of(text, item_emb, semantic.projection, semantic.tower_weight).save(semantic_path)
 
     s = params.search
-    lexical = dst / "models/search/lexical/bm25"
-    shutil.rmtree(lexical)
-    LexicalIndex.build(catalog, s.title_weight, s.k1, s.b).save(lexical)
+    lexical = dst / "models/search/lexical"
+    shutil.rmtree(lexical / "bm25")
+    LexicalIndex.build(catalog, s.title_weight, s.k1, s.b).save(lexical / "bm25")
+    popularity = np.load(lexical / POPULARITY)
+    np.save(lexical / POPULARITY, np.concatenate([popularity, np.zeros(extra, popularity.dtype)]))
     save_indexes(dst, item_emb, params)
 
     manifest = json.loads((dst / MANIFEST).read_text())

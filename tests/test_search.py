@@ -21,7 +21,8 @@ from shoprec.search.pairs import query_pairs
 from shoprec.search.query_parser import ColourVocabulary, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
-from shoprec.search.stages import engine_from
+from shoprec.search.stages import engine_from, popularity_prior
+from shoprec.search.terms import QueryTerms
 
 ITEMS = pd.DataFrame({
     "item_id": ["I1", "I2", "I3", "I4", "I5", "I6"],
@@ -88,6 +89,14 @@ def test_speller_completes_corrects_and_keeps_frequent_query_words():
     assert speller.correct_all(["red", "cermaic"]) == (["red", "ceramic"], {"cermaic": "ceramic"})
 
 
+def test_speller_lists_every_completion_and_neighbour_most_frequent_first():
+    speller = Speller.build({"granite": 188, "granola": 51, "grand": 3, "bag": 90, "bar": 40, "bias": 5, "tea": 70})
+    assert speller.completions("gran") == ["granite", "granola", "grand"]
+    assert speller.completions("granola") == [] and speller.correct("gran") == "granite"
+    assert speller.neighbours("bas") == ["bag", "bar", "bias"]  # replaced and dropped letters
+    assert speller.correct("bas") == "bas"  # three letters: the speller does not pick one
+
+
 def test_a_correction_is_one_edit_away_even_when_a_farther_word_is_more_frequent():
     speller = Speller.build({"even": 500, "green": 20, "earl": 300, "pearl": 10, "wool": 400, "bowl": 30})
     # "geen"/"even", "perl"/"earl", "bwol"/"wool" share a deletion but are two edits apart
@@ -102,6 +111,38 @@ def test_bm25_ranks_the_matching_title_first_and_survives_save_load(tmp_path):
     assert not index.scores(["zzz"]).any()
     index.save(tmp_path / "bm25")
     np.testing.assert_array_equal(LexicalIndex.load(tmp_path / "bm25", len(ITEMS)).scores(["mug"]), index.scores(["mug"]))
+
+
+def test_bm25_contains_agrees_with_the_scores():
+    index = LexicalIndex.build(ITEMS)
+    rows = np.array([5, 0, 2, 4, 3])
+    for token in ("candle", "mug", "red", "zzz"):
+        np.testing.assert_array_equal(index.contains(token, rows), index.scores([token])[rows] > 0)
+    assert index.scores(["mug", "mug"])[0] == pytest.approx(2 * index.scores(["mug"])[0])  # BM25 sums typed tokens
+
+
+def test_query_terms_credit_guesses_translations_and_measure_coverage():
+    index = LexicalIndex.build(ITEMS)
+    speller = Speller.build(token_counts(ITEMS))
+    expansion = QueryExpansion({"trainer": {"sneaker": 0.9}})
+    # "can": candle (in 2 items) or canvas (1, folded to "canva"); the speller completes it to candle
+    typed = ["red", "can", "trainer"]
+    words, _ = speller.correct_all(typed)
+    terms = QueryTerms.of(typed, words, index, speller, expansion, guess_weight=1.0)
+    assert words == ["red", "candle", "trainer"]
+    assert terms.guesses == {"can": {"canva": 1.0}}  # the only other reading: all of the rest
+    assert terms.alternatives[1] == {"candle": 1.0, "canva": 1.0}
+    assert terms.alternatives[2] == {"sneaker": 0.9}  # an unknown word stands only for its translations
+    assert terms.extra_weights() == {"canva": 1.0, "sneaker": 0.9}
+    # red canvas sneakers: red 1, canvas 1, sneaker 0.9; soy candle holder: candle 1; red mug: red 1
+    np.testing.assert_allclose(terms.coverage(np.array([4, 2, 0, 3]), index), [2.9 / 3, 1 / 3, 1 / 3, 0.0])
+    halved = QueryTerms.of(typed, words, index, speller, expansion, guess_weight=0.5)
+    assert halved.guesses["can"]["canva"] == 0.5
+    # a known word counts 1 itself, its completions their share of the prefix's frequency (tea 6, teal 3, tealight 1)
+    spread = Speller.build(Counter({"tea": 6, "teal": 3, "tealight": 1}))
+    tea = QueryTerms.of(["tea"], ["tea"], LexicalIndex.build(pd.DataFrame({
+        "title": ["Tea", "Teal Mug", "Tealight"], "category": "", "brand": "", "description": ""})), spread, None, 1.0)
+    assert tea.alternatives == [{"tea": 1.0, "teal": 0.3, "tealight": 0.1}]
 
 
 def test_bm25_extra_tokens_add_their_weighted_scores():
@@ -274,3 +315,31 @@ def test_hybrid_expands_with_learned_translations_and_lexical_stays_plain_bm25(e
     hybrid = expanding.search("trainers", k=1)
     assert hybrid["parsed"]["expansion"] == {"sneaker": 0.9} and hybrid["items"][0]["item_id"] == "I5"
     assert expanding.search("trainers", mode="lexical")["items"] == []  # the baseline ignores translations
+
+
+def test_hybrid_order_breaks_ties_by_popularity_and_lexical_ignores_it(engine):
+    from dataclasses import replace
+
+    def top(popularity, mode="hybrid"):
+        return [i["item_id"] for i in replace(engine, popularity=popularity).search("ceramic mug", k=2, mode=mode)["items"]]
+
+    # both mugs have every word: the one shoppers choose comes first
+    assert top(np.array([0.0, 1.0, 0, 0, 0, 0])) == ["I2", "I1"]
+    assert top(np.array([1.0, 0.0, 0, 0, 0, 0])) == ["I1", "I2"]
+    lexical = top(np.array([0.0, 1.0, 0, 0, 0, 0]), "lexical")
+    assert lexical == top(np.array([1.0, 0.0, 0, 0, 0, 0]), "lexical")
+
+
+def test_hybrid_reports_guesses_and_the_other_words_choose_among_them(engine):
+    result = engine.search("soy can", k=1)
+    assert result["parsed"]["guesses"] == {"can": {"canva": 1.0}}
+    assert result["items"][0]["item_id"] == "I3"
+
+
+def test_popularity_prior_is_log_scaled_and_checked_against_the_catalog(tmp_path):
+    np.save(tmp_path / "p.npy", np.array([0.0, 3.0, 15.0], np.float32))
+    np.testing.assert_allclose(popularity_prior(tmp_path / "p.npy", 3), [0.0, np.log(4) / np.log(16), 1.0])
+    np.save(tmp_path / "zero.npy", np.zeros(2, np.float32))
+    assert not popularity_prior(tmp_path / "zero.npy", 2).any()  # no events: no prior, not a division by zero
+    with pytest.raises(ValueError, match="has 3 items, the catalog 4; re-run build_lexical_index"):
+        popularity_prior(tmp_path / "p.npy", 4)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 QUANTIZED_ENCODER = "query_encoder.tflite"  # under models/search/query_model: MiniLM with int8 weights, for queries
+POPULARITY = "popularity.npy"  # under models/search/lexical: weighted training interactions per item (search's prior)
 
 
 @dataclass(frozen=True)

@@ -87,14 +87,25 @@ class QueryExpansion:
                 translations[u] = kept
         return cls(translations)
 
+    def by_word(self, words: Sequence[str]) -> list[dict[str, float]]:
+        """Per query word: the translations of the units that contain it, ``{t: max_u P(t | u)}``; none already typed."""
+        typed = set(words)
+        out: list[dict[str, float]] = []
+        for j, word in enumerate(words):
+            found: dict[str, float] = {}
+            for u in [word] + [" ".join(words[a:a + 2]) for a in (j - 1, j) if a >= 0 and a + 1 < len(words)]:
+                for t, p in self.translations.get(u, {}).items():
+                    if t not in typed and p > found.get(t, 0.0):
+                        found[t] = p
+            out.append(found)
+        return out
+
     def expand(self, words: Sequence[str]) -> dict[str, float]:
         """Catalog words the query's units translate to, with weights ``max_u P(t | u)``; none already typed."""
-        typed = set(words)
         out: dict[str, float] = {}
-        for u in units(words):
-            for t, p in self.translations.get(u, {}).items():
-                if t not in typed and p > out.get(t, 0.0):
-                    out[t] = p
+        for found in self.by_word(words):
+            for t, p in found.items():
+                out[t] = max(out.get(t, 0.0), p)
         return out
 
     def save(self, path: Path) -> Path:

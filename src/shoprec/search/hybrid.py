@@ -2,9 +2,10 @@
 
 1. *Understand*: normalise, cut the price phrase, complete / correct each word against
    the catalog vocabulary, find a colour, guess the category intent, translate shoppers'
-   words into catalog words learned from the click logs (see :mod:`query_parser`,
-   :mod:`spelling`, :mod:`category_intent`, :mod:`expansion`). Explicit ``filters``
-   override what the text said.
+   words into catalog words learned from the click logs, list the words a typed word may
+   have been meant as (its completions; its one-edit neighbours when it is no word); see
+   :mod:`query_parser`, :mod:`spelling`, :mod:`category_intent`, :mod:`expansion`,
+   :mod:`terms`. Explicit ``filters`` override what the text said.
 2. *Filter first*: price range, colour (title carries the colour word) and category
    (applied only when the intent is confident) become one item mask, applied to both
    legs' scores before their top-N, so no candidate slot is spent on an excluded item.
@@ -12,20 +13,28 @@
    ``parsed["relaxed"]``); a price range the catalog cannot meet is kept (no results).
 3. *Retrieve*: BM25 top-N (items with a positive score) and semantic top-N (cosine; exact,
    or through an ANN index on a large catalog, see :class:`shoprec.serving.ann.FilteredSearch`).
-   In ``hybrid`` mode the BM25 query carries the translations too (weight
-   ``expansion_weight``); ``lexical`` mode is plain BM25 on the corrected words, the
-   baseline the evaluation compares with.
+   In ``hybrid`` mode the BM25 query carries the translations and guesses too
+   (weighted by their credit times ``expansion_weight``); ``lexical`` mode is plain BM25
+   on the corrected words, the baseline the evaluation compares with.
 4. *Fuse* by reciprocal rank fusion (Cormack et al., 2009):
 
        rrf(i) = sum_legs w_leg / (k0 + rank_leg(i)),   k0 = ``rrf_k``,
 
    which needs no calibration between a BM25 score and a cosine, only ranks.
-5. *Personalise* (``user_id`` given): the two-tower's affinity of the shopper for each of
+5. *Order* (``hybrid``): coverage first, then the fused rank, then what shoppers choose,
+
+       s(i) = rrf(i) / max rrf + alpha cov(i) + beta log(1 + n_i) / log(1 + max n),
+
+   ``cov`` the share of the query's words the item has (:mod:`terms`), ``n_i`` the item's
+   weighted interactions in the training window, ``alpha`` = ``coverage_weight``, ``beta`` =
+   ``popularity_weight``. Among items that match the words equally well, the one shoppers
+   choose more often is the better guess (most matches of a one-word query are ties).
+6. *Personalise* (``user_id`` given): the two-tower's affinity of the shopper for each of
    the fused top ``n_personalise``, ``p(i) = (1 + cos(q_u, e_i)) / 2``, blends in as
 
-       s(i) = (1 - lambda) rrf(i) / max rrf + lambda p(i) / max p,
+       s'(i) = (1 - lambda) s(i) / max s + lambda p(i) / max p,
 
-   so the query decides what is relevant and the shopper's history reorders within it
+   ``s`` the score of step 5 (the fused ``rrf`` in the other modes), so the query decides what is relevant and the shopper's history reorders within it
    (``lambda`` = ``personalisation``). An unknown user id gets the cold-start query
    vector (popularity-like). The affinity is one vector product per result, the same on
    any catalog size (see :func:`shoprec.search.stages.affinity_scorer`).
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -47,6 +57,7 @@ from shoprec.search.normalize import tokens
 from shoprec.search.query_parser import ColourVocabulary, PriceRange, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
+from shoprec.search.terms import QueryTerms
 from shoprec.serving.ann import FilteredSearch, top_rows
 
 MODES = ("lexical", "semantic", "hybrid")
@@ -66,6 +77,7 @@ class Parsed:
     category_applied: bool = False
     relaxed: list[str] = field(default_factory=list)
     expansion: dict[str, float] = field(default_factory=dict)  # catalog word -> P(word | query words), from the logs
+    guesses: dict[str, dict[str, float]] = field(default_factory=dict)  # typed word -> {word it may mean: credit}
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -81,11 +93,18 @@ def _check_filter_value(key: str, value) -> None:
                          f"{{\"{key}\": {example}}}; got {value!r}")
 
 
-def analyse(query: str, speller: Speller) -> tuple[PriceRange, list[str], dict[str, str]]:
-    """Price constraint, the free text's folded and spelling-corrected words, and the corrections made."""
+class Analysis(NamedTuple):
+    price: PriceRange
+    typed: list[str]  # the free text's folded words
+    words: list[str]  # ... spelling-corrected
+    corrections: dict[str, str]  # typed -> corrected, where they differ
+
+
+def analyse(query: str, speller: Speller) -> Analysis:
+    """Price constraint, the free text's words as typed and as corrected, and the corrections made."""
     price, text = clean_text(query)
-    corrected, changes = speller.correct_all(tokens(text))
-    return price, corrected, changes
+    typed = tokens(text)
+    return Analysis(price, typed, *speller.correct_all(typed))
 
 
 def rrf(rankings: list[np.ndarray], weights: list[float], k0: float) -> dict[int, float]:
@@ -120,6 +139,7 @@ class SearchEngine:
     expansion: QueryExpansion | None = None  # query word translations; None: no logged queries to learn from
     # top-N of the semantic leg among the items the filters allow: exact, or (serving, large catalogs) by ANN
     semantic_search: FilteredSearch | None = None
+    popularity: np.ndarray | None = None  # per item: log(1 + n_i) / log(1 + max n), n_i weighted training interactions
 
     def __post_init__(self) -> None:
         if self.semantic_search is None:
@@ -130,15 +150,17 @@ class SearchEngine:
 
     def text_to_embed(self, query: str) -> str:
         """The text :meth:`parse` encodes with MiniLM: the corrected free text (the query if none)."""
-        return " ".join(analyse(query, self.speller)[1]) or query
+        return " ".join(analyse(query, self.speller).words) or query
 
-    def parse(self, query: str, filters: dict | None = None) -> tuple[Parsed, np.ndarray]:
-        """What the query asks for, and its MiniLM vector (of the corrected free text)."""
-        price, corrected, changes = analyse(query, self.speller)
+    def parse(self, query: str, filters: dict | None = None) -> tuple[Parsed, QueryTerms, np.ndarray]:
+        """What the query asks for, what its words may stand for, and its MiniLM vector (of the corrected free text)."""
+        price, typed, corrected, changes = analyse(query, self.speller)
         parsed = Parsed(query, " ".join(corrected), changes, price.min_price, price.max_price,
                         self.colours.find(corrected))
         if self.expansion is not None:
             parsed.expansion = self.expansion.expand(corrected)
+        terms = QueryTerms.of(typed, corrected, self.lexical, self.speller, self.expansion, self.cfg.guess_weight)
+        parsed.guesses = terms.guesses
         text_emb = self.embed([parsed.text or query])  # = text_to_embed(query)
         if self.intent is not None and parsed.text:
             category, confidence = self.intent.predict(text_emb)
@@ -151,7 +173,7 @@ class SearchEngine:
             setattr(parsed, key, value)
             if key == "category":
                 parsed.category_applied = value is not None
-        return parsed, text_emb
+        return parsed, terms, text_emb
 
     def _mask(self, parsed: Parsed) -> np.ndarray:
         price_ok = np.ones(len(self.item_ids), bool)
@@ -176,11 +198,12 @@ class SearchEngine:
         """Parsed query, item indices best first and their scores (up to ``cfg.candidates``)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        parsed, text_emb = self.parse(query, filters)
+        parsed, terms, text_emb = self.parse(query, filters)
         mask = self._mask(parsed)
         legs, weights = [], []
         if mode in ("lexical", "hybrid"):
-            extra = {t: self.cfg.expansion_weight * w for t, w in parsed.expansion.items()} if mode == "hybrid" else None
+            extra = ({t: self.cfg.expansion_weight * w for t, w in terms.extra_weights().items()}
+                     if mode == "hybrid" else None)
             lex = np.where(mask, self.lexical.scores(parsed.text.split(), extra), 0.0)
             legs.append(_top_positive(lex, self.cfg.candidates))
             weights.append(self.cfg.lexical_weight)
@@ -191,9 +214,19 @@ class SearchEngine:
         fused = rrf(legs, weights, self.cfg.rrf_k)
         items = np.fromiter(sorted(fused, key=lambda i: (-fused[i], i)), np.int64, len(fused))
         scores = np.fromiter((fused[i] for i in items), np.float64, len(items))
+        if mode == "hybrid" and len(items):
+            items, scores = self._order(terms, items, scores)
         if user_id is not None and self.personal is not None and len(items):
             items, scores = self._personalise(user_id, items, scores)
         return parsed, items, scores
+
+    def _order(self, terms: QueryTerms, items: np.ndarray, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Step 5 of the module docstring: coverage, fused rank and popularity in one score, best first."""
+        score = fused / fused[0] + self.cfg.coverage_weight * terms.coverage(items, self.lexical)
+        if self.popularity is not None:
+            score += self.cfg.popularity_weight * self.popularity[items]
+        order = np.lexsort((items, -score))
+        return items[order], score[order]
 
     def _personalise(self, user_id: str, items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         head, tail = items[: self.cfg.n_personalise], items[self.cfg.n_personalise:]

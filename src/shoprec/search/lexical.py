@@ -14,8 +14,14 @@ Scoring (Lucene's BM25): for query tokens ``q`` and item ``d``,
 The title is written ``title_weight`` times into the item's text: the title is what a
 shopper's words are most likely to match, the description is generic prose.
 Tokens come from :func:`shoprec.search.normalize.tokens`, on both sides. Extra tokens
-with weights ``w_t`` (query expansion, :mod:`shoprec.search.expansion`) add
+with weights ``w_t`` (translations and guesses, :mod:`shoprec.search.terms`) add
 ``sum_t w_t BM25(t, d)``: BM25 is a sum over query tokens, so a weight scales one term.
+
+Scoring reads the index's token rows directly (bm25s keeps them as a CSC matrix: per
+token, the sorted ids of the items that have it and their BM25 weights), so a query
+costs its tokens' posting lists plus one zeroed array, not a pass over the catalog per
+token; the same sorted lists answer "which of these items contain the token?" by binary
+search (:meth:`LexicalIndex.contains`).
 """
 
 from __future__ import annotations
@@ -53,14 +59,38 @@ class LexicalIndex:
         bm25.index(item_tokens(items, title_weight), show_progress=False)
         return cls(bm25, len(items))
 
+    def _postings(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted item rows that contain ``token`` and their BM25 weights (empty for an unknown token)."""
+        tid = self.bm25.vocab_dict.get(token)
+        if tid is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        m = self.bm25.scores
+        start, end = m["indptr"][tid], m["indptr"][tid + 1]
+        return m["indices"][start:end], m["data"][start:end]
+
+    def knows(self, token: str) -> bool:
+        return token in self.bm25.vocab_dict
+
     def scores(self, query_tokens: list[str], extra: Mapping[str, float] | None = None) -> np.ndarray:
-        """BM25 score of every item (row order of the catalog), plus ``w x BM25(t)`` per extra token; 0: no match."""
-        known = [t for t in query_tokens if t in self.bm25.vocab_dict]
-        out = np.asarray(self.bm25.get_scores(known), np.float32) if known else np.zeros(self.n_items, np.float32)
+        """BM25 score of every item (row order of the catalog), plus ``w x BM25(t)`` per extra token; 0: no match.
+
+        A token typed twice counts twice, as in BM25's sum over the query's tokens.
+        """
+        weights = Counter(query_tokens)
         for token, weight in (extra or {}).items():
-            if token in self.bm25.vocab_dict:
-                out += np.float32(weight) * np.asarray(self.bm25.get_scores([token]), np.float32)
+            weights[token] += weight
+        out = np.zeros(self.n_items, np.float32)
+        for token, weight in weights.items():
+            rows, bm25 = self._postings(token)
+            out[rows] += np.float32(weight) * bm25
         return out
+
+    def contains(self, token: str, rows: np.ndarray) -> np.ndarray:
+        """Which of the item ``rows`` have ``token`` in their index text."""
+        posting = self._postings(token)[0]
+        if not len(posting):
+            return np.zeros(len(rows), bool)
+        return posting[np.minimum(np.searchsorted(posting, rows), len(posting) - 1)] == rows
 
     def save(self, path: Path) -> Path:
         self.bm25.save(str(path), show_progress=False)

@@ -9,7 +9,8 @@ variant of a common word, a synonym is common itself.
 For an unknown word ``w`` (length >= ``min_length``):
 
 1. completion: the most frequent known word that starts with ``w`` ("cera" -> "ceramic"),
-   since shoppers stop typing before autocomplete;
+   since shoppers stop typing before autocomplete (:meth:`Speller.completions` lists them
+   all, for the hybrid's alternatives, :mod:`shoprec.search.terms`);
 2. otherwise correction at Damerau distance 1 (one character dropped, added, replaced,
    or two neighbours swapped) by *symmetric deletes* (Garbe's SymSpell): every known
    word is indexed under each of its one-character deletions, so the neighbours of ``w``
@@ -48,7 +49,7 @@ def one_edit_apart(a: str, b: str) -> bool:
 class Speller:
     frequency: dict[str, int]  # known word -> count (catalog document frequency + log count)
     by_delete: dict[str, list[str]]
-    by_prefix: dict[str, str]  # prefix -> most frequent known word with it
+    by_prefix: dict[str, list[str]]  # prefix (3+ letters) -> the longer known words with it, most frequent first
     min_length: int = 4
 
     @classmethod
@@ -67,36 +68,43 @@ class Speller:
     @classmethod
     def from_frequency(cls, frequency: Mapping[str, int], min_length: int) -> "Speller":
         by_delete: dict[str, list[str]] = defaultdict(list)
-        by_prefix: dict[str, str] = {}
+        by_prefix: dict[str, list[str]] = defaultdict(list)
         for word in sorted(frequency, key=lambda w: (-frequency[w], w)):  # most frequent first
             if word.isdigit():
                 continue
             for d in deletes(word):
                 by_delete[d].append(word)
             for end in range(3, len(word)):
-                by_prefix.setdefault(word[:end], word)
-        return cls(dict(frequency), dict(by_delete), by_prefix, min_length)
+                by_prefix[word[:end]].append(word)
+        return cls(dict(frequency), dict(by_delete), dict(by_prefix), min_length)
 
-    def _neighbour(self, word: str) -> str | None:
-        """Most frequent known word at Damerau distance 1 from ``word``.
+    def neighbours(self, word: str) -> list[str]:
+        """Known words at Damerau distance 1 from ``word``, most frequent first.
 
         A shared deletion is only a candidate: "geen" and "even" share "een" but are two
-        edits apart, so every candidate is checked (:func:`one_edit_apart`) before the
-        most frequent wins ("geen" -> "green", not the more frequent "even").
+        edits apart, so every candidate is checked (:func:`one_edit_apart`) and "geen"
+        gets "green", not the more frequent "even".
         """
         found = set(self.by_delete.get(word, ())) | {d for d in deletes(word) if d in self.frequency}
         for d in deletes(word):
             found.update(self.by_delete.get(d, ()))
-        found = {w for w in found if one_edit_apart(word, w)}
-        return max(found, key=lambda w: (self.frequency[w], w), default=None)
+        return sorted((w for w in found if one_edit_apart(word, w)), key=lambda w: (self.frequency[w], w), reverse=True)
+
+    def _neighbour(self, word: str) -> str | None:
+        """The most frequent of :meth:`neighbours`, if any."""
+        return next(iter(self.neighbours(word)), None)
+
+    def completions(self, word: str) -> list[str]:
+        """Longer known words that begin with ``word``, most frequent first ("gran" -> granite, granola)."""
+        return self.by_prefix.get(word, [])
 
     def correct(self, word: str) -> str:
         """``word`` itself when known, short or numeric; else its completion or correction."""
         if word in self.frequency or len(word) < 3 or word.isdigit():
             return word
-        completion = self.by_prefix.get(word)
-        if completion is not None:
-            return completion
+        completions = self.completions(word)
+        if completions:
+            return completions[0]
         if len(word) < self.min_length:
             return word
         return self._neighbour(word) or word

@@ -5,6 +5,7 @@ Layout under ``models/search/``::
     lexical/bm25/              bm25s index (items in items.parquet order)
     lexical/vocabulary.json    the speller's known words and their counts
     lexical/expansion.json     query word -> catalog word translations from the click logs
+    lexical/popularity.npy     weighted training interactions per item (the hybrid order's prior)
     query_model/semantic.npz   item vectors (+ query projection when trained)
     query_model/intent.npz     category intent classifier (only when trained)
     query_model/saved_model/   raw query strings -> top-K item ids and scores
@@ -25,7 +26,7 @@ import pandas as pd
 
 from shoprec.config import Params
 from shoprec.data.split import SplitPaths
-from shoprec.paths import QUANTIZED_ENCODER, Artifacts
+from shoprec.paths import POPULARITY, QUANTIZED_ENCODER, Artifacts
 from shoprec.search.category_intent import CategoryIntent
 from shoprec.search.evaluate import evaluate_queries, table, text_ceiling
 from shoprec.search.expansion import QueryExpansion
@@ -60,12 +61,14 @@ def learn_expansion(items: pd.DataFrame, events: pd.DataFrame, speller: Speller,
     pairs = pairs[pairs["item_id"].isin(row.index)]
     return QueryExpansion.learn(zip(pairs["query"], row[pairs["item_id"]].to_numpy()),
                                 [set(tokens(t)) for t in items["title"].fillna("")],
-                                lambda q: analyse(q, speller)[1], cfg.expansion_min_share, cfg.expansion_min_lift,
+                                lambda q: analyse(q, speller).words, cfg.expansion_min_share, cfg.expansion_min_lift,
                                 cfg.expansion_min_items)
 
 
 def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params: Params) -> Path:
-    """BM25 index, the speller's vocabulary and the query expansion, all from the catalog and training events."""
+    """BM25 index, the speller's vocabulary, the query expansion and item popularity, from the catalog and training events."""
+    from shoprec.models.interactions import build_interactions
+
     items = pd.read_parquet(items_path)
     events = pd.read_parquet(SplitPaths.under(split_dir).train)
     cfg = params.search
@@ -74,7 +77,17 @@ def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params
     speller = build_speller(items, events, params)
     (out_dir / "vocabulary.json").write_text(json.dumps(speller.frequency, sort_keys=True))
     learn_expansion(items, events, speller, params).save(out_dir / "expansion.json")
+    inter = build_interactions(events, items["item_id"].to_numpy(), params.interactions.weights)
+    np.save(out_dir / POPULARITY, inter.item_popularity().astype(np.float32))
     return out_dir
+
+
+def popularity_prior(path: Path, n_items: int) -> np.ndarray:
+    """``log(1 + n_i) / log(1 + max n)`` in [0, 1] from the stage's popularity counts (all 0 without events)."""
+    counts = np.load(path, allow_pickle=False).astype(np.float64)
+    if len(counts) != n_items:
+        raise ValueError(f"{path} has {len(counts)} items, the catalog {n_items}; re-run build_lexical_index")
+    return np.log1p(counts) / max(np.log1p(counts.max(initial=0.0)), 1e-12)
 
 
 def _encoder(params: Params):
@@ -172,7 +185,8 @@ def affinity_scorer(embeddings_path: Path):
 
 def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, semantic: SemanticIndex,
                 intent: CategoryIntent | None, params: Params, encoder=None, personal=None,
-                colour_min_items: int = 3, expansion: QueryExpansion | None = None) -> SearchEngine:
+                colour_min_items: int = 3, expansion: QueryExpansion | None = None,
+                popularity: np.ndarray | None = None) -> SearchEngine:
     """A :class:`SearchEngine` over ``items`` (in-memory parts; MiniLM loaded unless given)."""
     encoder = encoder or _encoder(params)
     return SearchEngine(
@@ -180,7 +194,7 @@ def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, se
         categories=items["category"].fillna("").to_numpy(dtype=object), prices=items["price"].to_numpy(np.float64),
         lexical=lexical, speller=speller, colours=ColourVocabulary.learn(items["title"], colour_min_items), semantic=semantic,
         embed=_query_encoder(encoder, params.search.query_cache), intent=intent, cfg=params.search,
-        personal=personal, expansion=expansion,
+        personal=personal, expansion=expansion, popularity=popularity,
     )
 
 
@@ -205,7 +219,8 @@ def load_engine(params: Params, artifacts: Artifacts = Artifacts(), personalise:
     return engine_from(items, LexicalIndex.load(lexical_dir / "bm25", len(items)), speller,
                        SemanticIndex.load(model_dir / "semantic.npz"), intent, params,
                        _query_side_encoder(params, model_dir), personal=personal,
-                       expansion=QueryExpansion.load(lexical_dir / "expansion.json"))
+                       expansion=QueryExpansion.load(lexical_dir / "expansion.json"),
+                       popularity=popularity_prior(lexical_dir / POPULARITY, len(items)))
 
 
 def evaluate_search(labels_path: Path, out_dir: Path, params: Params, artifacts: Artifacts = Artifacts()) -> Path:

@@ -1,0 +1,94 @@
+"""What each query word may stand for in the catalog, and how much of a query an item covers.
+
+A query word, typed ``w`` and spelling-corrected to ``w'``, may stand for several catalog
+tokens ``t``, its *alternatives* ``A(w)``, each with a credit in (0, 1]:
+
+* ``w'`` itself, credit 1, when the index has it;
+* the other words the typed ``w`` may have been meant as, its *guesses* ``G(w)``: every
+  longer catalog word it begins with ("gran" -> granite, granola; "tea" -> teal,
+  tealight), as shoppers stop before autocomplete, and, when ``w`` is no known word,
+  every catalog word one edit away ("bas" -> bag, bar; "nay" -> navy), except ``w'``:
+
+      credit(c) = lambda f(c) / (f(w) + sum_{c' in G(w)} f(c')),
+
+  the guess's share of their catalog frequency ``f`` (``w`` itself counted when it is a
+  known word), ``lambda`` = ``search.guess_weight``. The speller keeps one reading for the
+  text (``w'``, credit 1); the guesses let the other words of the query choose ("tea bas"
+  matches tea bags in full, a tea bar in part; "lumen honey gran" finds the granola);
+* the translations of the query units holding ``w'``, learned from the click logs
+  (:meth:`shoprec.search.expansion.QueryExpansion.by_word`), credit ``P(t | u)``.
+
+The hybrid's BM25 leg searches every alternative other than the words themselves as an
+extra token weighted by its credit (:meth:`QueryTerms.extra_weights`). After fusion, an
+item's *coverage* is the mean over the query's words of the best credit among the
+alternatives its index text contains,
+
+    cov(i) = 1/|q| sum_{w in q} max_{t in A(w), t in d_i} credit(t)      (0 when none is),
+
+so "red ceramic mug" covers a blue ceramic mug 2/3, "jumper" covers a sweater by
+P(sweater | jumper), "gran" (read as granite) covers granite 1 and granola 0.94 (51 / (51 + 3):
+granola and grand are its other completions). Coverage is the shop's
+"match every word" rule made soft: rank fusion alone lets an item that matches the rare
+words strongly (BM25's idf) or reads similarly (the cosine) outrank one that matches
+all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shoprec.search.expansion import QueryExpansion
+from shoprec.search.lexical import LexicalIndex
+from shoprec.search.spelling import Speller
+
+
+@dataclass
+class QueryTerms:
+    words: list[str]  # the query's words after spelling correction
+    alternatives: list[dict[str, float]]  # per word: catalog token -> credit (module docstring)
+    guesses: dict[str, dict[str, float]]  # typed word -> its guesses' credits (what ``parsed`` shows)
+
+    @classmethod
+    def of(cls, typed: Sequence[str], words: Sequence[str], lexical: LexicalIndex, speller: Speller,
+           expansion: QueryExpansion | None, guess_weight: float) -> "QueryTerms":
+        """Alternatives of each word; ``typed[j]`` is ``words[j]`` before correction."""
+        translations = expansion.by_word(words) if expansion is not None else [{} for _ in words]
+        alternatives, guesses = [], {}
+        for w, corrected, translated in zip(typed, words, translations):
+            alt = dict(translated)
+            meant = speller.completions(w) + (speller.neighbours(w) if w not in speller.frequency and len(w) >= 3
+                                              and not w.isdigit() else [])
+            meant = [c for c in dict.fromkeys(meant) if c != corrected and lexical.knows(c)]
+            total = sum(speller.frequency[c] for c in meant) + speller.frequency.get(w, 0)
+            shares = {c: round(guess_weight * speller.frequency[c] / total, 4) for c in meant}
+            for c, credit in shares.items():
+                alt[c] = max(alt.get(c, 0.0), credit)
+            if shares:
+                guesses[w] = shares
+            if lexical.knows(corrected):
+                alt[corrected] = 1.0
+            alternatives.append(alt)
+        return cls(list(words), alternatives, guesses)
+
+    def extra_weights(self) -> dict[str, float]:
+        """Alternatives other than the query's own words, each at its best credit: extra BM25 tokens."""
+        own = set(self.words)
+        out: dict[str, float] = {}
+        for alt in self.alternatives:
+            for t, credit in alt.items():
+                if t not in own and credit > out.get(t, 0.0):
+                    out[t] = credit
+        return out
+
+    def coverage(self, rows: np.ndarray, lexical: LexicalIndex) -> np.ndarray:
+        """``cov(i)`` of the module docstring for the item ``rows``."""
+        total = np.zeros(len(rows))
+        for alt in self.alternatives:
+            best = np.zeros(len(rows))
+            for t, credit in alt.items():
+                best = np.maximum(best, credit * lexical.contains(t, rows))
+            total += best
+        return total / max(len(self.alternatives), 1)
