@@ -331,9 +331,11 @@ def test_hybrid_order_breaks_ties_by_popularity_and_lexical_ignores_it(engine):
 
 
 def test_hybrid_reports_guesses_and_the_other_words_choose_among_them(engine):
-    result = engine.search("soy can", k=1)
-    assert result["parsed"]["guesses"] == {"can": {"canva": 1.0}}
-    assert result["items"][0]["item_id"] == "I3"
+    # "can" reads as candle (the more frequent completion), but only the canvas sneakers are red too
+    result = engine.search("red can", k=1)
+    assert result["parsed"]["text"] == "red candle" and result["parsed"]["guesses"] == {"can": {"canva": 1.0}}
+    assert result["items"][0]["item_id"] == "I5"
+    assert engine.search("soy can", k=1)["items"][0]["item_id"] == "I3"  # ... and candles where the words say so
 
 
 def test_popularity_prior_is_log_scaled_and_checked_against_the_catalog(tmp_path):

@@ -129,7 +129,7 @@ class SearchParams(_Section):
     expansion_min_lift: float = Field(3.0, ge=1)  # ... and at least this many times its base rate
     expansion_min_items: int = Field(3, ge=1)  # distinct chosen items a query unit needs to translate
     expansion_weight: float = Field(1.0, ge=0)  # translated words' BM25 weight in the hybrid's lexical leg
-    guess_weight: float = Field(1.0, ge=0)  # credit of a word a typed word may mean: this x its frequency share
+    guess_weight: float = Field(1.0, ge=0, le=1)  # credit of a word a typed word may mean: this x its frequency share
     coverage_weight: float = Field(4.0, ge=0)  # hybrid order: weight of the share of query words an item has
     popularity_weight: float = Field(0.15, ge=0)  # ... and of log popularity (scaled to [0, 1])
 

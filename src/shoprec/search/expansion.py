@@ -43,9 +43,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _pairs(words: Sequence[str]) -> list[str]:
+    return [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+
 def units(words: Sequence[str]) -> list[str]:
     """The query's words and its adjacent word pairs ("tea light" -> tea, light, "tea light")."""
-    return list(words) + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    return list(words) + _pairs(words)
+
+
+def merged(per_word: Sequence[dict[str, float]]) -> dict[str, float]:
+    """One ``{t: weight}`` from per-word translations, each token at its largest weight."""
+    out: dict[str, float] = {}
+    for found in per_word:
+        for t, p in found.items():
+            out[t] = max(out.get(t, 0.0), p)
+    return out
 
 
 @dataclass
@@ -89,11 +102,11 @@ class QueryExpansion:
 
     def by_word(self, words: Sequence[str]) -> list[dict[str, float]]:
         """Per query word: the translations of the units that contain it, ``{t: max_u P(t | u)}``; none already typed."""
-        typed = set(words)
+        typed, pairs = set(words), _pairs(words)
         out: list[dict[str, float]] = []
         for j, word in enumerate(words):
             found: dict[str, float] = {}
-            for u in [word] + [" ".join(words[a:a + 2]) for a in (j - 1, j) if a >= 0 and a + 1 < len(words)]:
+            for u in [word] + pairs[max(j - 1, 0):j + 1]:  # the word, the pair ending and the pair starting with it
                 for t, p in self.translations.get(u, {}).items():
                     if t not in typed and p > found.get(t, 0.0):
                         found[t] = p
@@ -102,11 +115,7 @@ class QueryExpansion:
 
     def expand(self, words: Sequence[str]) -> dict[str, float]:
         """Catalog words the query's units translate to, with weights ``max_u P(t | u)``; none already typed."""
-        out: dict[str, float] = {}
-        for found in self.by_word(words):
-            for t, p in found.items():
-                out[t] = max(out.get(t, 0.0), p)
-        return out
+        return merged(self.by_word(words))
 
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(self.translations, sort_keys=True))

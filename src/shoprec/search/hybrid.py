@@ -21,14 +21,16 @@
        rrf(i) = sum_legs w_leg / (k0 + rank_leg(i)),   k0 = ``rrf_k``,
 
    which needs no calibration between a BM25 score and a cosine, only ranks.
-5. *Order* (``hybrid``): coverage first, then the fused rank, then what shoppers choose,
+5. *Order* (``hybrid``): coverage weighs most, then the fused rank, then what shoppers choose,
 
        s(i) = rrf(i) / max rrf + alpha cov(i) + beta log(1 + n_i) / log(1 + max n),
 
    ``cov`` the share of the query's words the item has (:mod:`terms`), ``n_i`` the item's
    weighted interactions in the training window, ``alpha`` = ``coverage_weight``, ``beta`` =
-   ``popularity_weight``. Among items that match the words equally well, the one shoppers
-   choose more often is the better guess (most matches of a one-word query are ties).
+   ``popularity_weight``. With ``alpha`` = 4 a word more covered outweighs the whole fused
+   range on queries of up to four words; among items that match the words equally well,
+   the one shoppers choose more often is the better guess (most matches of a one-word
+   query are ties).
 6. *Personalise* (``user_id`` given): the two-tower's affinity of the shopper for each of
    the fused top ``n_personalise``, ``p(i) = (1 + cos(q_u, e_i)) / 2``, blends in as
 
@@ -157,10 +159,8 @@ class SearchEngine:
         price, typed, corrected, changes = analyse(query, self.speller)
         parsed = Parsed(query, " ".join(corrected), changes, price.min_price, price.max_price,
                         self.colours.find(corrected))
-        if self.expansion is not None:
-            parsed.expansion = self.expansion.expand(corrected)
         terms = QueryTerms.of(typed, corrected, self.lexical, self.speller, self.expansion, self.cfg.guess_weight)
-        parsed.guesses = terms.guesses
+        parsed.expansion, parsed.guesses = terms.translations, terms.guesses
         text_emb = self.embed([parsed.text or query])  # = text_to_embed(query)
         if self.intent is not None and parsed.text:
             category, confidence = self.intent.predict(text_emb)

@@ -61,15 +61,14 @@ class LexicalIndex:
 
     def _postings(self, token: str) -> tuple[np.ndarray, np.ndarray]:
         """Sorted item rows that contain ``token`` and their BM25 weights (empty for an unknown token)."""
-        tid = self.bm25.vocab_dict.get(token)
-        if tid is None:
+        tid, m = self.bm25.vocab_dict.get(token), self.bm25.scores
+        if tid is None or tid + 1 >= len(m["indptr"]):  # bm25s lists "" in its vocabulary without a column
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        m = self.bm25.scores
         start, end = m["indptr"][tid], m["indptr"][tid + 1]
         return m["indices"][start:end], m["data"][start:end]
 
     def knows(self, token: str) -> bool:
-        return token in self.bm25.vocab_dict
+        return len(self._postings(token)[0]) > 0
 
     def scores(self, query_tokens: list[str], extra: Mapping[str, float] | None = None) -> np.ndarray:
         """BM25 score of every item (row order of the catalog), plus ``w x BM25(t)`` per extra token; 0: no match.

@@ -6,13 +6,14 @@ tokens ``t``, its *alternatives* ``A(w)``, each with a credit in (0, 1]:
 * ``w'`` itself, credit 1, when the index has it;
 * the other words the typed ``w`` may have been meant as, its *guesses* ``G(w)``: every
   longer catalog word it begins with ("gran" -> granite, granola; "tea" -> teal,
-  tealight), as shoppers stop before autocomplete, and, when ``w`` is no known word,
-  every catalog word one edit away ("bas" -> bag, bar; "nay" -> navy), except ``w'``:
+  tealight), as shoppers stop before autocomplete, or else, when ``w`` is no known word
+  and begins none, every catalog word one edit away ("bas" -> bag, bar; "nay" -> navy)
+  (the speller's own order of rules), except ``w'``:
 
       credit(c) = lambda f(c) / (f(w) + sum_{c' in G(w)} f(c')),
 
-  the guess's share of their catalog frequency ``f`` (``w`` itself counted when it is a
-  known word), ``lambda`` = ``search.guess_weight``. The speller keeps one reading for the
+  the guess's share of their catalog frequency ``f`` (``w`` itself counted when the
+  catalog has it), ``lambda`` = ``search.guess_weight`` <= 1. The speller keeps one reading for the
   text (``w'``, credit 1); the guesses let the other words of the query choose ("tea bas"
   matches tea bags in full, a tea bar in part; "lumen honey gran" finds the granola);
 * the translations of the query units holding ``w'``, learned from the click logs
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoprec.search.expansion import QueryExpansion
+from shoprec.search.expansion import QueryExpansion, merged
 from shoprec.search.lexical import LexicalIndex
 from shoprec.search.spelling import Speller
 
@@ -49,7 +50,8 @@ from shoprec.search.spelling import Speller
 class QueryTerms:
     words: list[str]  # the query's words after spelling correction
     alternatives: list[dict[str, float]]  # per word: catalog token -> credit (module docstring)
-    guesses: dict[str, dict[str, float]]  # typed word -> its guesses' credits (what ``parsed`` shows)
+    guesses: dict[str, dict[str, float]]  # typed word -> its guesses' credits (``parsed["guesses"]``)
+    translations: dict[str, float]  # catalog token -> max P(t | u) over the query's units (``parsed["expansion"]``)
 
     @classmethod
     def of(cls, typed: Sequence[str], words: Sequence[str], lexical: LexicalIndex, speller: Speller,
@@ -59,10 +61,10 @@ class QueryTerms:
         alternatives, guesses = [], {}
         for w, corrected, translated in zip(typed, words, translations):
             alt = dict(translated)
-            meant = speller.completions(w) + (speller.neighbours(w) if w not in speller.frequency and len(w) >= 3
-                                              and not w.isdigit() else [])
-            meant = [c for c in dict.fromkeys(meant) if c != corrected and lexical.knows(c)]
-            total = sum(speller.frequency[c] for c in meant) + speller.frequency.get(w, 0)
+            meant = speller.completions(w) or (speller.neighbours(w) if w not in speller.frequency and len(w) >= 3
+                                               and not w.isdigit() else [])
+            meant = [c for c in meant if c != corrected and lexical.knows(c)]
+            total = sum(speller.frequency[c] for c in meant) + (speller.frequency.get(w, 0) if lexical.knows(w) else 0)
             shares = {c: round(guess_weight * speller.frequency[c] / total, 4) for c in meant}
             for c, credit in shares.items():
                 alt[c] = max(alt.get(c, 0.0), credit)
@@ -71,7 +73,7 @@ class QueryTerms:
             if lexical.knows(corrected):
                 alt[corrected] = 1.0
             alternatives.append(alt)
-        return cls(list(words), alternatives, guesses)
+        return cls(list(words), alternatives, guesses, merged(translations))
 
     def extra_weights(self) -> dict[str, float]:
         """Alternatives other than the query's own words, each at its best credit: extra BM25 tokens."""
