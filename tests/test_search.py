@@ -17,7 +17,7 @@ from shoprec.search.expansion import QueryExpansion, units
 from shoprec.search.hybrid import rrf
 from shoprec.search.lexical import LexicalIndex, token_counts
 from shoprec.search.normalize import fold, normalise, tokens
-from shoprec.search.pairs import query_pairs
+from shoprec.search.pairs import first_choices, query_pairs
 from shoprec.search.query_parser import ColourVocabulary, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
@@ -86,6 +86,8 @@ def test_speller_completes_corrects_and_keeps_frequent_query_words():
     assert speller.correct("trainer") == "trainer"  # frequent in the logs: a synonym, not a typo
     assert speller.correct("cermaic") == "ceramic"  # rare in the logs: a typo
     assert speller.correct("mgu") == "mgu"  # too short to guess
+    cut = Speller.build(catalog, Counter({"cera": 40, "sneak": 60}), min_query_count=5)
+    assert (cut.correct("cera"), cut.correct("sneak")) == ("ceramic", "sneaker")  # however often, a cut-off word
     assert speller.correct_all(["red", "cermaic"]) == (["red", "ceramic"], {"cermaic": "ceramic"})
 
 
@@ -191,6 +193,22 @@ def test_query_pairs_keep_chosen_items_of_searches_only():
     pairs = query_pairs(events, {"view": 0.0, "click": 0.3, "purchase": 1.0})
     assert pairs.to_dict("records") == [{"query": "red mug", "item_id": "I1", "weight": pytest.approx(1.3)},
                                         {"query": "red mug", "item_id": "I2", "weight": 1.0}]
+
+
+def test_first_choices_keep_the_first_chosen_item_of_each_search_session():
+    t = pd.Timestamp("2026-01-01", tz="UTC")
+    events = pd.DataFrame({
+        "user_id": ["u", "u", "u", "u", "v", "v", "v"],
+        "session_id": ["S1", "S1", "S1", "S2", None, None, None],
+        "item_id": ["I1", "I2", "I3", "I4", "I5", "I6", "I1"],
+        "event_type": ["view", "click", "purchase", "click", "click", "click", "click"],
+        "query": ["Cup", "Cup", "Cup", "", "scarf", "scarf", "mug"],
+        "timestamp": [t + pd.Timedelta(seconds=s) for s in (0, 5, 9, 20, 3, 1, 2)],
+    })
+    first = first_choices(events, {"view": 0.0, "click": 0.3, "purchase": 1.0})
+    # S1: the view is no choice, the click comes before the purchase; S2 searched nothing;
+    # v's queries have no session: one per distinct query, the earliest choice (I6 at 1 s) of "scarf"
+    assert sorted(map(tuple, first.to_numpy().tolist())) == [("cup", "I2"), ("mug", "I1"), ("scarf", "I6")]
 
 
 def test_category_intent_learns_separable_queries_and_reports_confidence(tmp_path):

@@ -3,10 +3,12 @@
 A shopper who types "jumper" clicks sweaters; the titles never say "jumper", so BM25
 finds nothing. The logs hold the translation: for a query *unit* ``u`` (a word or two
 adjacent words, so "tea light" can mean "tealight" while "light" alone means lamps) and
-the set ``I(u)`` of distinct items clicked, carted or bought after a query containing it,
+the set ``I(u)`` of distinct items shoppers chose first (clicked, carted or bought) after
+a query containing it (:func:`shoprec.search.pairs.first_choices`: later choices in the
+session wander to other nouns and brands),
 
     P(t | u) = |{i in I(u): t in title(i)}| / |I(u)|,
-    P(t)     = |{i in I: t in title(i)}| / |I|          (I: every item chosen after a search),
+    P(t)     = |{i in I: t in title(i)}| / |I|          (I: every item chosen first after a search),
 
 the share of ``u``'s chosen items whose title has token ``t``, against its share among
 all chosen items. Only units with a word that no title uses translate ("jumper",

@@ -5,6 +5,12 @@ An event with a non-empty ``query`` whose type has a positive weight in
 not what the shopper chose) is one pair, weighted like the recommender's examples.
 Identical (normalised query, item) pairs are merged with their weights summed, so a
 head query does not fill every batch.
+
+:func:`first_choices` keeps only the first item chosen in each search session: the
+shopper's answer to the query. Every event of a session carries its query, so later
+choices are the session wandering (same category, other nouns and brands); what a
+query *means* (:mod:`shoprec.search.expansion`) is learned from first choices, while the
+query tower, which also learns what shoppers go on to want, trains on all of them.
 """
 
 from __future__ import annotations
@@ -14,11 +20,27 @@ import pandas as pd
 from shoprec.search.normalize import normalise
 
 
+def _chosen(events: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+    """Events with a query and a positive weight, with that weight as ``weight``."""
+    w = events["event_type"].map(weights).fillna(0.0)
+    keep = events["query"].fillna("").str.strip().ne("") & (w > 0)
+    return events.loc[keep].assign(weight=w[keep])
+
+
 def query_pairs(events: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
     """``query, item_id, weight`` rows (see module docstring); empty when events carry no queries."""
-    w = events["event_type"].map(weights).fillna(0.0)
-    has_query = events["query"].fillna("").str.strip().ne("")
-    chosen = events.loc[has_query & (w > 0), ["query", "item_id"]].assign(weight=w[has_query & (w > 0)])
+    chosen = _chosen(events, weights)[["query", "item_id", "weight"]]
     chosen["query"] = chosen["query"].map(normalise)
     merged = chosen.groupby(["query", "item_id"], as_index=False, sort=True)["weight"].sum()
     return merged.astype({"weight": "float32"})
+
+
+def first_choices(events: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+    """``query, item_id``: the first chosen item of each search session (a shopper's queries
+    without a ``session_id`` count as one session per distinct query)."""
+    chosen = _chosen(events, weights)
+    session = chosen["user_id"] + "\x00" + chosen["query"]
+    if "session_id" in chosen:
+        session = chosen["session_id"].fillna(session)
+    first = chosen.assign(session=session).sort_values("timestamp", kind="stable").drop_duplicates("session")
+    return pd.DataFrame({"query": first["query"].map(normalise).to_numpy(), "item_id": first["item_id"].to_numpy()})

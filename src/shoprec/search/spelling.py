@@ -4,7 +4,9 @@ Known words are the catalog's index tokens, plus words of the logged queries tha
 frequent in their own right (synonyms shoppers use, like "trainers", are not typos).
 A logged word counts as known when it occurs at least ``min_query_count`` times and at
 least ``ratio`` times as often as its most frequent catalog neighbour: a typo is a rare
-variant of a common word, a synonym is common itself.
+variant of a common word, a synonym is common itself. A logged word that begins a
+catalog word is not one ("slipp", "pho" are slippers and phone cut short, however often
+shoppers stop there): completion reads it.
 
 For an unknown word ``w`` (length >= ``min_length``):
 
@@ -58,7 +60,7 @@ class Speller:
         frequency = Counter({w: c for w, c in catalog_counts.items() if c > 0})
         catalog_only = cls.from_frequency(frequency, min_length)
         for word, count in (query_counts or {}).items():
-            if word in frequency or count < min_query_count:
+            if word in frequency or count < min_query_count or catalog_only.completions(word):
                 continue
             neighbour = catalog_only._neighbour(word)
             if neighbour is None or count >= ratio * (query_counts.get(neighbour, 0) + frequency[neighbour]):

@@ -33,7 +33,7 @@ from shoprec.search.expansion import QueryExpansion
 from shoprec.search.hybrid import SearchEngine, analyse
 from shoprec.search.lexical import LexicalIndex, token_counts
 from shoprec.search.normalize import tokens
-from shoprec.search.pairs import query_pairs
+from shoprec.search.pairs import first_choices, query_pairs
 from shoprec.search.query_parser import ColourVocabulary, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
@@ -54,9 +54,9 @@ def build_speller(items: pd.DataFrame, events: pd.DataFrame, params: Params) -> 
 
 
 def learn_expansion(items: pd.DataFrame, events: pd.DataFrame, speller: Speller, params: Params) -> QueryExpansion:
-    """Translations from the logged searches' chosen items (:func:`query_pairs`), queries analysed as at search time."""
+    """Translations from the logged searches' first choices (:func:`first_choices`), queries analysed as at search time."""
     cfg = params.search
-    pairs = query_pairs(events, params.interactions.weights)
+    pairs = first_choices(events, params.interactions.weights)
     row = pd.Series(np.arange(len(items)), index=items["item_id"])
     pairs = pairs[pairs["item_id"].isin(row.index)]
     return QueryExpansion.learn(zip(pairs["query"], row[pairs["item_id"]].to_numpy()),
