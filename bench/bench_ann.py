@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shoprec.serving.ann import ExactIndex, FaissIndex
+from shoprec.search.ann import ExactIndex, FaissIndex
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -104,7 +104,7 @@ def test_a_large_catalog_bundle_searches_through_hnsw_and_finds_what_exact_searc
 
     from shoprec.config import load_params
     from shoprec.paths import Artifacts
-    from shoprec.serving.ann import FaissIndex
+    from shoprec.search.ann import FaissIndex
     from shoprec.serving.bundle import ANN_INDEX, SEMANTIC_ANN, build_bundle
     from shoprec.serving.model import ServingModel
 

@@ -12,7 +12,7 @@
    If colour or category leave nothing, they are dropped (reported in
    ``parsed["relaxed"]``); a price range the catalog cannot meet is kept (no results).
 3. *Retrieve*: BM25 top-N (items with a positive score) and semantic top-N (cosine; exact,
-   or through an ANN index on a large catalog, see :class:`shoprec.serving.ann.FilteredSearch`).
+   or through an ANN index on a large catalog, see :class:`shoprec.search.ann.FilteredSearch`).
    In ``hybrid`` mode the BM25 query carries the translations and guesses too
    (weighted by their credit times ``expansion_weight``); ``lexical`` mode is plain BM25
    on the corrected words, the baseline the evaluation compares with.
@@ -60,7 +60,7 @@ from shoprec.search.query_parser import ColourVocabulary, PriceRange, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
 from shoprec.search.terms import QueryTerms
-from shoprec.serving.ann import FilteredSearch, top_rows
+from shoprec.search.ann import FilteredSearch, top_rows
 
 MODES = ("lexical", "semantic", "hybrid")
 FILTER_KEYS = ("category", "colour", "min_price", "max_price")

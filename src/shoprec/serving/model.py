@@ -65,7 +65,7 @@ def verify(root: Path) -> dict:
 
 
 def _load_index(path: Path, ef_search: int):
-    from shoprec.serving.ann import FaissIndex
+    from shoprec.search.ann import FaissIndex
 
     index = FaissIndex.load(path)
     index.ef_search = ef_search
@@ -95,13 +95,13 @@ class ServingModel:
     history_rows: dict[str, np.ndarray]
     together: dict[str, np.ndarray]  # other, score
     together_rows: dict[int, np.ndarray]
-    index: object  # shoprec.serving.ann index over item_emb
+    index: object  # shoprec.search.ann index over item_emb
     engine: object  # shoprec.search.hybrid.SearchEngine
 
     @classmethod
     def load(cls, root: Path, version: str | None = None) -> "ServingModel":
         from shoprec.search.stages import load_engine
-        from shoprec.serving.ann import ExactIndex, FilteredSearch
+        from shoprec.search.ann import ExactIndex, FilteredSearch
         from shoprec.text.catalog_embeddings import read_embeddings
 
         manifest = verify(root)

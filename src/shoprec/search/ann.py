@@ -1,4 +1,4 @@
-"""Serving-time nearest-neighbour search over the item embeddings, by inner product.
+"""Nearest-neighbour search by inner product: the item index of /similar and the semantic search leg.
 
 The score
     Item and user towers emit L2-normalised vectors, so for a query ``q`` and item ``v``
