@@ -136,6 +136,34 @@ def test_search_shows_results_and_the_parsed_query_as_chips(shop, shoppers):
         page.screenshot(path=str(DOCS_SHOT))
 
 
+def _strongest(weights: dict[str, float], n: int) -> list[str]:
+    return [w for w, _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+def test_guesses_and_translations_show_as_chips(shop, pipeline_run):
+    """A cut-off word's other readings and a shopper's word's catalog translations are on screen."""
+    prefixes = ("can", "tea", "bla", "pla", "gre", "sil")
+    typed = next((q for q in prefixes if shop.api("/search", {"query": q})["parsed"]["guesses"]), None)
+    assert typed, "no short prefix has guesses in this catalog: pick others"
+    translations = json.loads((pipeline_run.root / "models/search/lexical/expansion.json").read_text())
+    unit = next((u for u in sorted(translations) if " " not in u), None)
+    assert unit, "the click logs taught no one-word translation: the sample has too few searches"
+    shop.open()
+    chips = shop.page.locator("#chips")
+    for query in (typed, unit):
+        parsed = shop.api("/search", {"query": query})["parsed"]
+        shop.search(query)
+        for word, guesses in parsed["guesses"].items():
+            text = f"{word}: or {', '.join(_strongest(guesses, 2))}"
+            expect(chips.get_by_test_id("chip-guess").filter(has_text=text)).to_have_count(1)
+        if parsed["expansion"]:
+            expect(chips.get_by_test_id("chip-expansion")).to_have_text(f"also: {', '.join(_strongest(parsed['expansion'], 3))}")
+        else:
+            expect(chips.get_by_test_id("chip-expansion")).to_have_count(0)
+    assert parsed["expansion"], f"{unit!r} has translations in expansion.json but the search used none: {parsed}"
+    shop.shot("guesses-and-translations")
+
+
 def test_switching_users_changes_recommendations_and_purchases(shop, shoppers):
     page = shop.page
     shop.open()

@@ -94,9 +94,20 @@ function chip(testid, text, off = false) {
   return li;
 }
 
+// The n words of {word: weight} with the largest weights (ties by word), as the API ranks them.
+function strongest(weights, n) {
+  return Object.entries(weights || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .slice(0, n).map(([word]) => word);
+}
+
 function chipsFor(parsed) {
   const chips = Object.entries(parsed.corrections || {}).map(
     ([typed, meant]) => chip("chip-correction", `${typed} → ${meant}`));
+  for (const [typed, guesses] of Object.entries(parsed.guesses || {})) {
+    chips.push(chip("chip-guess", `${typed}: or ${strongest(guesses, 2).join(", ")}`));
+  }
+  const also = strongest(parsed.expansion, 3);
+  if (also.length) chips.push(chip("chip-expansion", `also: ${also.join(", ")}`));
   const { min_price: low, max_price: high } = parsed;
   if (low != null || high != null) {
     const text = low == null ? `under ${money(high)}` : high == null ? `over ${money(low)}` : `${money(low)}–${money(high)}`;
