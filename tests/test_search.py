@@ -161,13 +161,18 @@ def _logged_choices() -> list[tuple[str, int]]:
 
 
 def test_expansion_translates_words_the_catalog_does_not_use():
-    titles = [set(tokens(t)) for t in ITEMS["title"]]
+    titles = [tokens(t) for t in ITEMS["title"]]
     learned = QueryExpansion.learn(_logged_choices(), titles, str.split, min_share=0.6, min_lift=2.0, min_items=1)
     assert units(["tea", "light"]) == ["tea", "light", "tea light"]
     assert learned.expand(["cup"]) == {"mug": 1.0, "ceramic": 1.0}  # both mugs chosen after "cup" are ceramic
     assert learned.expand(["trainers"])["sneaker"] == 1.0
     assert "red" not in learned.expand(["red", "trainers"])  # typed words are not added again
-    assert set(learned.translations) == {"cup", "red cup", "trainers", "red trainers"}  # not "mug", "red": in titles
+    # not "mug", "red" or "red mug": the titles say them; "mug red" they do not (no pair of this log)
+    assert set(learned.translations) == {"cup", "red cup", "trainers", "red trainers"}
+    phrases = QueryExpansion.learn([("soy holder", 2), ("soy holder", 5), ("candle holder", 2)], titles, str.split,
+                                   min_share=0.6, min_lift=1.0, min_items=1)
+    # "soy holder": both words in titles, never side by side -> translates; "candle holder" is a title's phrase
+    assert set(phrases.translations) == {"soy holder"} and phrases.expand(["soy", "holder"])["candle"] == 1.0
     assert learned.expand(["trainer"]) == {}  # unknown unit: nothing
     # three logged choices of one product are one item: below min_items 2 "trainers" has no translation
     strict = QueryExpansion.learn(_logged_choices(), titles, str.split, min_share=0.6, min_lift=2.0, min_items=2)

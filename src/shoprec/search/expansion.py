@@ -11,8 +11,9 @@ session wander to other nouns and brands),
     P(t)     = |{i in I: t in title(i)}| / |I|          (I: every item chosen first after a search),
 
 the share of ``u``'s chosen items whose title has token ``t``, against its share among
-all chosen items. Only units with a word that no title uses translate ("jumper",
-"floor cushion"; not "mug" or "beeswax candle"): a query in the catalog's own words is
+all chosen items. Only units the titles do not say translate: a word no title uses
+("jumper") or a word pair no title has side by side ("throw pillow", "portable charger",
+"floor cushion"; not "mug" or "ceramic mug"): a query in the catalog's own words is
 answered by BM25 already, and sessions that wander from the wanted item would otherwise
 lend its words their neighbours' brands and materials. A unit translates to ``t`` when
 
@@ -68,21 +69,23 @@ class QueryExpansion:
     translations: dict[str, dict[str, float]]  # query unit -> {title token: P(t | u)}
 
     @classmethod
-    def learn(cls, chosen: Iterable[tuple[str, int]], title_tokens: Sequence[set[str]],
+    def learn(cls, chosen: Iterable[tuple[str, int]], titles: Sequence[Sequence[str]],
               analyse: Callable[[str], list[str]], min_share: float = 0.2, min_lift: float = 3.0,
               min_items: int = 3) -> "QueryExpansion":
         """Translations from ``(query, catalog index)`` pairs of chosen items (see module docstring).
 
-        ``analyse`` turns a logged query into the words the engine would search for
-        (price phrase cut, folded, spelling corrected), so logs and queries agree.
+        ``titles`` are the items' title tokens in order; ``analyse`` turns a logged query
+        into the words the engine would search for (price phrase cut, folded, spelling
+        corrected), so logs and queries agree.
         """
-        catalog = set().union(*title_tokens)
+        title_tokens = [set(t) for t in titles]
+        said = set().union(*title_tokens) | {p for t in titles for p in _pairs(t)}  # words and adjacent pairs
         analysed: dict[str, list[str]] = {}
         seen: set[tuple[str, int]] = set()
         items: set[int] = set()
         for query, item in chosen:
             if query not in analysed:
-                analysed[query] = [u for u in units(analyse(query)) if not set(u.split()) <= catalog]
+                analysed[query] = [u for u in units(analyse(query)) if u not in said]
             seen.update((u, item) for u in analysed[query])
             items.add(item)
         base = Counter(t for i in items for t in title_tokens[i])

@@ -60,7 +60,7 @@ def learn_expansion(items: pd.DataFrame, events: pd.DataFrame, speller: Speller,
     row = pd.Series(np.arange(len(items)), index=items["item_id"])
     pairs = pairs[pairs["item_id"].isin(row.index)]
     return QueryExpansion.learn(zip(pairs["query"], row[pairs["item_id"]].to_numpy()),
-                                [set(tokens(t)) for t in items["title"].fillna("")],
+                                [tokens(t) for t in items["title"].fillna("")],
                                 lambda q: analyse(q, speller).words, cfg.expansion_min_share, cfg.expansion_min_lift,
                                 cfg.expansion_min_items)
 
