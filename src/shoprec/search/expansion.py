@@ -118,10 +118,6 @@ class QueryExpansion:
             out.append(found)
         return out
 
-    def expand(self, words: Sequence[str]) -> dict[str, float]:
-        """Catalog words the query's units translate to, with weights ``max_u P(t | u)``; none already typed."""
-        return merged(self.by_word(words))
-
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(self.translations, sort_keys=True))
         return path

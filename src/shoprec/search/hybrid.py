@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import SearchParams
+from shoprec.search.ann import FilteredSearch, top_rows
 from shoprec.search.category_intent import CategoryIntent
 from shoprec.search.expansion import QueryExpansion
 from shoprec.search.lexical import LexicalIndex
@@ -60,7 +61,6 @@ from shoprec.search.query_parser import ColourVocabulary, PriceRange, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
 from shoprec.search.terms import QueryTerms
-from shoprec.search.ann import FilteredSearch, top_rows
 
 MODES = ("lexical", "semantic", "hybrid")
 FILTER_KEYS = ("category", "colour", "min_price", "max_price")

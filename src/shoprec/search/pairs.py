@@ -36,11 +36,14 @@ def query_pairs(events: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame
 
 
 def first_choices(events: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
-    """``query, item_id``: the first chosen item of each search session (a shopper's queries
-    without a ``session_id`` count as one session per distinct query)."""
+    """``query, item_id``: the first chosen item of each (search session, normalised query);
+    events without a session (no ``session_id`` column, or an empty one) count by shopper."""
     chosen = _chosen(events, weights)
-    session = chosen["user_id"] + "\x00" + chosen["query"]
+    query = chosen["query"].map(normalise)
+    session = chosen["user_id"].astype(str)
     if "session_id" in chosen:
-        session = chosen["session_id"].fillna(session)
-    first = chosen.assign(session=session).sort_values("timestamp", kind="stable").drop_duplicates("session")
-    return pd.DataFrame({"query": first["query"].map(normalise).to_numpy(), "item_id": first["item_id"].to_numpy()})
+        sid = chosen["session_id"].fillna("").astype(str)
+        session = sid.where(sid.ne(""), session)
+    first = chosen.assign(key=session + "\x00" + query, query=query).sort_values("timestamp", kind="stable")
+    first = first.drop_duplicates("key")
+    return pd.DataFrame({"query": first["query"].to_numpy(), "item_id": first["item_id"].to_numpy()})

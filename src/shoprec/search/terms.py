@@ -13,9 +13,10 @@ tokens ``t``, its *alternatives* ``A(w)``, each with a credit in (0, 1]:
       credit(c) = lambda f(c) / (f(w) + sum_{c' in G(w)} f(c')),
 
   the guess's share of their catalog frequency ``f`` (``w`` itself counted when the
-  catalog has it), ``lambda`` = ``search.guess_weight`` <= 1. The speller keeps one reading for the
-  text (``w'``, credit 1); the guesses let the other words of the query choose ("tea bas"
-  matches tea bags in full, a tea bar in part; "lumen honey gran" finds the granola);
+  catalog has it), ``lambda`` = ``search.guess_weight`` <= 1. The speller keeps one
+  reading for the text (``w'``, credit 1); the guesses let the other words of the query
+  choose ("lumen honey gran" is read "lumen honey granite", and the honey granola by
+  Lumen is the item that covers all three words);
 * the translations of the query units holding ``w'``, learned from the click logs
   (:meth:`shoprec.search.expansion.QueryExpansion.by_word`), credit ``P(t | u)``.
 
@@ -27,9 +28,9 @@ alternatives its index text contains,
     cov(i) = 1/|q| sum_{w in q} max_{t in A(w), t in d_i} credit(t)      (0 when none is),
 
 so "red ceramic mug" covers a blue ceramic mug 2/3, "jumper" covers a sweater by
-P(sweater | jumper), "gran" (read as granite) covers granite 1 and granola 0.94 (51 / (51 + 3):
-granola and grand are its other completions). Coverage is the shop's
-"match every word" rule made soft: rank fusion alone lets an item that matches the rare
+P(sweater | jumper), and "gran" (read as granite) covers granite 1 and granola by its
+share of the other completions' frequency (1 where granola is the only one). Coverage is
+the shop's "match every word" rule made soft: rank fusion alone lets an item that matches the rare
 words strongly (BM25's idf) or reads similarly (the cosine) outrank one that matches
 all of them.
 """
@@ -78,12 +79,7 @@ class QueryTerms:
     def extra_weights(self) -> dict[str, float]:
         """Alternatives other than the query's own words, each at its best credit: extra BM25 tokens."""
         own = set(self.words)
-        out: dict[str, float] = {}
-        for alt in self.alternatives:
-            for t, credit in alt.items():
-                if t not in own and credit > out.get(t, 0.0):
-                    out[t] = credit
-        return out
+        return {t: credit for t, credit in merged(self.alternatives).items() if t not in own}
 
     def coverage(self, rows: np.ndarray, lexical: LexicalIndex) -> np.ndarray:
         """``cov(i)`` of the module docstring for the item ``rows``."""

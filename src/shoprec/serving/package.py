@@ -59,8 +59,11 @@ def build_bento(root: Path, model_tag: str) -> str:
 
     The service code goes in as a wheel of this project, built offline from the venv's
     setuptools (``--no-build-isolation``), so the bento does not depend on the checkout.
+    setuptools stages the package in ``build/`` and never empties it, so a module moved
+    or deleted since the last build would ship too: both go first.
     """
-    shutil.rmtree(root / "dist", ignore_errors=True)
+    for stale in ("dist", "build"):
+        shutil.rmtree(root / stale, ignore_errors=True)
     _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", "dist", "."],
          root)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
