@@ -86,6 +86,13 @@ def test_speller_completes_corrects_and_keeps_frequent_query_words():
     assert speller.correct("trainer") == "trainer"  # frequent in the logs: a synonym, not a typo
     assert speller.correct("cermaic") == "ceramic"  # rare in the logs: a typo
     assert speller.correct("mgu") == "mgu"  # too short to guess
+    # "folder" and "hodler" are rare next to "holder" (100 searches); after "folder" shoppers chose no holder
+    logs = Counter({"holder": 100, "folder": 6, "hodler": 6})
+    chosen = {"folder": [{"paper", "folder"}, {"folder"}, {"holder", "folder"}],
+              "hodler": [{"candle", "holder"}, {"holder"}, {"holder"}, {"scarf"}]}
+    told = Speller.build(catalog, logs, min_query_count=5, chosen_titles=chosen, typo_share=0.35)
+    assert (told.correct("folder"), told.correct("hodler")) == ("folder", "holder")
+    assert Speller.build(catalog, logs, min_query_count=5).correct("folder") == "holder"  # counts alone: a typo
     cut = Speller.build(catalog, Counter({"cera": 40, "sneak": 60}), min_query_count=5)
     assert (cut.correct("cera"), cut.correct("sneak")) == ("ceramic", "sneaker")  # however often, a cut-off word
     assert speller.correct_all(["red", "cermaic"]) == (["red", "ceramic"], {"cermaic": "ceramic"})

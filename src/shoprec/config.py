@@ -111,6 +111,7 @@ class SearchParams(_Section):
     k1: float = Field(1.5, gt=0)
     b: float = Field(0.75, ge=0, le=1)
     min_query_count: int = Field(5, ge=1)  # a logged query word this frequent is not a typo (spelling)
+    typo_share: float = Field(0.35, ge=0, le=1)  # ... nor one after which fewer chosen titles have its neighbour
     candidates: int = Field(100, ge=1)  # top-N per retrieval leg
     rrf_k: float = Field(60.0, gt=0)
     lexical_weight: float = Field(1.0, ge=0)

@@ -36,8 +36,9 @@
 
        s'(i) = (1 - lambda) s(i) / max s + lambda p(i) / max p,
 
-   ``s`` the score of step 5 (the fused ``rrf`` in the other modes), so the query decides what is relevant and the shopper's history reorders within it
-   (``lambda`` = ``personalisation``). An unknown user id gets the cold-start query
+   ``s`` the score of step 5 (the fused ``rrf`` in the other modes), so the query decides
+   what is relevant and the shopper's history reorders within it (``lambda`` =
+   ``personalisation``). An unknown user id gets the cold-start query
    vector (popularity-like). The affinity is one vector product per result, the same on
    any catalog size (see :func:`shoprec.search.stages.affinity_scorer`).
 """

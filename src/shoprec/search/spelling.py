@@ -3,8 +3,12 @@
 Known words are the catalog's index tokens, plus words of the logged queries that are
 frequent in their own right (synonyms shoppers use, like "trainers", are not typos).
 A logged word counts as known when it occurs at least ``min_query_count`` times and at
-least ``ratio`` times as often as its most frequent catalog neighbour: a typo is a rare
-variant of a common word, a synonym is common itself. A logged word that begins a
+least ``ratio`` times as often as its most frequent catalog neighbour (a typo is a rare
+variant of a common word, a synonym is common itself), or when the shoppers who typed it
+chose items that mostly do not carry that neighbour: under ``typo_share`` of the titles
+chosen first after it (at least 3) have it. "tee" is one edit from "the", "band" from
+"and", "powder" from "power", and no count tells a rare word from a typo; what shoppers
+chose after typing it does (T-shirts, rings, face powder). A logged word that begins a
 catalog word is not one ("slipp", "pho" are slippers and phone cut short, however often
 shoppers stop there): completion reads it.
 
@@ -56,14 +60,19 @@ class Speller:
 
     @classmethod
     def build(cls, catalog_counts: Mapping[str, int], query_counts: Mapping[str, int] | None = None,
-              min_length: int = 4, min_query_count: int = 5, ratio: float = 0.2) -> "Speller":
+              min_length: int = 4, min_query_count: int = 5, ratio: float = 0.2,
+              chosen_titles: Mapping[str, list[set[str]]] | None = None, typo_share: float = 0.35) -> "Speller":
+        """``chosen_titles``: per logged word, the title tokens of the items chosen first after it."""
         frequency = Counter({w: c for w, c in catalog_counts.items() if c > 0})
         catalog_only = cls.from_frequency(frequency, min_length)
         for word, count in (query_counts or {}).items():
             if word in frequency or count < min_query_count or catalog_only.completions(word):
                 continue
             neighbour = catalog_only._neighbour(word)
-            if neighbour is None or count >= ratio * (query_counts.get(neighbour, 0) + frequency[neighbour]):
+            titles = (chosen_titles or {}).get(word, [])
+            chose_other = len(titles) >= 3 and sum(neighbour in t for t in titles) < typo_share * len(titles)
+            common = neighbour is None or count >= ratio * (query_counts.get(neighbour, 0) + frequency[neighbour])
+            if common or chose_other:
                 frequency[word] += count
         return cls.from_frequency(frequency, min_length)
 

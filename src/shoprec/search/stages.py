@@ -49,8 +49,20 @@ def query_word_counts(events: pd.DataFrame) -> Counter:
     return Counter(t for q in searches["query"] for t in tokens(clean_text(q)[1]))
 
 
+def chosen_titles(items: pd.DataFrame, events: pd.DataFrame, params: Params) -> dict[str, list[set[str]]]:
+    """Per logged query word (price phrases cut): the title tokens of the items chosen first after it."""
+    title = dict(zip(items["item_id"], (set(tokens(t)) for t in items["title"].fillna(""))))
+    out: dict[str, list[set[str]]] = {}
+    first = first_choices(events, params.interactions.weights)
+    for query, item in zip(first["query"], first["item_id"]):
+        for word in set(tokens(clean_text(query)[1])):
+            out.setdefault(word, []).append(title.get(item, set()))
+    return out
+
+
 def build_speller(items: pd.DataFrame, events: pd.DataFrame, params: Params) -> Speller:
-    return Speller.build(token_counts(items), query_word_counts(events), min_query_count=params.search.min_query_count)
+    return Speller.build(token_counts(items), query_word_counts(events), min_query_count=params.search.min_query_count,
+                         chosen_titles=chosen_titles(items, events, params), typo_share=params.search.typo_share)
 
 
 def learn_expansion(items: pd.DataFrame, events: pd.DataFrame, speller: Speller, params: Params) -> QueryExpansion:
