@@ -109,6 +109,13 @@ class Speller:
         """Longer known words that begin with ``word``, most frequent first ("gran" -> granite, granola)."""
         return self.by_prefix.get(word, [])
 
+    def readings(self, word: str) -> list[str]:
+        """Known words ``word`` may have been typed for, most frequent first: its completions, or,
+        when it is no known word and begins none, its one-edit neighbours (3+ letters, not numbers)."""
+        if len(word) < 3 or word.isdigit():
+            return []
+        return self.completions(word) or ([] if word in self.frequency else self.neighbours(word))
+
     def correct(self, word: str) -> str:
         """``word`` itself when known, short or numeric; else its completion or correction."""
         if word in self.frequency or len(word) < 3 or word.isdigit():

@@ -49,30 +49,30 @@ def query_word_counts(events: pd.DataFrame) -> Counter:
     return Counter(t for q in searches["query"] for t in tokens(clean_text(q)[1]))
 
 
-def chosen_titles(items: pd.DataFrame, events: pd.DataFrame, params: Params) -> dict[str, list[set[str]]]:
+def chosen_titles(first: pd.DataFrame, items: pd.DataFrame, titles: list[list[str]]) -> dict[str, list[set[str]]]:
     """Per logged query word (price phrases cut): the title tokens of the items chosen first after it."""
-    title = dict(zip(items["item_id"], (set(tokens(t)) for t in items["title"].fillna(""))))
+    title = dict(zip(items["item_id"], map(set, titles)))
     out: dict[str, list[set[str]]] = {}
-    first = first_choices(events, params.interactions.weights)
     for query, item in zip(first["query"], first["item_id"]):
         for word in set(tokens(clean_text(query)[1])):
             out.setdefault(word, []).append(title.get(item, set()))
     return out
 
 
-def build_speller(items: pd.DataFrame, events: pd.DataFrame, params: Params) -> Speller:
+def build_speller(items: pd.DataFrame, events: pd.DataFrame, first: pd.DataFrame, titles: list[list[str]],
+                  params: Params) -> Speller:
+    """``first``: the logged searches' first choices (:func:`first_choices`); ``titles``: the items' title tokens."""
     return Speller.build(token_counts(items), query_word_counts(events), min_query_count=params.search.min_query_count,
-                         chosen_titles=chosen_titles(items, events, params), typo_share=params.search.typo_share)
+                         chosen_titles=chosen_titles(first, items, titles), typo_share=params.search.typo_share)
 
 
-def learn_expansion(items: pd.DataFrame, events: pd.DataFrame, speller: Speller, params: Params) -> QueryExpansion:
-    """Translations from the logged searches' first choices (:func:`first_choices`), queries analysed as at search time."""
+def learn_expansion(items: pd.DataFrame, first: pd.DataFrame, titles: list[list[str]], speller: Speller,
+                    params: Params) -> QueryExpansion:
+    """Translations from the logged searches' first choices, queries analysed as at search time."""
     cfg = params.search
-    pairs = first_choices(events, params.interactions.weights)
     row = pd.Series(np.arange(len(items)), index=items["item_id"])
-    pairs = pairs[pairs["item_id"].isin(row.index)]
-    return QueryExpansion.learn(zip(pairs["query"], row[pairs["item_id"]].to_numpy()),
-                                [tokens(t) for t in items["title"].fillna("")],
+    pairs = first[first["item_id"].isin(row.index)]
+    return QueryExpansion.learn(zip(pairs["query"], row[pairs["item_id"]].to_numpy()), titles,
                                 lambda q: analyse(q, speller).words, cfg.expansion_min_share, cfg.expansion_min_lift,
                                 cfg.expansion_min_items)
 
@@ -86,9 +86,11 @@ def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params
     cfg = params.search
     out_dir.mkdir(parents=True, exist_ok=True)
     LexicalIndex.build(items, cfg.title_weight, cfg.k1, cfg.b).save(out_dir / "bm25")
-    speller = build_speller(items, events, params)
+    first = first_choices(events, params.interactions.weights)
+    titles = [tokens(t) for t in items["title"].fillna("")]
+    speller = build_speller(items, events, first, titles, params)
     (out_dir / "vocabulary.json").write_text(json.dumps(speller.frequency, sort_keys=True))
-    learn_expansion(items, events, speller, params).save(out_dir / "expansion.json")
+    learn_expansion(items, first, titles, speller, params).save(out_dir / "expansion.json")
     inter = build_interactions(events, items["item_id"].to_numpy(), params.interactions.weights)
     np.save(out_dir / POPULARITY, inter.item_popularity().astype(np.float32))
     return out_dir

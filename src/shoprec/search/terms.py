@@ -62,9 +62,7 @@ class QueryTerms:
         alternatives, guesses = [], {}
         for w, corrected, translated in zip(typed, words, translations):
             alt = dict(translated)
-            meant = speller.completions(w) or (speller.neighbours(w) if w not in speller.frequency and len(w) >= 3
-                                               and not w.isdigit() else [])
-            meant = [c for c in meant if c != corrected and lexical.knows(c)]
+            meant = [c for c in speller.readings(w) if c != corrected and lexical.knows(c)]
             total = sum(speller.frequency[c] for c in meant) + (speller.frequency.get(w, 0) if lexical.knows(w) else 0)
             shares = {c: round(guess_weight * speller.frequency[c] / total, 4) for c in meant}
             for c, credit in shares.items():
