@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import load_params
-from shoprec.paths import POPULARITY, Artifacts
+from shoprec.paths import POPULARITY, TITLE_INDEX, Artifacts
 from shoprec.search.lexical import LexicalIndex
+from shoprec.search.normalize import tokens
 from shoprec.search.semantic import SemanticIndex
+from shoprec.search.titles import TitleIndex
 from shoprec.serving.bundle import MANIFEST, SEMANTIC, file_digests, save_indexes
 from shoprec.text.catalog_embeddings import read_embeddings, write_embeddings
 
@@ -77,6 +79,7 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     lexical = dst / "models/search/lexical"
     shutil.rmtree(lexical / "bm25")
     LexicalIndex.build(catalog, s.title_weight, s.k1, s.b).save(lexical / "bm25")
+    TitleIndex.build([tokens(t) for t in catalog["title"].fillna("")]).save(lexical / TITLE_INDEX)
     popularity = np.load(lexical / POPULARITY)
     np.save(lexical / POPULARITY, np.concatenate([popularity, np.zeros(extra, popularity.dtype)]))
     save_indexes(dst, item_emb, params)

@@ -23,6 +23,7 @@ from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
 from shoprec.search.stages import engine_from, popularity_prior
 from shoprec.search.terms import QueryTerms
+from shoprec.search.titles import DefiningWords, TitleIndex
 
 ITEMS = pd.DataFrame({
     "item_id": ["I1", "I2", "I3", "I4", "I5", "I6"],
@@ -144,7 +145,12 @@ def test_query_terms_credit_guesses_translations_and_measure_coverage():
     assert terms.alternatives[2] == {"sneaker": 0.9}  # an unknown word stands only for its translations
     assert terms.extra_weights() == {"canva": 1.0, "sneaker": 0.9}
     # red canvas sneakers: red 1, canvas 1, sneaker 0.9; soy candle holder: candle 1; red mug: red 1
-    np.testing.assert_allclose(terms.coverage(np.array([4, 2, 0, 3]), index), [2.9 / 3, 1 / 3, 1 / 3, 0.0])
+    titles = TitleIndex.build([tokens(t) for t in ITEMS["title"]])
+    np.testing.assert_allclose(terms.coverage(np.array([4, 2, 0, 3]), index, titles, 0.5), [2.9 / 3, 1 / 3, 1 / 3, 0.0])
+    # a word only the category has ("drinkware") covers the mugs by the body credit, one in the title in full
+    drinkware = QueryTerms.of(["drinkware"], ["drinkware"], index, speller, None, 1.0)
+    np.testing.assert_allclose(drinkware.coverage(np.array([0, 1, 2]), index, titles, 0.5), [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(drinkware.coverage(np.array([0, 1, 2]), index, titles, 1.0), [1.0, 1.0, 0.0])
     halved = QueryTerms.of(typed, words, index, speller, expansion, guess_weight=0.5)
     assert halved.guesses["can"]["canva"] == 0.5
     # a known word counts 1 itself, its completions their share of the prefix's frequency (tea 6, teal 3, tealight 1)
@@ -152,6 +158,41 @@ def test_query_terms_credit_guesses_translations_and_measure_coverage():
     tea = QueryTerms.of(["tea"], ["tea"], LexicalIndex.build(pd.DataFrame({
         "title": ["Tea", "Teal Mug", "Tealight"], "category": "", "brand": "", "description": ""})), spread, None, 1.0)
     assert tea.alternatives == [{"tea": 1.0, "teal": 0.3, "tealight": 0.1}]
+
+
+def test_title_index_finds_title_words_only_and_round_trips(tmp_path):
+    titles = TitleIndex.build([tokens(t) for t in ITEMS["title"]])
+    rows = np.array([5, 0, 2, 4, 3, 1])
+    np.testing.assert_array_equal(titles.contains("candle", rows), [True, False, True, False, False, False])
+    np.testing.assert_array_equal(titles.rows_of("mug"), [0, 1])
+    assert not titles.contains("drinkware", rows).any() and not titles.contains("zzz", rows).any()  # category, unknown
+    loaded = TitleIndex.load(titles.save(tmp_path / "titles.npz"))
+    assert loaded.vocabulary == titles.vocabulary
+    np.testing.assert_array_equal(loaded.contains("red", rows), titles.contains("red", rows))
+
+
+def test_defining_words_are_what_shoppers_name_and_an_item_leaving_one_unnamed_is_counted():
+    titles = [["travel", "mug"], ["grey", "mug"], ["classic", "lamp"]]
+    chosen = ([("travel mug", 0)] * 4 + [("mug", 1)] * 2 + [("grey mug", 1)] * 2 + [("lamp", 2)] * 3
+              + [("light", 2)])  # a synonym: "lamp" not named
+    defining = DefiningWords.learn(chosen, titles, str.split, min_share=0.6)
+    # travel 4 / (4 + 2), mug 8 / (8 + 2), lamp 3 / (4 + 2) = 0.5; grey 2 / 6, classic 0 / 6
+    assert defining.shares == {"travel": pytest.approx(0.6667), "mug": 0.8}
+    index = TitleIndex.build(titles)
+    per_item = defining.per_item(index, 3)
+    np.testing.assert_array_equal(per_item, [2, 1, 0])
+    lexical = LexicalIndex.build(pd.DataFrame({"title": ["Travel Mug", "Grey Mug", "Classic Lamp"],
+                                               "category": "", "brand": "", "description": ""}))
+    speller = Speller.build(token_counts(pd.DataFrame({"title": ["Travel Mug"], "category": "", "brand": "",
+                                                      "description": ""})))
+    rows = np.array([0, 1, 2])
+    mug = QueryTerms.of(["mug"], ["mug"], lexical, speller, None, 1.0)
+    np.testing.assert_array_equal(mug.unnamed(rows, index, defining.shares, per_item), [1, 0, 0])  # travel unnamed
+    travel_mug = QueryTerms.of(["travel", "mug"], ["travel", "mug"], lexical, speller, None, 1.0)
+    np.testing.assert_array_equal(travel_mug.unnamed(rows, index, defining.shares, per_item), [0, 0, 0])
+    # a translation names a word as well as typing it does
+    cup = QueryTerms.of(["cup"], ["cup"], lexical, speller, QueryExpansion({"cup": {"mug": 0.7}}), 1.0)
+    np.testing.assert_array_equal(cup.unnamed(rows, index, defining.shares, per_item), [1, 0, 0])
 
 
 def test_bm25_extra_tokens_add_their_weighted_scores():
@@ -337,6 +378,25 @@ def test_an_impossible_colour_is_relaxed_but_a_price_cap_is_not(engine):
     assert relaxed["parsed"]["relaxed"] == ["colour"] and relaxed["items"][0]["item_id"] == "I6"
     assert all(i["price"] <= 20 for i in relaxed["items"])
     assert engine.search("sneakers under 5")["items"] == []
+
+
+def test_a_cut_off_colour_filters_to_every_colour_it_may_mean():
+    from shoprec.text import MiniLMEncoder, embed_texts, item_text
+
+    plates = pd.DataFrame({"item_id": ["P1", "P2", "P3", "P4", "P5", "P6"],
+                           "title": ["Green Plate", "Green Bowl", "Green Cup", "Grey Plate", "Grey Bowl", "Blue Plate"],
+                           "description": "", "category": "Tableware", "brand": "", "price": 10.0})
+    encoder = MiniLMEncoder(None, max_length=32)
+    engine = engine_from(plates, LexicalIndex.build(plates), Speller.build(token_counts(plates)),
+                         SemanticIndex.of(embed_texts(item_text(plates), encoder, progress=False)), None, Params(),
+                         encoder, colour_min_items=1)
+    result = engine.search("gre plate", k=6)
+    parsed = result["parsed"]
+    assert (parsed["text"], parsed["colour"], parsed["colours_also"]) == ("green plate", "green", ["grey"])
+    assert {i["item_id"] for i in result["items"]} == {"P1", "P2", "P3", "P4", "P5"}  # not the blue plate
+    assert {i["item_id"] for i in result["items"][:2]} == {"P1", "P4"}  # the plates first
+    explicit = engine.search("gre plate", k=6, filters={"colour": "green"})  # the shopper's own filter is exact
+    assert explicit["parsed"]["colours_also"] == [] and {i["item_id"] for i in explicit["items"]} == {"P1", "P2", "P3"}
 
 
 def test_semantic_leg_finds_words_the_catalog_does_not_use(engine):

@@ -33,6 +33,15 @@ def test_search_stages_run_and_report_every_system_and_type(pipeline_run):
     assert gate["passed"] == (metrics["hybrid"]["all"]["ndcg@10"] >= metrics["lexical"]["all"]["ndcg@10"])
 
 
+def test_defining_words_learned_from_the_logs_are_product_types_not_colours(pipeline_run):
+    from shoprec.search.query_parser import KNOWN_COLOURS
+
+    defining = json.loads((pipeline_run.root / "models/search/lexical/defining.json").read_text())
+    assert {"mug", "lamp", "candle"} <= defining.keys()  # shoppers name the product type
+    assert not defining.keys() & set(KNOWN_COLOURS)  # ... and leave its colour out as often as not
+    assert min(defining.values()) >= 0.6  # search.defining_share
+
+
 def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipeline_run):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (tokenizer ops of the graph)

@@ -125,7 +125,8 @@ def test_search_shows_results_and_the_parsed_query_as_chips(shop, shoppers):
     for typed, meant in parsed["corrections"].items():
         expect(chips.get_by_test_id("chip-correction")).to_contain_text(f"{typed} → {meant}")
     expect(chips.get_by_test_id("chip-price")).to_have_text(f"under £{parsed['max_price']:.2f}")
-    expect(chips.get_by_test_id("chip-colour")).to_contain_text(f"colour: {parsed['colour']}")
+    colours = " or ".join([parsed["colour"], *parsed["colours_also"]])
+    expect(chips.get_by_test_id("chip-colour")).to_contain_text(f"colour: {colours}")
     expect(chips.get_by_test_id("chip-category")).to_contain_text(
         f"{parsed['category']} {round(100 * parsed['category_confidence'])}%")
     expect(page.locator("#error")).to_be_hidden()
@@ -162,6 +163,17 @@ def test_guesses_and_translations_show_as_chips(shop, pipeline_run):
             expect(chips.get_by_test_id("chip-expansion")).to_have_count(0)
     assert parsed["expansion"], f"{unit!r} has translations in expansion.json but the search used none: {parsed}"
     shop.shot("guesses-and-translations")
+
+
+def test_a_cut_off_colour_shows_every_colour_it_may_mean(shop):
+    queries = ("gre candle", "gre mug", "gre plate", "bl mug", "pin mug")
+    query = next((q for q in queries if shop.api("/search", {"query": q})["parsed"]["colours_also"]), None)
+    assert query, f"none of {queries} reads as two colours in this catalog: pick others"
+    parsed = shop.api("/search", {"query": query})["parsed"]
+    shop.open()
+    shop.search(query)
+    expect(shop.page.locator("#chips").get_by_test_id("chip-colour")).to_have_text(
+        "colour: " + " or ".join([parsed["colour"], *parsed["colours_also"]]))
 
 
 def test_switching_users_changes_recommendations_and_purchases(shop, shoppers):

@@ -133,6 +133,9 @@ class SearchParams(_Section):
     guess_weight: float = Field(1.0, ge=0, le=1)  # credit of a word a typed word may mean: this x its frequency share
     coverage_weight: float = Field(4.0, ge=0)  # hybrid order: weight of the share of query words an item has
     popularity_weight: float = Field(0.15, ge=0)  # ... and of log popularity (scaled to [0, 1])
+    body_credit: float = Field(0.5, ge=0, le=1)  # ... a query word found outside the item's title counts this much
+    defining_share: float = Field(0.6, gt=0, le=1)  # a title word shoppers name this often when they choose it defines
+    unnamed_weight: float = Field(0.5, ge=0)  # hybrid order: minus this per defining title word the query leaves out
 
 
 class ServingParams(_Section):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 QUANTIZED_ENCODER = "query_encoder.tflite"  # under models/search/query_model: MiniLM with int8 weights, for queries
 POPULARITY = "popularity.npy"  # under models/search/lexical: weighted training interactions per item (search's prior)
+TITLE_INDEX = "titles.npz"  # ... which items' titles have each word
+DEFINING_WORDS = "defining.json"  # ... title words that say what a product is
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@
    have been meant as (its completions; its one-edit neighbours when it is no word); see
    :mod:`query_parser`, :mod:`spelling`, :mod:`category_intent`, :mod:`expansion`,
    :mod:`terms`. Explicit ``filters`` override what the text said.
-2. *Filter first*: price range, colour (title carries the colour word) and category
+2. *Filter first*: price range, colour (title carries the colour word, or another colour the
+   typed word may mean: "gre" is read "green", but grey plates stay in) and category
    (applied only when the intent is confident) become one item mask, applied to both
    legs' scores before their top-N, so no candidate slot is spent on an excluded item.
    If colour or category leave nothing, they are dropped (reported in
@@ -23,14 +24,16 @@
    which needs no calibration between a BM25 score and a cosine, only ranks.
 5. *Order* (``hybrid``): coverage weighs most, then the fused rank, then what shoppers choose,
 
-       s(i) = rrf(i) / max rrf + alpha cov(i) + beta log(1 + n_i) / log(1 + max n),
+       s(i) = rrf(i) / max rrf + alpha cov(i) + beta log(1 + n_i) / log(1 + max n) - delta u(i),
 
-   ``cov`` the share of the query's words the item has (:mod:`terms`), ``n_i`` the item's
+   ``cov`` the share of the query's words the item has (its title in full, its other text
+   in part), ``u`` the number of the item's defining title words the query leaves unnamed
+   (a travel mug's "travel" for "mug"; :mod:`terms`, :mod:`titles`), ``n_i`` the item's
    weighted interactions in the training window, ``alpha`` = ``coverage_weight``, ``beta`` =
-   ``popularity_weight``. With ``alpha`` = 4 a word more covered outweighs the whole fused
-   range on queries of up to four words; among items that match the words equally well,
-   the one shoppers choose more often is the better guess (most matches of a one-word
-   query are ties).
+   ``popularity_weight``, ``delta`` = ``unnamed_weight``. With ``alpha`` = 4 a word more
+   covered outweighs the whole fused range on queries of up to four words; among items
+   that match the words equally well, the one shoppers choose more often is the better
+   guess (most matches of a one-word query are ties).
 6. *Personalise* (``user_id`` given): the two-tower's affinity of the shopper for each of
    the fused top ``n_personalise``, ``p(i) = (1 + cos(q_u, e_i)) / 2``, blends in as
 
@@ -62,6 +65,7 @@ from shoprec.search.query_parser import ColourVocabulary, PriceRange, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
 from shoprec.search.terms import QueryTerms
+from shoprec.search.titles import DefiningWords, TitleIndex
 
 MODES = ("lexical", "semantic", "hybrid")
 FILTER_KEYS = ("category", "colour", "min_price", "max_price")
@@ -75,6 +79,7 @@ class Parsed:
     min_price: float | None = None
     max_price: float | None = None
     colour: str | None = None
+    colours_also: list[str] = field(default_factory=list)  # other colours the colour's typed word may mean ("gre": grey)
     category: str | None = None  # the intent's guess (None without a classifier)
     category_confidence: float | None = None
     category_applied: bool = False
@@ -143,10 +148,16 @@ class SearchEngine:
     # top-N of the semantic leg among the items the filters allow: exact, or (serving, large catalogs) by ANN
     semantic_search: FilteredSearch | None = None
     popularity: np.ndarray | None = None  # per item: log(1 + n_i) / log(1 + max n), n_i weighted training interactions
+    title_index: TitleIndex | None = None  # which items' titles have a word (built from ``titles`` when not given)
+    defining: DefiningWords | None = None  # title words that say what a product is; None: no logged queries
 
     def __post_init__(self) -> None:
         if self.semantic_search is None:
             self.semantic_search = FilteredSearch(self.semantic.item_vectors)
+        if self.title_index is None:
+            self.title_index = TitleIndex.build([tokens(t) for t in self.titles])
+        self.defining = self.defining or DefiningWords({})
+        self._defining_per_item = self.defining.per_item(self.title_index, len(self.item_ids))
         # category filter as an integer comparison: comparing a million strings costs ~10 ms a query
         codes, names = pd.factorize(self.categories)
         self._category_codes, self._category_code = codes, {name: c for c, name in enumerate(names)}
@@ -162,6 +173,10 @@ class SearchEngine:
                         self.colours.find(corrected))
         terms = QueryTerms.of(typed, corrected, self.lexical, self.speller, self.expansion, self.cfg.guess_weight)
         parsed.expansion, parsed.guesses = terms.translations, terms.guesses
+        if parsed.colour:
+            typed_as = [w for w, c in zip(typed, corrected) if self.colours.find([c]) == parsed.colour]
+            parsed.colours_also = sorted({g for w in typed_as for g in terms.guesses.get(w, {})
+                                          if g != parsed.colour and g in self.colours.item_mask})
         text_emb = self.embed([parsed.text or query])  # = text_to_embed(query)
         if self.intent is not None and parsed.text:
             category, confidence = self.intent.predict(text_emb)
@@ -172,6 +187,8 @@ class SearchEngine:
                 raise ValueError(f"unknown filter {key!r}; use {', '.join(FILTER_KEYS)}")
             _check_filter_value(key, value)
             setattr(parsed, key, value)
+            if key == "colour":
+                parsed.colours_also = []
             if key == "category":
                 parsed.category_applied = value is not None
         return parsed, terms, text_emb
@@ -184,7 +201,7 @@ class SearchEngine:
             price_ok &= self.prices <= parsed.max_price
         category = self._category_code.get(parsed.category, -2)  # -2: no item (factorize gives -1 to missing)
         soft = {"category": self._category_codes == category if parsed.category_applied else None,
-                "colour": self.colours.item_mask.get(parsed.colour) if parsed.colour else None}
+                "colour": self._colour_mask([parsed.colour, *parsed.colours_also]) if parsed.colour else None}
         mask = price_ok & np.logical_and.reduce([m for m in soft.values() if m is not None] or [price_ok])
         for name in ("category", "colour"):  # relax the weakest evidence first
             if mask.any() or soft[name] is None or not price_ok.any():
@@ -193,6 +210,11 @@ class SearchEngine:
             soft[name] = None
             mask = price_ok & np.logical_and.reduce([m for m in soft.values() if m is not None] or [price_ok])
         return mask
+
+    def _colour_mask(self, colours: list[str]) -> np.ndarray | None:
+        """Items whose title carries any of ``colours`` (None: the catalog knows none of them)."""
+        masks = [self.colours.item_mask[c] for c in colours if c in self.colours.item_mask]
+        return np.logical_or.reduce(masks) if masks else None
 
     def rank(self, query: str, mode: str = "hybrid", user_id: str | None = None,
              filters: dict | None = None) -> tuple[Parsed, np.ndarray, np.ndarray]:
@@ -222,10 +244,13 @@ class SearchEngine:
         return parsed, items, scores
 
     def _order(self, terms: QueryTerms, items: np.ndarray, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Step 5 of the module docstring: coverage, fused rank and popularity in one score, best first."""
-        score = fused / fused[0] + self.cfg.coverage_weight * terms.coverage(items, self.lexical)
+        """Step 5 of the module docstring: coverage, unnamed words, fused rank and popularity in one score, best first."""
+        cfg, titles = self.cfg, self.title_index
+        coverage = terms.coverage(items, self.lexical, titles, cfg.body_credit)
+        unnamed = terms.unnamed(items, titles, self.defining.shares, self._defining_per_item)
+        score = fused / fused[0] + cfg.coverage_weight * coverage - cfg.unnamed_weight * unnamed
         if self.popularity is not None:
-            score += self.cfg.popularity_weight * self.popularity[items]
+            score += cfg.popularity_weight * self.popularity[items]
         order = np.lexsort((items, -score))
         return items[order], score[order]
 

@@ -86,10 +86,7 @@ class LexicalIndex:
 
     def contains(self, token: str, rows: np.ndarray) -> np.ndarray:
         """Which of the item ``rows`` have ``token`` in their index text."""
-        posting = self._postings(token)[0]
-        if not len(posting):
-            return np.zeros(len(rows), bool)
-        return posting[np.minimum(np.searchsorted(posting, rows), len(posting) - 1)] == rows
+        return in_posting(self._postings(token)[0], rows)
 
     def save(self, path: Path) -> Path:
         self.bm25.save(str(path), show_progress=False)
@@ -98,6 +95,13 @@ class LexicalIndex:
     @classmethod
     def load(cls, path: Path, n_items: int) -> "LexicalIndex":
         return cls(bm25s.BM25.load(str(path), show_progress=False), n_items)
+
+
+def in_posting(posting: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` are in the sorted ``posting`` list (binary search)."""
+    if not len(posting):
+        return np.zeros(len(rows), bool)
+    return posting[np.minimum(np.searchsorted(posting, rows), len(posting) - 1)] == rows
 
 
 def token_counts(items: pd.DataFrame) -> Counter:

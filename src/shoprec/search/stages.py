@@ -6,6 +6,8 @@ Layout under ``models/search/``::
     lexical/vocabulary.json    the speller's known words and their counts
     lexical/expansion.json     query word -> catalog word translations from the click logs
     lexical/popularity.npy     weighted training interactions per item (the hybrid order's prior)
+    lexical/titles.npz         which items' titles have each word
+    lexical/defining.json      title words that say what a product is (shoppers name them), from the click logs
     query_model/semantic.npz   item vectors (+ query projection when trained)
     query_model/intent.npz     category intent classifier (only when trained)
     query_model/saved_model/   raw query strings -> top-K item ids and scores
@@ -26,7 +28,7 @@ import pandas as pd
 
 from shoprec.config import Params
 from shoprec.data.split import SplitPaths
-from shoprec.paths import POPULARITY, QUANTIZED_ENCODER, Artifacts
+from shoprec.paths import DEFINING_WORDS, POPULARITY, QUANTIZED_ENCODER, TITLE_INDEX, Artifacts
 from shoprec.search.category_intent import CategoryIntent
 from shoprec.search.evaluate import evaluate_queries, table, text_ceiling
 from shoprec.search.expansion import QueryExpansion
@@ -37,6 +39,7 @@ from shoprec.search.pairs import first_choices, query_pairs
 from shoprec.search.query_parser import ColourVocabulary, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
+from shoprec.search.titles import DefiningWords, TitleIndex
 from shoprec.text.cache import EncodingCache
 
 SYSTEMS = {"lexical": ("lexical", False), "semantic": ("semantic", False), "hybrid": ("hybrid", False),
@@ -66,15 +69,11 @@ def build_speller(items: pd.DataFrame, events: pd.DataFrame, first: pd.DataFrame
                          chosen_titles=chosen_titles(first, items, titles), typo_share=params.search.typo_share)
 
 
-def learn_expansion(items: pd.DataFrame, first: pd.DataFrame, titles: list[list[str]], speller: Speller,
-                    params: Params) -> QueryExpansion:
-    """Translations from the logged searches' first choices, queries analysed as at search time."""
-    cfg = params.search
+def first_rows(items: pd.DataFrame, first: pd.DataFrame) -> list[tuple[str, int]]:
+    """``(query, catalog row)`` of the logged searches' first choices (items no longer in the catalog dropped)."""
     row = pd.Series(np.arange(len(items)), index=items["item_id"])
     pairs = first[first["item_id"].isin(row.index)]
-    return QueryExpansion.learn(zip(pairs["query"], row[pairs["item_id"]].to_numpy()), titles,
-                                lambda q: analyse(q, speller).words, cfg.expansion_min_share, cfg.expansion_min_lift,
-                                cfg.expansion_min_items)
+    return list(zip(pairs["query"], row[pairs["item_id"]].to_numpy().tolist()))
 
 
 def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params: Params) -> Path:
@@ -90,7 +89,15 @@ def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params
     titles = [tokens(t) for t in items["title"].fillna("")]
     speller = build_speller(items, events, first, titles, params)
     (out_dir / "vocabulary.json").write_text(json.dumps(speller.frequency, sort_keys=True))
-    learn_expansion(items, first, titles, speller, params).save(out_dir / "expansion.json")
+    chosen = first_rows(items, first)
+
+    def read(query: str) -> list[str]:  # a logged query as the engine reads it, so logs and searches agree
+        return analyse(query, speller).words
+
+    QueryExpansion.learn(chosen, titles, read, cfg.expansion_min_share, cfg.expansion_min_lift,
+                         cfg.expansion_min_items).save(out_dir / "expansion.json")
+    TitleIndex.build(titles).save(out_dir / TITLE_INDEX)
+    DefiningWords.learn(chosen, titles, read, cfg.defining_share).save(out_dir / DEFINING_WORDS)
     inter = build_interactions(events, items["item_id"].to_numpy(), params.interactions.weights)
     np.save(out_dir / POPULARITY, inter.item_popularity().astype(np.float32))
     return out_dir
@@ -200,7 +207,8 @@ def affinity_scorer(embeddings_path: Path):
 def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, semantic: SemanticIndex,
                 intent: CategoryIntent | None, params: Params, encoder=None, personal=None,
                 colour_min_items: int = 3, expansion: QueryExpansion | None = None,
-                popularity: np.ndarray | None = None) -> SearchEngine:
+                popularity: np.ndarray | None = None, title_index: TitleIndex | None = None,
+                defining: DefiningWords | None = None) -> SearchEngine:
     """A :class:`SearchEngine` over ``items`` (in-memory parts; MiniLM loaded unless given)."""
     encoder = encoder or _encoder(params)
     return SearchEngine(
@@ -208,7 +216,7 @@ def engine_from(items: pd.DataFrame, lexical: LexicalIndex, speller: Speller, se
         categories=items["category"].fillna("").to_numpy(dtype=object), prices=items["price"].to_numpy(np.float64),
         lexical=lexical, speller=speller, colours=ColourVocabulary.learn(items["title"], colour_min_items), semantic=semantic,
         embed=_query_encoder(encoder, params.search.query_cache), intent=intent, cfg=params.search,
-        personal=personal, expansion=expansion, popularity=popularity,
+        personal=personal, expansion=expansion, popularity=popularity, title_index=title_index, defining=defining,
     )
 
 
@@ -234,7 +242,9 @@ def load_engine(params: Params, artifacts: Artifacts = Artifacts(), personalise:
                        SemanticIndex.load(model_dir / "semantic.npz"), intent, params,
                        _query_side_encoder(params, model_dir), personal=personal,
                        expansion=QueryExpansion.load(lexical_dir / "expansion.json"),
-                       popularity=popularity_prior(lexical_dir / POPULARITY, len(items)))
+                       popularity=popularity_prior(lexical_dir / POPULARITY, len(items)),
+                       title_index=TitleIndex.load(lexical_dir / TITLE_INDEX),
+                       defining=DefiningWords.load(lexical_dir / DEFINING_WORDS))
 
 
 def evaluate_search(labels_path: Path, out_dir: Path, params: Params, artifacts: Artifacts = Artifacts()) -> Path:

@@ -23,21 +23,31 @@ tokens ``t``, its *alternatives* ``A(w)``, each with a credit in (0, 1]:
 The hybrid's BM25 leg searches every alternative other than the words themselves as an
 extra token weighted by its credit (:meth:`QueryTerms.extra_weights`). After fusion, an
 item's *coverage* is the mean over the query's words of the best credit among the
-alternatives its index text contains,
+alternatives its text contains, in full when its title has them and ``rho`` (``search.body_credit``)
+of it when only the description, category or brand does,
 
-    cov(i) = 1/|q| sum_{w in q} max_{t in A(w), t in d_i} credit(t)      (0 when none is),
+    cov(i) = 1/|q| sum_{w in q} max_{t in A(w), t in d_i} credit(t) (1 if t in title(i) else rho)   (0: none),
 
-so "red ceramic mug" covers a blue ceramic mug 2/3, "jumper" covers a sweater by
+so "red ceramic mug" covers a blue ceramic mug 2/3, "lumen candle" a Lumen reed diffuser
+(category "Candles") 1/2 + rho/2, "jumper" covers a sweater by
 P(sweater | jumper), and "gran" (read as granite) covers granite 1 and granola by its
 share of the other completions' frequency (1 where granola is the only one). Coverage is
 the shop's "match every word" rule made soft: rank fusion alone lets an item that matches the rare
 words strongly (BM25's idf) or reads similarly (the cosine) outrank one that matches
 all of them.
+
+Coverage looks from the query to the item; :meth:`QueryTerms.unnamed` looks back: the
+number of the item's *defining* title words (:class:`shoprec.search.titles.DefiningWords`,
+what shoppers type to ask for that product) that no alternative of the query names,
+
+    u(i) = |{t in D : t in title(i), t not in A(q)}|,
+
+so "mug" covers a grey mug and a travel mug alike, but leaves the travel mug's "travel" unnamed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +55,7 @@ import numpy as np
 from shoprec.search.expansion import QueryExpansion, merged
 from shoprec.search.lexical import LexicalIndex
 from shoprec.search.spelling import Speller
+from shoprec.search.titles import TitleIndex
 
 
 @dataclass
@@ -79,12 +90,21 @@ class QueryTerms:
         own = set(self.words)
         return {t: credit for t, credit in merged(self.alternatives).items() if t not in own}
 
-    def coverage(self, rows: np.ndarray, lexical: LexicalIndex) -> np.ndarray:
-        """``cov(i)`` of the module docstring for the item ``rows``."""
+    def coverage(self, rows: np.ndarray, lexical: LexicalIndex, titles: TitleIndex, body_credit: float) -> np.ndarray:
+        """``cov(i)`` of the module docstring for the item ``rows``; ``body_credit`` = ``rho``."""
         total = np.zeros(len(rows))
         for alt in self.alternatives:
             best = np.zeros(len(rows))
             for t, credit in alt.items():
-                best = np.maximum(best, credit * lexical.contains(t, rows))
+                found = np.where(titles.contains(t, rows), 1.0, body_credit * lexical.contains(t, rows))
+                best = np.maximum(best, credit * found)
             total += best
         return total / max(len(self.alternatives), 1)
+
+    def unnamed(self, rows: np.ndarray, titles: TitleIndex, defining: Collection[str],
+                defining_per_item: np.ndarray) -> np.ndarray:
+        """``u(i)`` of the module docstring: the item ``rows``' defining title words the query does not name."""
+        count = defining_per_item[rows].astype(np.float64)
+        for t in (set(merged(self.alternatives)) | set(self.words)) & set(defining):
+            count -= titles.contains(t, rows)
+        return count

@@ -34,7 +34,8 @@ class Recommendations(Answer):
 
 class SearchResults(Answer):
     parsed: dict[str, Any] = Field(description="what the query was understood to ask for: free text, spelling "
-                                               "corrections, price range, colour, category intent and confidence, "
+                                               "corrections, price range, colour (and the other colours a cut-off "
+                                               "colour word may mean), category intent and confidence, "
                                                "other readings of typed words (guesses) and the catalog words the "
                                                "click logs translate them into (expansion)")
     items: list[Item]

@@ -116,7 +116,8 @@ function chipsFor(parsed) {
   const relaxed = parsed.relaxed || [];
   if (parsed.colour) {
     const dropped = relaxed.includes("colour");
-    chips.push(chip("chip-colour", `colour: ${parsed.colour}${dropped ? " · dropped, no match" : ""}`, dropped));
+    const colours = [parsed.colour, ...(parsed.colours_also || [])].join(" or ");  // "gre": green or grey
+    chips.push(chip("chip-colour", `colour: ${colours}${dropped ? " · dropped, no match" : ""}`, dropped));
   }
   if (parsed.category) {
     const dropped = relaxed.includes("category");
