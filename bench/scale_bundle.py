@@ -8,7 +8,7 @@ are untouched), and the catalog grows with *variants* of them: each added item c
 random trained item with a new id, a numbered title, a price within +-25% and no
 interactions (search popularity 0), and its vectors are the original's plus noise,
 renormalised, so the vector index faces N distinct vectors clustered the way real ones are. Then, with the bundle's own params
-and code: the BM25 index over the whole catalog, the semantic index rows, the HNSW
+and code: the BM25 and title indexes over the whole catalog, the semantic index rows, the HNSW
 graphs of /similar and of semantic search (``serving.ann`` picks them from
 ``serving.ann_threshold`` items), and the manifest.
 """
@@ -25,9 +25,8 @@ import pandas as pd
 from shoprec.config import load_params
 from shoprec.paths import POPULARITY, TITLE_INDEX, Artifacts
 from shoprec.search.lexical import LexicalIndex
-from shoprec.search.normalize import tokens
 from shoprec.search.semantic import SemanticIndex
-from shoprec.search.titles import TitleIndex
+from shoprec.search.titles import TitleIndex, title_tokens
 from shoprec.serving.bundle import MANIFEST, SEMANTIC, file_digests, save_indexes
 from shoprec.text.catalog_embeddings import read_embeddings, write_embeddings
 
@@ -79,7 +78,7 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     lexical = dst / "models/search/lexical"
     shutil.rmtree(lexical / "bm25")
     LexicalIndex.build(catalog, s.title_weight, s.k1, s.b).save(lexical / "bm25")
-    TitleIndex.build([tokens(t) for t in catalog["title"].fillna("")]).save(lexical / TITLE_INDEX)
+    TitleIndex.build(title_tokens(catalog["title"])).save(lexical / TITLE_INDEX)
     popularity = np.load(lexical / POPULARITY)
     np.save(lexical / POPULARITY, np.concatenate([popularity, np.zeros(extra, popularity.dtype)]))
     save_indexes(dst, item_emb, params)

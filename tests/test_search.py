@@ -23,7 +23,7 @@ from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
 from shoprec.search.stages import engine_from, popularity_prior
 from shoprec.search.terms import QueryTerms
-from shoprec.search.titles import DefiningWords, TitleIndex
+from shoprec.search.titles import DefiningWords, TitleIndex, title_tokens
 
 ITEMS = pd.DataFrame({
     "item_id": ["I1", "I2", "I3", "I4", "I5", "I6"],
@@ -166,33 +166,66 @@ def test_title_index_finds_title_words_only_and_round_trips(tmp_path):
     np.testing.assert_array_equal(titles.contains("candle", rows), [True, False, True, False, False, False])
     np.testing.assert_array_equal(titles.rows_of("mug"), [0, 1])
     assert not titles.contains("drinkware", rows).any() and not titles.contains("zzz", rows).any()  # category, unknown
-    loaded = TitleIndex.load(titles.save(tmp_path / "titles.npz"))
+    loaded = TitleIndex.load(titles.save(tmp_path / "titles.npz"), len(ITEMS))
     assert loaded.vocabulary == titles.vocabulary
     np.testing.assert_array_equal(loaded.contains("red", rows), titles.contains("red", rows))
+    with pytest.raises(ValueError, match="indexes 6 titles, the catalog has 7 items; re-run build_lexical_index"):
+        TitleIndex.load(tmp_path / "titles.npz", 7)
+    assert title_tokens(["Red Mugs", None, float("nan")]) == [["red", "mug"], [], []]
+    empty = TitleIndex.build([[], []])
+    assert not empty.contains("mug", np.array([0, 1])).any()
 
 
-def test_defining_words_are_what_shoppers_name_and_an_item_leaving_one_unnamed_is_counted():
-    titles = [["travel", "mug"], ["grey", "mug"], ["classic", "lamp"]]
-    chosen = ([("travel mug", 0)] * 4 + [("mug", 1)] * 2 + [("grey mug", 1)] * 2 + [("lamp", 2)] * 3
-              + [("light", 2)])  # a synonym: "lamp" not named
-    defining = DefiningWords.learn(chosen, titles, str.split, min_share=0.6)
-    # travel 4 / (4 + 2), mug 8 / (8 + 2), lamp 3 / (4 + 2) = 0.5; grey 2 / 6, classic 0 / 6
-    assert defining.shares == {"travel": pytest.approx(0.6667), "mug": 0.8}
-    index = TitleIndex.build(titles)
-    per_item = defining.per_item(index, 3)
-    np.testing.assert_array_equal(per_item, [2, 1, 0])
-    lexical = LexicalIndex.build(pd.DataFrame({"title": ["Travel Mug", "Grey Mug", "Classic Lamp"],
-                                               "category": "", "brand": "", "description": ""}))
-    speller = Speller.build(token_counts(pd.DataFrame({"title": ["Travel Mug"], "category": "", "brand": "",
-                                                      "description": ""})))
-    rows = np.array([0, 1, 2])
-    mug = QueryTerms.of(["mug"], ["mug"], lexical, speller, None, 1.0)
-    np.testing.assert_array_equal(mug.unnamed(rows, index, defining.shares, per_item), [1, 0, 0])  # travel unnamed
-    travel_mug = QueryTerms.of(["travel", "mug"], ["travel", "mug"], lexical, speller, None, 1.0)
-    np.testing.assert_array_equal(travel_mug.unnamed(rows, index, defining.shares, per_item), [0, 0, 0])
-    # a translation names a word as well as typing it does
-    cup = QueryTerms.of(["cup"], ["cup"], lexical, speller, QueryExpansion({"cup": {"mug": 0.7}}), 1.0)
-    np.testing.assert_array_equal(cup.unnamed(rows, index, defining.shares, per_item), [1, 0, 0])
+TRAVEL = ["travel", "mug"], ["grey", "mug"], ["black", "mug"], ["steel", "travel", "mug"], ["classic", "lamp"], \
+    ["desk", "lamp"]
+BRANDS = [[], [], [], [], [], ["lumen"]]
+
+
+def test_defining_words_are_what_shoppers_name_when_they_choose_it():
+    chosen = [("travel mug", 0), ("steel travel mug", 3), ("travel mug under 20", 3), ("mug", 1), ("grey mug", 1),
+              ("cup", 1), ("mug", 2), ("black mug", 2), ("lamp", 4), ("desk lamp", 5), ("lumen lamp", 5), ("light", 4),
+              ("mug", 1), ("mug", 1)]  # every search counts
+    defining = DefiningWords.learn(chosen, list(TRAVEL), BRANDS, str.split, min_share=0.5, min_items=2)
+    # named / (seen + 2): mug 9 / 12, travel 3 / 5, lamp 3 / 6; grey 1 / 7, black, steel, desk 1 / 4, classic 0
+    assert defining.shares == {"lamp": 0.5, "mug": 0.75, "travel": 0.6}
+    assert DefiningWords.learn(chosen, list(TRAVEL), BRANDS, str.split, 0.5, min_items=3).shares == {"mug": 0.75}
+    np.testing.assert_array_equal(defining.per_item(TitleIndex.build(TRAVEL), len(TRAVEL)), [2, 1, 1, 2, 1, 1])
+    lumen = [["lumen", "lamp"]] * 3  # a brand is no product type, however often its shoppers type it
+    assert DefiningWords.learn([("lumen lamp", r) for r in range(3)], lumen, [["lumen"]] * 3, str.split, 0.5,
+                               3).shares == {"lamp": 0.6}
+
+
+def test_unnamed_counts_the_defining_words_a_query_leaves_out():
+    items = pd.DataFrame({"title": [" ".join(t).title() for t in TRAVEL], "category": "", "brand": "",
+                          "description": ""})
+    lexical, speller, index = LexicalIndex.build(items), Speller.build(token_counts(items)), TitleIndex.build(TRAVEL)
+    defining = {"mug": 0.7, "travel": 0.6, "lamp": 0.8}
+    per_item = DefiningWords(defining).per_item(index, len(TRAVEL))
+    rows = np.arange(len(TRAVEL))
+
+    def unnamed(query: str, expansion: QueryExpansion | None = None) -> list[float]:
+        words = query.split()
+        return list(QueryTerms.of(words, words, lexical, speller, expansion, 1.0).unnamed(rows, index, defining, per_item))
+
+    assert unnamed("mug") == [1, 0, 0, 1, 1, 1]  # the travel mugs' "travel" and the lamps' "lamp" are unnamed
+    assert unnamed("travel mug") == [0, 0, 0, 0, 1, 1]
+    assert unnamed("cup", QueryExpansion({"cup": {"mug": 0.75}})) == [1, 0, 0, 1, 1, 1]  # a likely translation names
+    assert unnamed("cup", QueryExpansion({"cup": {"mug": 0.3}})) == [0] * 6  # ... an unlikely one does not
+    assert unnamed("grey") == unnamed("classic") == [0] * 6  # names no product: says nothing about which
+
+
+def test_hybrid_orders_an_item_with_an_unnamed_defining_word_after_those_without():
+    from shoprec.text import MiniLMEncoder, embed_texts, item_text
+
+    mugs = pd.DataFrame({"item_id": ["T", "G"], "title": ["Travel Mug", "Grey Mug"], "description": "",
+                         "category": "Drinkware", "brand": "", "price": 10.0})
+    encoder = MiniLMEncoder(None, max_length=32)
+    engine = engine_from(mugs, LexicalIndex.build(mugs), Speller.build(token_counts(mugs)),
+                         SemanticIndex.of(embed_texts(item_text(mugs), encoder, progress=False)), None, Params(), encoder,
+                         popularity=np.array([1.0, 0.0]), defining=DefiningWords({"travel": 0.64, "mug": 0.67}))
+    assert [i["item_id"] for i in engine.search("mug")["items"]] == ["G", "T"]
+    engine.cfg = engine.cfg.model_copy(update={"unnamed_weight": 0.0})
+    assert [i["item_id"] for i in engine.search("mug")["items"]] == ["T", "G"]  # the popular travel mug, without it
 
 
 def test_bm25_extra_tokens_add_their_weighted_scores():

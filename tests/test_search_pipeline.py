@@ -33,13 +33,16 @@ def test_search_stages_run_and_report_every_system_and_type(pipeline_run):
     assert gate["passed"] == (metrics["hybrid"]["all"]["ndcg@10"] >= metrics["lexical"]["all"]["ndcg@10"])
 
 
-def test_defining_words_learned_from_the_logs_are_product_types_not_colours(pipeline_run):
-    from shoprec.search.query_parser import KNOWN_COLOURS
+def test_defining_words_learned_from_the_logs_are_product_types_not_colours_or_brands(pipeline_run):
+    import pandas as pd
+
+    from shoprec.search.titles import title_tokens
 
     defining = json.loads((pipeline_run.root / "models/search/lexical/defining.json").read_text())
     assert {"mug", "lamp", "candle"} <= defining.keys()  # shoppers name the product type
-    assert not defining.keys() & set(KNOWN_COLOURS)  # ... and leave its colour out as often as not
-    assert min(defining.values()) >= 0.6  # search.defining_share
+    assert not defining.keys() & {"red", "blue", "green", "black", "white", "grey"}  # ... and its colour as they please
+    brands = pd.read_parquet(pipeline_run.root / "data/clean/items.parquet", columns=["brand"])["brand"]
+    assert not defining.keys() & {t for b in title_tokens(brands) for t in b}
 
 
 def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipeline_run):

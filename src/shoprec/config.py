@@ -135,6 +135,7 @@ class SearchParams(_Section):
     popularity_weight: float = Field(0.15, ge=0)  # ... and of log popularity (scaled to [0, 1])
     body_credit: float = Field(0.5, ge=0, le=1)  # ... a query word found outside the item's title counts this much
     defining_share: float = Field(0.6, gt=0, le=1)  # a title word shoppers name this often when they choose it defines
+    defining_min_items: int = Field(3, ge=1)  # ... when shoppers chose at least this many distinct items with it
     unnamed_weight: float = Field(0.5, ge=0)  # hybrid order: minus this per defining title word the query leaves out
 
 

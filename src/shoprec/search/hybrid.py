@@ -65,7 +65,7 @@ from shoprec.search.query_parser import ColourVocabulary, PriceRange, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
 from shoprec.search.terms import QueryTerms
-from shoprec.search.titles import DefiningWords, TitleIndex
+from shoprec.search.titles import DefiningWords, TitleIndex, title_tokens
 
 MODES = ("lexical", "semantic", "hybrid")
 FILTER_KEYS = ("category", "colour", "min_price", "max_price")
@@ -155,7 +155,7 @@ class SearchEngine:
         if self.semantic_search is None:
             self.semantic_search = FilteredSearch(self.semantic.item_vectors)
         if self.title_index is None:
-            self.title_index = TitleIndex.build([tokens(t) for t in self.titles])
+            self.title_index = TitleIndex.build(title_tokens(self.titles))
         self.defining = self.defining or DefiningWords({})
         self._defining_per_item = self.defining.per_item(self.title_index, len(self.item_ids))
         # category filter as an integer comparison: comparing a million strings costs ~10 ms a query
@@ -174,9 +174,9 @@ class SearchEngine:
         terms = QueryTerms.of(typed, corrected, self.lexical, self.speller, self.expansion, self.cfg.guess_weight)
         parsed.expansion, parsed.guesses = terms.translations, terms.guesses
         if parsed.colour:
-            typed_as = [w for w, c in zip(typed, corrected) if self.colours.find([c]) == parsed.colour]
-            parsed.colours_also = sorted({g for w in typed_as for g in terms.guesses.get(w, {})
-                                          if g != parsed.colour and g in self.colours.item_mask})
+            cut_off = [w for w, c in zip(typed, corrected) if c != w and self.colours.find([c]) == parsed.colour]
+            parsed.colours_also = sorted({g for w in cut_off for g in terms.guesses.get(w, {})  # completions, not typos
+                                          if g.startswith(w) and g != parsed.colour and g in self.colours.item_mask})
         text_emb = self.embed([parsed.text or query])  # = text_to_embed(query)
         if self.intent is not None and parsed.text:
             category, confidence = self.intent.predict(text_emb)

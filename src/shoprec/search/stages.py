@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ from shoprec.search.pairs import first_choices, query_pairs
 from shoprec.search.query_parser import ColourVocabulary, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
-from shoprec.search.titles import DefiningWords, TitleIndex
+from shoprec.search.titles import DefiningWords, TitleIndex, title_tokens
 from shoprec.text.cache import EncodingCache
 
 SYSTEMS = {"lexical": ("lexical", False), "semantic": ("semantic", False), "hybrid": ("hybrid", False),
@@ -77,7 +78,8 @@ def first_rows(items: pd.DataFrame, first: pd.DataFrame) -> list[tuple[str, int]
 
 
 def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params: Params) -> Path:
-    """BM25 index, the speller's vocabulary, the query expansion and item popularity, from the catalog and training events."""
+    """BM25 index, the speller's vocabulary, the query expansion, the title index and defining words, and item
+    popularity, from the catalog and training events (layout in the module docstring)."""
     from shoprec.models.interactions import build_interactions
 
     items = pd.read_parquet(items_path)
@@ -86,18 +88,20 @@ def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params
     out_dir.mkdir(parents=True, exist_ok=True)
     LexicalIndex.build(items, cfg.title_weight, cfg.k1, cfg.b).save(out_dir / "bm25")
     first = first_choices(events, params.interactions.weights)
-    titles = [tokens(t) for t in items["title"].fillna("")]
+    titles = title_tokens(items["title"])
     speller = build_speller(items, events, first, titles, params)
     (out_dir / "vocabulary.json").write_text(json.dumps(speller.frequency, sort_keys=True))
     chosen = first_rows(items, first)
 
+    @cache
     def read(query: str) -> list[str]:  # a logged query as the engine reads it, so logs and searches agree
         return analyse(query, speller).words
 
     QueryExpansion.learn(chosen, titles, read, cfg.expansion_min_share, cfg.expansion_min_lift,
                          cfg.expansion_min_items).save(out_dir / "expansion.json")
     TitleIndex.build(titles).save(out_dir / TITLE_INDEX)
-    DefiningWords.learn(chosen, titles, read, cfg.defining_share).save(out_dir / DEFINING_WORDS)
+    DefiningWords.learn(chosen, titles, title_tokens(items["brand"]), read, cfg.defining_share,
+                        cfg.defining_min_items).save(out_dir / DEFINING_WORDS)
     inter = build_interactions(events, items["item_id"].to_numpy(), params.interactions.weights)
     np.save(out_dir / POPULARITY, inter.item_popularity().astype(np.float32))
     return out_dir
@@ -243,7 +247,7 @@ def load_engine(params: Params, artifacts: Artifacts = Artifacts(), personalise:
                        _query_side_encoder(params, model_dir), personal=personal,
                        expansion=QueryExpansion.load(lexical_dir / "expansion.json"),
                        popularity=popularity_prior(lexical_dir / POPULARITY, len(items)),
-                       title_index=TitleIndex.load(lexical_dir / TITLE_INDEX),
+                       title_index=TitleIndex.load(lexical_dir / TITLE_INDEX, len(items)),
                        defining=DefiningWords.load(lexical_dir / DEFINING_WORDS))
 
 

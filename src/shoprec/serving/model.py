@@ -25,7 +25,7 @@ import pandas as pd
 
 from shoprec.config import Params, load_params
 from shoprec.models.diversity import mmr
-from shoprec.paths import Artifacts
+from shoprec.paths import DEFINING_WORDS, POPULARITY, TITLE_INDEX, Artifacts
 from shoprec.serving.bundle import (ANN_INDEX, COLD_USER, HISTORY, LISTS, MANIFEST, QUERY_ENCODER, SEMANTIC_ANN,
                                     TOGETHER)
 
@@ -51,7 +51,8 @@ def verify(root: Path) -> dict:
         files = manifest["files"]
     except (ValueError, KeyError) as exc:
         raise BundleError(f"{manifest_path} is not a valid manifest ({exc}); rebuild with `shoprec package`") from exc
-    for rel in (LISTS, HISTORY, TOGETHER, "data/clean/items.parquet", "params.yaml", QUERY_ENCODER):
+    search_files = [f"models/search/lexical/{name}" for name in (TITLE_INDEX, DEFINING_WORDS, POPULARITY)]
+    for rel in (LISTS, HISTORY, TOGETHER, "data/clean/items.parquet", "params.yaml", QUERY_ENCODER, *search_files):
         if rel not in files:
             raise BundleError(f"bundle {root} lacks {rel}; rebuild with `shoprec package`")
     for rel, digest in files.items():
