@@ -189,7 +189,7 @@ def test_defining_words_are_what_shoppers_name_when_they_choose_it():
     # named / (seen + 2): mug 9 / 12, travel 3 / 5, lamp 3 / 6; grey 1 / 7, black, steel, desk 1 / 4, classic 0
     assert defining.shares == {"lamp": 0.5, "mug": 0.75, "travel": 0.6}
     assert DefiningWords.learn(chosen, list(TRAVEL), BRANDS, str.split, 0.5, min_items=3).shares == {"mug": 0.75}
-    np.testing.assert_array_equal(defining.per_item(TitleIndex.build(TRAVEL), len(TRAVEL)), [2, 1, 1, 2, 1, 1])
+    np.testing.assert_array_equal(defining.per_item(TitleIndex.build(TRAVEL)), [2, 1, 1, 2, 1, 1])
     lumen = [["lumen", "lamp"]] * 3  # a brand is no product type, however often its shoppers type it
     assert DefiningWords.learn([("lumen lamp", r) for r in range(3)], lumen, [["lumen"]] * 3, str.split, 0.5,
                                3).shares == {"lamp": 0.6}
@@ -200,7 +200,7 @@ def test_unnamed_counts_the_defining_words_a_query_leaves_out():
                           "description": ""})
     lexical, speller, index = LexicalIndex.build(items), Speller.build(token_counts(items)), TitleIndex.build(TRAVEL)
     defining = {"mug": 0.7, "travel": 0.6, "lamp": 0.8}
-    per_item = DefiningWords(defining).per_item(index, len(TRAVEL))
+    per_item = DefiningWords(defining).per_item(index)
     rows = np.arange(len(TRAVEL))
 
     def unnamed(query: str, expansion: QueryExpansion | None = None) -> list[float]:

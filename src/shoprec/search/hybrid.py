@@ -157,7 +157,7 @@ class SearchEngine:
         if self.title_index is None:
             self.title_index = TitleIndex.build(title_tokens(self.titles))
         self.defining = self.defining or DefiningWords({})
-        self._defining_per_item = self.defining.per_item(self.title_index, len(self.item_ids))
+        self._defining_per_item = self.defining.per_item(self.title_index)
         # category filter as an integer comparison: comparing a million strings costs ~10 ms a query
         codes, names = pd.factorize(self.categories)
         self._category_codes, self._category_code = codes, {name: c for c, name in enumerate(names)}

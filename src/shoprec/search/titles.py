@@ -64,8 +64,7 @@ class TitleIndex:
     vocabulary: dict[str, int]  # title token -> its posting list's number
     indptr: np.ndarray  # posting list j is rows[indptr[j]:indptr[j + 1]]
     rows: np.ndarray  # item rows, sorted within each list
-
-    n_items: int
+    n_items: int  # the catalog's size when built (checked on load)
 
     @classmethod
     def build(cls, titles: Sequence[Sequence[str]]) -> "TitleIndex":
@@ -129,9 +128,9 @@ class DefiningWords:
         return cls({t: round(named[t] / (n + 2), 4) for t, n in sorted(seen.items())
                     if named[t] / (n + 2) >= min_share and len(items[t]) >= min_items})
 
-    def per_item(self, titles: TitleIndex, n_items: int) -> np.ndarray:
+    def per_item(self, titles: TitleIndex) -> np.ndarray:
         """How many defining words each item's title has."""
-        counts = np.zeros(n_items, np.int16)
+        counts = np.zeros(titles.n_items, np.int16)
         for t in self.shares:
             counts[titles.rows_of(t)] += 1
         return counts
