@@ -145,7 +145,7 @@ def test_query_terms_credit_guesses_translations_and_measure_coverage():
     assert terms.alternatives[2] == {"sneaker": 0.9}  # an unknown word stands only for its translations
     assert terms.extra_weights() == {"canva": 1.0, "sneaker": 0.9}
     # red canvas sneakers: red 1, canvas 1, sneaker 0.9; soy candle holder: candle 1; red mug: red 1
-    titles = TitleIndex.build([tokens(t) for t in ITEMS["title"]])
+    titles = TitleIndex.build(title_tokens(ITEMS["title"]))
     np.testing.assert_allclose(terms.coverage(np.array([4, 2, 0, 3]), index, titles, 0.5), [2.9 / 3, 1 / 3, 1 / 3, 0.0])
     # a word only the category has ("drinkware") covers the mugs by the body credit, one in the title in full
     drinkware = QueryTerms.of(["drinkware"], ["drinkware"], index, speller, None, 1.0)
@@ -161,7 +161,7 @@ def test_query_terms_credit_guesses_translations_and_measure_coverage():
 
 
 def test_title_index_finds_title_words_only_and_round_trips(tmp_path):
-    titles = TitleIndex.build([tokens(t) for t in ITEMS["title"]])
+    titles = TitleIndex.build(title_tokens(ITEMS["title"]))
     rows = np.array([5, 0, 2, 4, 3, 1])
     np.testing.assert_array_equal(titles.contains("candle", rows), [True, False, True, False, False, False])
     np.testing.assert_array_equal(titles.rows_of("mug"), [0, 1])
@@ -171,6 +171,9 @@ def test_title_index_finds_title_words_only_and_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded.contains("red", rows), titles.contains("red", rows))
     with pytest.raises(ValueError, match="indexes 6 titles, the catalog has 7 items; re-run build_lexical_index"):
         TitleIndex.load(tmp_path / "titles.npz", 7)
+    np.savez(tmp_path / "old.npz", tokens=np.array(["mug"]), indptr=np.array([0, 1]), rows=np.array([0]))
+    with pytest.raises(ValueError, match="built before title indexes recorded their catalog's size; re-run"):
+        TitleIndex.load(tmp_path / "old.npz", 1)
     assert title_tokens(["Red Mugs", None, float("nan")]) == [["red", "mug"], [], []]
     empty = TitleIndex.build([[], []])
     assert not empty.contains("mug", np.array([0, 1])).any()
@@ -247,7 +250,7 @@ def _expand(expansion: QueryExpansion, words: list[str]) -> dict[str, float]:
 
 
 def test_expansion_translates_words_the_catalog_does_not_use():
-    titles = [tokens(t) for t in ITEMS["title"]]
+    titles = title_tokens(ITEMS["title"])
     learned = QueryExpansion.learn(_logged_choices(), titles, str.split, min_share=0.6, min_lift=2.0, min_items=1)
     assert units(["tea", "light"]) == ["tea", "light", "tea light"]
     assert _expand(learned, ["cup"]) == {"mug": 1.0, "ceramic": 1.0}  # both mugs chosen after "cup" are ceramic

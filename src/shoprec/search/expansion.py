@@ -78,8 +78,8 @@ class QueryExpansion:
         into the words the engine would search for (price phrase cut, folded, spelling
         corrected), so logs and queries agree.
         """
-        title_tokens = [set(t) for t in titles]
-        said = set().union(*title_tokens) | {p for t in titles for p in _pairs(t)}  # words and adjacent pairs
+        token_sets = [set(t) for t in titles]
+        said = set().union(*token_sets) | {p for t in titles for p in _pairs(t)}  # words and adjacent pairs
         analysed: dict[str, list[str]] = {}
         seen: set[tuple[str, int]] = set()
         items: set[int] = set()
@@ -88,12 +88,12 @@ class QueryExpansion:
                 analysed[query] = [u for u in units(analyse(query)) if u not in said]
             seen.update((u, item) for u in analysed[query])
             items.add(item)
-        base = Counter(t for i in items for t in title_tokens[i])
+        base = Counter(t for i in items for t in token_sets[i])
         n_unit: Counter = Counter()
         with_token: dict[str, Counter] = defaultdict(Counter)
         for u, i in seen:
             n_unit[u] += 1
-            with_token[u].update(title_tokens[i])
+            with_token[u].update(token_sets[i])
         translations: dict[str, dict[str, float]] = {}
         for u, n in sorted(n_unit.items()):
             if n < min_items:

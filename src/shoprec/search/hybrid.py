@@ -28,7 +28,8 @@
 
    ``cov`` the share of the query's words the item has (its title in full, its other text
    in part), ``u`` the number of the item's defining title words the query leaves unnamed
-   (a travel mug's "travel" for "mug"; :mod:`terms`, :mod:`titles`), ``n_i`` the item's
+   (a travel mug's "travel" for "mug"; 0 when the query names no defining word at all:
+   :mod:`terms`, :mod:`titles`), ``n_i`` the item's
    weighted interactions in the training window, ``alpha`` = ``coverage_weight``, ``beta`` =
    ``popularity_weight``, ``delta`` = ``unnamed_weight``. With ``alpha`` = 4 a word more
    covered outweighs the whole fused range on queries of up to four words; among items

@@ -40,10 +40,12 @@ Coverage looks from the query to the item; :meth:`QueryTerms.unnamed` looks back
 number of the item's *defining* title words (:class:`shoprec.search.titles.DefiningWords`,
 what shoppers type to ask for that product) that the query does not name,
 
-    u(i) = |{t in D : t in title(i), c(t) < 1/2}|,    c(t) = max credit of t in A(q) (0: not among them),
+    u(i) = [N(q) != {}] |{t in D : t in title(i), t not in N(q)}|,    N(q) = {t in D : c(t) >= 1/2},
 
-a word being named when the query more likely than not means it (typed, or a guess or
-translation with credit >= 1/2). So "mug" covers a grey mug and a travel mug alike, but
+``c(t)`` the best credit of ``t`` among the alternatives ``A(q)`` (0: not among them): a
+word is *named* when the query types it, translates to it with P >= 1/2, or guesses it
+with at least half of the typed word's other readings' frequency (a sole guess has 1).
+So "mug" covers a grey mug and a travel mug alike, but
 leaves the travel mug's "travel" unnamed (u = 1); "jumper" names sweaters (P = 0.8), not
 the scarves its weak translation (0.2) lets it cover a little. A query that names no
 defining word at all ("ember", "red", "under 20") says nothing about which product it

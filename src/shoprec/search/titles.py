@@ -25,7 +25,7 @@ left out, as a brand is not a product type however loyal its shoppers. (Counting
 and scored 0.874 against 0.876 on the labels.) On the default sample the
 product type is named most of the time (mug 0.67, lamp 0.83, travel 0.64, pillow 0.86:
 the rest are shoppers' synonyms), colour and material as often as shoppers bother
-(0.1-0.55), adjectives ("Classic") never; a few words sit near the line (plush 0.58,
+(colours 0.4-0.5, materials 0.2-0.3), adjectives ("Classic") never; a few words sit near the line (plush 0.58,
 planter 0.57). A word with ``m(t) >= min_share`` is a *defining* word. An item whose title
 has a defining word that the query does not name is probably another product: "mug"
 should not rank a travel mug among mugs, nor "lamp" a desk lamp among lamps
@@ -98,6 +98,9 @@ class TitleIndex:
     def load(cls, path: Path, n_items: int) -> "TitleIndex":
         """The saved index, checked to be of a catalog of ``n_items`` items."""
         with np.load(path, allow_pickle=False) as f:
+            if "n_items" not in f.files:
+                raise ValueError(f"{path} was built before title indexes recorded their catalog's size; "
+                                 "re-run build_lexical_index (dvc repro), then `shoprec package` and promote")
             index = cls({str(t): j for j, t in enumerate(f["tokens"])}, f["indptr"], f["rows"], int(f["n_items"]))
         if index.n_items != n_items:
             raise ValueError(f"{path} indexes {index.n_items} titles, the catalog has {n_items} items; "
@@ -111,10 +114,10 @@ class DefiningWords:
 
     @classmethod
     def learn(cls, chosen: Iterable[tuple[str, int]], titles: Sequence[Sequence[str]], brands: Sequence[Sequence[str]],
-              read: Callable[[str], list[str]], min_share: float, min_items: int) -> "DefiningWords":
+              analyse: Callable[[str], list[str]], min_share: float, min_items: int) -> "DefiningWords":
         """From ``(query, catalog row)`` pairs of items chosen first (module docstring).
 
-        ``titles`` and ``brands``: each item's title and brand tokens; ``read``: a logged
+        ``titles`` and ``brands``: each item's title and brand tokens; ``analyse``: a logged
         query -> the words the engine reads in it.
         """
         named, seen = Counter(), Counter()
@@ -122,7 +125,7 @@ class DefiningWords:
         for query, row in chosen:
             words = set(titles[row]) - set(brands[row])
             seen.update(words)
-            named.update(words & set(read(query)))
+            named.update(words & set(analyse(query)))
             for t in words:
                 items[t].add(row)
         return cls({t: round(named[t] / (n + 2), 4) for t, n in sorted(seen.items())
