@@ -53,21 +53,20 @@ def query_word_counts(events: pd.DataFrame) -> Counter:
     return Counter(t for q in searches["query"] for t in tokens(clean_text(q)[1]))
 
 
-def chosen_titles(first: pd.DataFrame, items: pd.DataFrame, titles: list[list[str]]) -> dict[str, list[set[str]]]:
+def chosen_titles(chosen: list[tuple[str, int]], titles: list[list[str]]) -> dict[str, list[set[str]]]:
     """Per logged query word (price phrases cut): the title tokens of the items chosen first after it."""
-    title = dict(zip(items["item_id"], map(set, titles)))
     out: dict[str, list[set[str]]] = {}
-    for query, item in zip(first["query"], first["item_id"]):
+    for query, row in chosen:
         for word in set(tokens(clean_text(query)[1])):
-            out.setdefault(word, []).append(title.get(item, set()))
+            out.setdefault(word, []).append(set(titles[row]))
     return out
 
 
-def build_speller(items: pd.DataFrame, events: pd.DataFrame, first: pd.DataFrame, titles: list[list[str]],
+def build_speller(items: pd.DataFrame, events: pd.DataFrame, chosen: list[tuple[str, int]], titles: list[list[str]],
                   params: Params) -> Speller:
-    """``first``: the logged searches' first choices (:func:`first_choices`); ``titles``: the items' title tokens."""
+    """``chosen``: the logged searches' first choices (:func:`first_rows`); ``titles``: the items' title tokens."""
     return Speller.build(token_counts(items), query_word_counts(events), min_query_count=params.search.min_query_count,
-                         chosen_titles=chosen_titles(first, items, titles), typo_share=params.search.typo_share)
+                         chosen_titles=chosen_titles(chosen, titles), typo_share=params.search.typo_share)
 
 
 def first_rows(items: pd.DataFrame, first: pd.DataFrame) -> list[tuple[str, int]]:
@@ -87,11 +86,10 @@ def build_lexical_index(items_path: Path, split_dir: Path, out_dir: Path, params
     cfg = params.search
     out_dir.mkdir(parents=True, exist_ok=True)
     LexicalIndex.build(items, cfg.title_weight, cfg.k1, cfg.b).save(out_dir / "bm25")
-    first = first_choices(events, params.interactions.weights)
+    chosen = first_rows(items, first_choices(events, params.interactions.weights))
     titles = title_tokens(items["title"])
-    speller = build_speller(items, events, first, titles, params)
+    speller = build_speller(items, events, chosen, titles, params)
     (out_dir / "vocabulary.json").write_text(json.dumps(speller.frequency, sort_keys=True))
-    chosen = first_rows(items, first)
 
     @cache
     def read(query: str) -> list[str]:  # a logged query as the engine reads it, so logs and searches agree
