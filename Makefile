@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install browser run test bench lock clean
+.PHONY: install system-tools run test bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,11 +33,14 @@ install: $(STAMP)
 run: install
 	$(BIN)/shoprec run
 
-# The storefront tests drive Debian's chromium (never a Playwright browser download); CI runs as root.
-browser:
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+# Debian packages the tests use: chromium for the storefront tests (never a Playwright browser download),
+# strace to see which files each DVC stage opens (tests/test_dvc_truth.py). CI runs as root.
+SYSTEM_TOOLS := chromium strace
+system-tools:
+	@missing="$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done)"; \
+	test -z "$$missing" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null)
 
-test: install browser
+test: install system-tools
 	$(BIN)/python -m pytest
 
 bench: install

@@ -38,17 +38,31 @@ sys.path.insert(0, str(REPO / "bench"))
 @dataclass
 class PipelineRun:
     root: Path
-    first: subprocess.CompletedProcess  # the first `dvc repro` of the scratch copy
+    first: subprocess.CompletedProcess  # the first `shoprec run` (`dvc repro`) of the scratch copy
+    trace: Path | None  # strace logs of its stages (file_trace), None without strace
 
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory) -> PipelineRun:
-    """A scratch copy of the repo on the small sample, after one full `dvc repro` (shared by tests)."""
+    """A scratch copy of the repo on the small sample, after one full `shoprec run` (shared by tests).
+
+    Its stages run under strace when it is installed, so that test_dvc_truth can check
+    what they touched against dvc.yaml without a second run.
+    """
+    from file_trace import install_wrapper, strace
     from repo_copy import SMALL_SAMPLE, copy_repo
 
-    root = copy_repo(tmp_path_factory.mktemp("repo"), SMALL_SAMPLE)
-    first = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=root, capture_output=True, text=True)
-    return PipelineRun(root, first)
+    scratch = tmp_path_factory.mktemp("pipeline")
+    root = copy_repo(scratch / "repo", SMALL_SAMPLE)
+    env, trace = dict(os.environ), None
+    if strace():
+        trace = scratch / "trace"
+        wrapper = install_wrapper(scratch / "bin", Path(sys.executable).with_name("shoprec"), trace)
+        env["PATH"] = f"{wrapper}{os.pathsep}{env['PATH']}"
+    # `shoprec run` (what `make run` calls) streams DVC's output with its own stage lines
+    first = subprocess.run([Path(sys.executable).with_name("shoprec"), "run"], cwd=root, capture_output=True, text=True,
+                           env=env)
+    return PipelineRun(root, first, trace)
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +71,7 @@ def served(pipeline_run, tmp_path_factory):
     from shoprec.serving.process import start_server
 
     if pipeline_run.first.returncode != 0:
-        pytest.fail(f"dvc repro failed:\n{pipeline_run.first.stderr[-3000:]}")
+        pytest.fail(f"shoprec run failed:\n{(pipeline_run.first.stdout + pipeline_run.first.stderr)[-3000:]}")
     folder = tmp_path_factory.mktemp("served")
     server = start_server(pipeline_run.root, folder / "feedback.db", folder / "server.log", workers=2)
     yield server

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained_copy(pipeline_run, tmp_path_factory):
     if pipeline_run.first.returncode != 0:
-        pytest.fail(f"dvc repro failed:\n{pipeline_run.first.stderr[-3000:]}")
+        pytest.fail(f"shoprec run failed:\n{(pipeline_run.first.stdout + pipeline_run.first.stderr)[-3000:]}")
     root = tmp_path_factory.mktemp("feedback") / "repo"
     shutil.copytree(pipeline_run.root, root, symlinks=True)
     # What is tested here is the flow; the gate's own verdicts are tested with the evaluation.
@@ -31,7 +31,7 @@ def test_feedback_waits_then_retrains_smoke_tests_and_promotes(harness, trained_
     root = trained_copy
     flow = load_flow("flows/feedback.py:feedback", root)
     items = pd.read_parquet(root / "data/clean/items.parquet")["item_id"].tolist()
-    before = json.loads((root / "models/serving/package.json").read_text())["model_tag"]
+    before = json.loads((root / "var/package.json").read_text())["model_tag"]
     store = FeedbackStore(root / "var/feedback.db")
     events = [{"user_id": "U-feedback-flow", "item_id": items[n], "event_type": "purchase",
                "timestamp": "2024-04-20T10:00:00Z", "event_id": f"flow-{n}"} for n in range(3)]

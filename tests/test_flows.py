@@ -231,9 +231,8 @@ def test_cli_flow_train_rejects_an_unknown_param_before_any_stage(harness, tmp_p
     assert not (root / "data/raw").exists() and "marign" not in (root / "params.yaml").read_text()  # no stage ran
 
 
-def test_metrics_table_keeps_the_gate_cutoff():
-    metrics = {"gate": {"metric": "ndcg@20"},
-               "ease": {"all": {"ndcg@20": 0.31234, "ndcg@50": 0.4, "recall@20": 0.5}, "slices": {}}}
+def test_metrics_table_keeps_the_headline_cutoff():
+    metrics = {"ease": {"all": {"ndcg@20": 0.31234, "ndcg@50": 0.4, "recall@20": 0.5}, "slices": {}}}
     assert metrics_rows(metrics) == [{"system": "ease", "view": "all", "ndcg@20": 0.3123, "recall@20": 0.5}]
 
 

@@ -27,7 +27,7 @@ def post(server, route: str, body) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def package_record(pipeline_run) -> dict:
-    return json.loads((pipeline_run.root / "models/serving/package.json").read_text())
+    return json.loads((pipeline_run.root / "var/package.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +40,21 @@ def shoppers(served) -> list[str]:
     return post(served, "users", {"limit": 5}).json()["users"]
 
 
-def test_package_stage_names_commit_and_data(pipeline_run, package_record):
+def test_package_stage_names_commit_and_data(pipeline_run, package_record, bundle):
     import bentoml
+
+    from shoprec.serving.package import packaged_tag
 
     model = bentoml.models.get(package_record["model_tag"])
     assert model.info.labels["git_commit"] == package_record["git_commit"] != "nogit"
     assert model.info.labels["data_hash"] == package_record["data_hash"]
-    assert package_record["git_commit"].replace("-dirty", ".dirty") in package_record["model_tag"]
+    # the tag is the bundle's content, so it can be read from the bundle alone (no commit in it)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert package_record["model_tag"] == f"shoprec:{manifest['version']}" == packaged_tag(bundle.parent)
+    assert package_record["data_hash"] in manifest["version"] and "git_commit" not in manifest
     assert bentoml.bentos.get(package_record["bento_tag"]).tag.name == "shoprec"
+    # the wheel and the bento are built in a scratch folder: nothing of setuptools' is left in the repository
+    assert not any((pipeline_run.root / p).exists() for p in ("build", "dist", "src/shoprec.egg-info"))
 
 
 def test_recommend_known_user(served, shoppers, package_record):

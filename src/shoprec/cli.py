@@ -8,6 +8,7 @@ print one message and exit 1; a traceback means a bug.
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,6 +17,33 @@ import typer
 from shoprec.config import DEFAULT_PARAMS, ParamsError, load_params
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+# `shoprec --help` groups the commands by what they are for
+STAGES = "Pipeline stages (each one dvc.yaml stage; `dvc repro` runs them)"
+USE = "Run the pipeline and use its models"
+SERVING = "Serving"
+FLOWS = "Prefect flows"
+
+
+class Source(str, Enum):
+    sample = "sample"
+    online_retail = "online_retail"
+    files = "files"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from shoprec import __version__
+
+        typer.echo(f"shoprec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """shoprec: e-commerce search and recommendation, from raw events to a served model."""
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 
@@ -32,10 +60,10 @@ def _params(path: Path):
         _fail(str(exc))
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 def ingest(
     out: Annotated[Path, typer.Option(help="folder for items/events/quarantine parquet and validation.json")],
-    source: Annotated[Optional[str], typer.Option(help="sample | online_retail | files (default: params.yaml)")] = None,
+    source: Annotated[Optional[Source], typer.Option(help="input adapter (default: params.yaml ingest.source)")] = None,
     path: Annotated[Optional[Path], typer.Option(help="input file or folder (online_retail, files)")] = None,
     raw_only: Annotated[bool, typer.Option(help="stop before validation (the DVC 'ingest' stage)")] = False,
     params: ParamsOpt = DEFAULT_PARAMS,
@@ -44,7 +72,7 @@ def ingest(
     from shoprec.data.ingest import DataValidationError, ingest as run_ingest, read_source, write_raw
 
     cfg = _params(params)
-    source = source or cfg.ingest.source
+    source = source.value if source else cfg.ingest.source
     path = path if path is not None else (Path(cfg.ingest.path) if cfg.ingest.path else None)
     try:
         if raw_only:
@@ -57,7 +85,7 @@ def ingest(
     typer.echo(result.summary())
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 def validate(
     raw: Annotated[Path, typer.Option(help="folder written by 'ingest --raw-only'")],
     out: Annotated[Path, typer.Option(help="folder for the clean tables, quarantine and report")],
@@ -74,7 +102,7 @@ def validate(
     typer.echo(result.summary())
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 def split(
     events: Annotated[Path, typer.Option(help="clean events.parquet")],
     out: Annotated[Path, typer.Option(help="folder for train/valid/test parquet")],
@@ -100,7 +128,7 @@ RankingOpt = Annotated[Path, typer.Option(help="folder written by train-ranking"
 OutDir = Annotated[Path, typer.Option(help="output folder")]
 
 
-@app.command("embed-items")
+@app.command("embed-items", rich_help_panel=STAGES)
 def embed_items(items: ItemsOpt, out: Annotated[Path, typer.Option(help="output parquet")],
                 params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """MiniLM embeddings of every catalog item (computed once per catalog)."""
@@ -109,7 +137,7 @@ def embed_items(items: ItemsOpt, out: Annotated[Path, typer.Option(help="output 
     typer.echo(f"item embeddings written to {run(items, out, _params(params).text)}")
 
 
-@app.command("train-retrieval")
+@app.command("train-retrieval", rich_help_panel=STAGES)
 def train_retrieval(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, out: OutDir,
                     params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Fit the TFRS two-tower retrieval model (replay and final phases) and export it."""
@@ -118,7 +146,7 @@ def train_retrieval(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, out: O
     typer.echo(f"retrieval models written to {run(data, items, text_emb, out, _params(params))}")
 
 
-@app.command("train-ranking")
+@app.command("train-ranking", rich_help_panel=STAGES)
 def train_ranking(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, out: OutDir,
                   params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Fit the DCN ranking model (click and purchase heads) on the replay window."""
@@ -127,31 +155,34 @@ def train_ranking(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieva
     typer.echo(f"ranking model written to {run(data, items, text_emb, retrieval, out, _params(params))}")
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 def evaluate(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, ranking: RankingOpt,
-             out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
+             out: OutDir, timings: Annotated[Optional[Path], typer.Option(
+                 help="seconds per system, a run detail kept out of the DVC outputs")] = None,
+             params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Metrics of every system (baselines, two_tower, shoprec) on the test window."""
     from shoprec.evaluation.evaluate import evaluate as run
 
-    typer.echo(f"metrics written to {run(data, items, text_emb, retrieval, ranking, out, _params(params))}")
+    typer.echo(f"metrics written to {run(data, items, text_emb, retrieval, ranking, out, _params(params), timings)}")
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 def gate(metrics: Annotated[Path, typer.Option(help="metrics.json from evaluate")],
          out: Annotated[Path, typer.Option(help="gate decision JSON")],
          search_metrics: Annotated[Optional[Path], typer.Option(help="search_metrics.json (hybrid >= lexical)")] = None,
+         headline: Annotated[Optional[Path], typer.Option(help="headline metrics JSON (what `dvc metrics` reads)")] = None,
          params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Pass only a model that beats the best baseline on the primary metric (and search not worse than lexical)."""
     from shoprec.evaluation.gate import GateRefused, gate as run
 
     try:
-        decision = run(metrics, out, _params(params).gate, search_metrics)
+        decision = run(metrics, out, _params(params).gate, search_metrics, headline)
         typer.echo("; ".join([decision["reason"]] + ([decision["search"]["reason"]] if "search" in decision else [])))
     except GateRefused as exc:
         _fail(str(exc))
 
 
-@app.command()
+@app.command(rich_help_panel=USE)
 def recommend(
     user: Annotated[str, typer.Option(help="user id (an unknown id gets the cold-start list)")],
     k: Annotated[int, typer.Option(min=1, max=100, help="list length")] = 10,
@@ -180,7 +211,7 @@ def recommend(
         typer.echo(f"{rank:>3}. {item['item_id']:<10} {item['score']:.4f}  {item['title']}  ({item['explanation']})")
 
 
-@app.command("build-lexical-index")
+@app.command("build-lexical-index", rich_help_panel=STAGES)
 def build_lexical_index(items: ItemsOpt, data: DataDir, out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """BM25 index of the catalog and the speller's vocabulary (catalog words + frequent logged query words)."""
     from shoprec.search.stages import build_lexical_index as run
@@ -188,7 +219,7 @@ def build_lexical_index(items: ItemsOpt, data: DataDir, out: OutDir, params: Par
     typer.echo(f"lexical index written to {run(items, data, out, _params(params))}")
 
 
-@app.command("train-query-model")
+@app.command("train-query-model", rich_help_panel=STAGES)
 def train_query_model(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, out: OutDir,
                       params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Search query tower (MiniLM + projection) and category intent from logged searches, and the export."""
@@ -197,7 +228,7 @@ def train_query_model(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retr
     typer.echo(f"query model written to {run(data, items, text_emb, retrieval, out, _params(params))}")
 
 
-@app.command("evaluate-search")
+@app.command("evaluate-search", rich_help_panel=STAGES)
 def evaluate_search(labels: Annotated[Path, typer.Option(help="query_labels.parquet")], out: OutDir,
                     params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """nDCG@10, MRR, Recall@50, zero-result rate of lexical, semantic, hybrid and personalised search."""
@@ -206,7 +237,7 @@ def evaluate_search(labels: Annotated[Path, typer.Option(help="query_labels.parq
     typer.echo(f"search metrics written to {run(labels, out, _params(params))}")
 
 
-@app.command()
+@app.command(rich_help_panel=USE)
 def search(
     query: Annotated[str, typer.Argument(help="what the shopper typed")],
     user: Annotated[Optional[str], typer.Option(help="user id: personalise with the ranking model")] = None,
@@ -232,7 +263,7 @@ def search(
         typer.echo(f"{rank:>3}. {item['item_id']:<10} {item['score']:.4f}  {item['title']}  ({item['price']:.2f})")
 
 
-@app.command("export-feedback")
+@app.command("export-feedback", rich_help_panel=SERVING)
 def export_feedback(
     db: Annotated[Path, typer.Option(help="the service's feedback SQLite file")],
     out: Annotated[Optional[Path], typer.Option(help="batch folder (default: params ingest.feedback_dir)")] = None,
@@ -252,24 +283,27 @@ def export_feedback(
     typer.echo(json.dumps({"path": str(path) if path else None, "count": count}))
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 def package(
-    out: Annotated[Path, typer.Option(help="folder for the bundle and package.json")] = Path("models/serving"),
+    out: Annotated[Path, typer.Option(help="folder for the serving bundle")] = Path("models/serving"),
+    record: Annotated[Path, typer.Option(help="the run's tags and commit (untracked)")] = Path("var/package.json"),
     bento: Annotated[bool, typer.Option(help="also run `bentoml build`")] = True,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Bundle the gated models, import them into the BentoML model store and build the bento."""
+    import json
+
     from shoprec.paths import Artifacts
     from shoprec.serving.package import package as run_package
 
     try:
-        record = run_package(Artifacts(), _params(params), params, out, bento)
+        done = run_package(Artifacts(), _params(params), params, out, record, bento)
     except (RuntimeError, FileNotFoundError) as exc:
         _fail(f"package: {exc}")
-    typer.echo(record.read_text())
+    typer.echo(json.dumps(done, indent=2))
 
 
-@app.command()
+@app.command(rich_help_panel=SERVING)
 def promote(
     model: Annotated[Optional[str], typer.Option(help="model-store tag (default: the last package stage's)")] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
@@ -286,7 +320,7 @@ def promote(
     typer.echo(json.dumps(record, indent=2))
 
 
-@app.command()
+@app.command(rich_help_panel=SERVING)
 def serve(
     port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
@@ -315,26 +349,30 @@ def serve(
                                      "--port", str(port)], os.environ | env))
 
 
-@app.command()
+@app.command(rich_help_panel=USE)
 def run(
     stage: Annotated[Optional[str], typer.Argument(help="reproduce up to this dvc.yaml stage (default: all)")] = None,
 ) -> None:
-    """Run the whole pipeline with DVC (`dvc repro`) and say where the outputs are."""
+    """Run the whole pipeline with DVC (`dvc repro`), showing each stage as it runs, and say where the outputs are."""
     from shoprec.pipeline import reproduce
 
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
     try:
-        summary = reproduce(stage)
+        summary = reproduce(stage, write=write)
     except Exception as exc:  # DVC wraps stage failures; show its message, not a traceback
         _fail(f"pipeline failed: {exc}")
     typer.echo(summary)
-    if Path("models/serving/package.json").is_file():
+    if Path("models/serving/bundle/manifest.json").is_file():
         from shoprec.serving.package import serve_instructions
 
         typer.echo("\n" + serve_instructions(Path("models/serving")))
 
 
 flow_app = typer.Typer(no_args_is_help=True, help="Prefect flows (ephemeral Prefect unless PREFECT_API_URL is set).")
-app.add_typer(flow_app, name="flow")
+app.add_typer(flow_app, name="flow", rich_help_panel=FLOWS)
 RootOpt = Annotated[Path, typer.Option(help="repository root (dvc.yaml, params.yaml, flows/)")]
 
 
@@ -380,7 +418,7 @@ def flow_feedback(
     typer.echo(json.dumps(state.result(), indent=2))
 
 
-@app.command("serve-flows")
+@app.command("serve-flows", rich_help_panel=FLOWS)
 def serve_flows(
     prefect_file: Annotated[Path, typer.Option(help="deployments and their schedules")] = Path("prefect.yaml"),
 ) -> None:

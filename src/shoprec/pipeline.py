@@ -6,10 +6,14 @@ whoever starts it, and DVC decides what is up to date (and records ``dvc.lock``)
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +22,94 @@ import yaml
 PARAMS_FILE = "params.yaml"
 
 
-def dvc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the DVC of this interpreter's environment; raise with DVC's own message on failure."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=cwd, text=True, capture_output=True, check=False
-    )
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+Echo = Callable[[str], None]
+
+
+def dvc(*args: str, cwd: Path | None = None, echo: Echo | None = None) -> str:
+    """Run the DVC of this interpreter's environment and return its output (stdout and stderr).
+
+    With ``echo``, every piece of output is handed to it as soon as DVC (or the stage it
+    runs) writes it, so progress bars and epochs show live. On failure, raise with the
+    last lines of DVC's own message.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pieces = []
+    while chunk := os.read(proc.stdout.fileno(), 65536):
+        text = decoder.decode(chunk)
+        pieces.append(text)
+        if echo is not None and text:
+            echo(text)
+    proc.stdout.close()
+    output = "".join(pieces) + decoder.decode(b"", final=True)
+    if proc.wait() != 0:
+        tail = "\n".join(output.strip().splitlines()[-15:])
         raise RuntimeError(f"`dvc {' '.join(args)}` failed:\n{tail}")
-    return proc
+    return output
+
+
+class StageProgress:
+    """Follows ``dvc repro`` output and says when each stage starts, whether it ran or was skipped,
+    and how long it took; everything else (the stage's own epochs and progress bars) passes through.
+
+    ``write`` receives text as it should appear on a terminal; :meth:`feed` takes DVC's output
+    in pieces of any size, :meth:`close` ends the last stage.
+    """
+
+    RUNNING = re.compile(r"^Running stage '([^']+)':")
+    SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
+
+    def __init__(self, write: Echo, clock: Callable[[], float] = time.monotonic) -> None:
+        self.write, self.clock = write, clock
+        self.started = clock()
+        self.current: tuple[str, float] | None = None
+        self.outcomes: dict[str, str] = {}
+        self._line = ""
+
+    def feed(self, text: str) -> None:
+        parts = re.split(r"(\r\n|\r|\n)", self._line + text)  # [line, end, line, end, ..., unfinished]
+        for line, end in zip(parts[0:-1:2], parts[1::2]):
+            self._read(line)  # a stage's end is told before the next stage's first line
+            self.write(line + end)
+        self._line = parts[-1]  # shown once ended (tqdm ends each update of a bar with the next one's \r)
+
+    def _read(self, line: str) -> None:
+        if match := self.RUNNING.match(line):
+            self._finish()
+            self.current = (match.group(1), self.clock())
+            self.write(f"[{_clock()}] {match.group(1)}: running\n")
+        elif match := self.SKIPPED.match(line):
+            self._finish()
+            self.outcomes[match.group(1)] = "skipped"
+            self.write(f"[{_clock()}] {match.group(1)}: up to date, skipped\n")
+
+    def _finish(self) -> None:
+        if self.current is not None:
+            stage, start = self.current
+            self.outcomes[stage] = "ran"
+            self.write(f"[{_clock()}] {stage}: ran in {_duration(self.clock() - start)}\n")
+            self.current = None
+
+    def close(self, failed: bool = False) -> None:
+        if self._line:
+            self.write(self._line + "\n")
+            self._line = ""
+        if failed and self.current is not None:
+            self.write(f"[{_clock()}] {self.current[0]}: failed after {_duration(self.clock() - self.current[1])}\n")
+            self.current = None
+        self._finish()
+        ran = sum(v == "ran" for v in self.outcomes.values())
+        self.write(f"[{_clock()}] pipeline {'stopped' if failed else 'done'} in {_duration(self.clock() - self.started)}: "
+                   f"{ran} stage(s) ran, {len(self.outcomes) - ran} up to date\n")
+
+
+def _clock() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
 
 
 def stage_outputs(root: Path = Path(".")) -> dict[str, list[str]]:
@@ -111,17 +194,23 @@ def set_params(overrides: Mapping[str, Any], root: Path = Path(".")) -> None:
     os.replace(tmp, path)
 
 
-def run_stage(stage: str, root: Path = Path(".")) -> str:
+def run_stage(stage: str, root: Path = Path("."), echo: Echo | None = None) -> str:
     """Reproduce one stage only (its upstream must be up to date); DVC skips it when unchanged."""
-    return dvc("repro", "--single-item", stage, cwd=root).stdout
+    return dvc("repro", "--single-item", stage, cwd=root, echo=echo)
 
 
-def reproduce(target: str | None = None, root: Path = Path(".")) -> str:
-    """``dvc repro [target]`` and a short account of what it produced."""
-    log = dvc("repro", *([target] if target else []), cwd=root).stdout
-    lines = [log.strip(), "", "Outputs:"]
+def reproduce(target: str | None = None, root: Path = Path("."), write: Echo | None = None) -> str:
+    """``dvc repro [target]``, its progress streamed to ``write`` as it happens, and where the outputs are."""
+    progress = StageProgress(write or (lambda text: None))
+    try:
+        dvc("repro", *([target] if target else []), cwd=root, echo=progress.feed)
+    except RuntimeError:
+        progress.close(failed=True)
+        raise
+    progress.close()
+    lines = ["Outputs:"]
     for stage, paths in stage_outputs(root).items():
         present = [p for p in paths if (root / p).exists()]
         if present:
-            lines.append(f"  {stage:<16} {', '.join(present)}")
+            lines.append(f"  {stage:<20} {', '.join(present)}")
     return "\n".join(lines)

@@ -4,6 +4,10 @@ Systems: the baselines (popularity, own_history, itemknn, ease), ``two_tower``
 (retrieval alone) and ``shoprec`` (retrieve -> rank). Each produces its top-``list_length``
 for every test user with known-item truth; metrics are computed from those lists only,
 and the lists are written to ``recommendations.parquet`` so anyone can recompute them.
+
+``metrics.json`` holds what the data and models determine, so a rerun writes the same
+bytes; how long each system took is a run detail, written to ``timings`` when given (an
+untracked file, never a DVC output).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import pandas as pd
 
 from shoprec.config import Params
 from shoprec.data.split import SplitPaths
-from shoprec.evaluation.gate import decide
 from shoprec.evaluation.metrics import auc, coverage, intra_list_diversity, log_loss, novelty, ranking_metrics
 from shoprec.evaluation.slices import popularity_buckets, slice_recalls
 from shoprec.evaluation.topk import VIEWS, recommend_batches
@@ -42,7 +45,7 @@ def head_metrics(system, test: pd.DataFrame, users: np.ndarray, rows: np.ndarray
 
 
 def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_dir: Path, ranking_dir: Path,
-             out_dir: Path, params: Params) -> Path:
+             out_dir: Path, params: Params, timings: Path | None = None) -> Path:
     system = load_system(split_dir, items_path, text_emb_path, retrieval_dir, ranking_dir, params)
     state, catalog = system.state, system.catalog
     inter, b = state.inter, params.baselines
@@ -58,7 +61,7 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
     share = inter.item_popularity() / max(inter.item_popularity().sum(), 1e-9)
     item_bucket = popularity_buckets(catalog.item_ids, inter.item_popularity())
     purchases = dict(zip(users, np.where(rows >= 0, state.user_purchases[np.maximum(rows, 0)], 0)))
-    metrics, frames = {}, []
+    metrics, frames, seconds = {}, [], {}
     n = params.evaluate.list_length
     for scorer in scorers:
         metrics[scorer.name] = {}
@@ -68,7 +71,7 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
             lists: dict[str, np.ndarray] = {}
             for sl, top in recommend_batches(scorer, rows, n, exclude):
                 lists.update(zip(users[sl], top))
-            seconds = time.perf_counter() - start
+            seconds[f"{scorer.name}/{view}"] = round(1000 * (time.perf_counter() - start) / max(len(users), 1), 3)
             view_truth = truth if view == "all" else {u: truth[u] - bought[u] for u in users}
             named = {u: list(catalog.item_ids[idx]) for u, idx in lists.items()}
             m = ranking_metrics(named, view_truth, params.evaluate.ks)
@@ -76,7 +79,6 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
                 "coverage@20": coverage(lists, catalog.n_items, 20),
                 "diversity@20": intra_list_diversity(lists, catalog.text_emb, 20),
                 "novelty@20": novelty(lists, share, 20),
-                "seconds_per_1000_users": 1000 * seconds / max(len(users), 1),
             }
             metrics[scorer.name][view] = {k: round(float(v), 6) for k, v in m.items()}
             if view == "all":
@@ -92,20 +94,22 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
     out_dir.mkdir(parents=True, exist_ok=True)
     pd.concat(frames, ignore_index=True).to_parquet(out_dir / "recommendations.parquet", index=False)
     _recall_curves(metrics, params.evaluate.ks, out_dir)
-    metrics["gate"] = decide(metrics, params.gate)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if timings is not None:
+        timings.parent.mkdir(parents=True, exist_ok=True)
+        timings.write_text(json.dumps({"seconds_per_1000_users": seconds}, indent=2) + "\n")
     return out_dir / "metrics.json"
 
 
 def _recall_curves(metrics: dict, ks: list[int], out_dir: Path) -> None:
-    """``recall_curves.csv`` for ``dvc plots`` and a PNG of the same."""
+    """``recall_curves.csv`` for ``dvc plots`` (one column per system: DVC draws a line per column) and a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [{"system": s, "k": k, "recall": metrics[s]["all"][f"recall@{k}"]} for s in metrics for k in ks]
-    pd.DataFrame(rows).to_csv(out_dir / "recall_curves.csv", index=False)
+    curves = {"k": ks} | {s: [metrics[s]["all"][f"recall@{k}"] for k in ks] for s in metrics}
+    pd.DataFrame(curves).to_csv(out_dir / "recall_curves.csv", index=False)
     fig, ax = plt.subplots(figsize=(6, 4))
     for s in metrics:
         ax.plot(ks, [metrics[s]["all"][f"recall@{k}"] for k in ks], marker="o", label=s)

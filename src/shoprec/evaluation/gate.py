@@ -8,6 +8,9 @@ Search (when ``search_metrics.json`` is given): hybrid search must not be worse 
 lexical search alone, ``ndcg@10(hybrid) >= ndcg@10(lexical)`` over the labelled queries;
 without labelled queries (e.g. Online Retail) there is nothing to compare and search
 passes with that reason.
+
+The stage also writes the headline metrics (:func:`headline`), the small file that
+``dvc metrics show`` and ``dvc metrics diff`` read; the full reports stay beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from shoprec.config import GateParams
 
 BASELINES = ("popularity", "own_history", "itemknn", "ease")
+HEADLINE_METRICS = ("recall@20", "ndcg@20")  # per system and view
+SEARCH_HEADLINE = "ndcg@10"  # per search system
 
 
 class GateRefused(RuntimeError):
@@ -51,22 +56,41 @@ def decide_search(search_metrics: dict) -> dict:
             "reason": f"search: hybrid ndcg@10 = {hybrid:.4f} {verb} lexical = {lexical:.4f}"}
 
 
-def gate(metrics_path: Path, out_path: Path, params: GateParams, search_metrics_path: Path | None = None) -> dict:
-    """Write ``gate.json`` (and ``search_gate.json`` next to it for search metrics); raise on either refusal.
+def headline(metrics: dict, search_metrics: dict | None, decision: dict) -> dict:
+    """Primary metrics per system and view, search nDCG@10 per system, the gate's decisions."""
+    out: dict = {"recommend": {system: {view: {m: views[view][m] for m in HEADLINE_METRICS} for view in ("all", "new")}
+                               for system, views in metrics.items()}}
+    if search_metrics is not None and search_metrics.get("queries"):
+        out["search"] = {system: search_metrics[system]["all"][SEARCH_HEADLINE]
+                         for system, value in search_metrics.items() if isinstance(value, dict) and "all" in value
+                         and system != "text_ceiling"}
+    out["gate"] = {"passed": decision["passed"]} | (
+        {"search_passed": decision["search"]["passed"]} if "search" in decision else {})
+    return out
+
+
+def gate(metrics_path: Path, out_path: Path, params: GateParams, search_metrics_path: Path | None = None,
+         headline_path: Path | None = None) -> dict:
+    """Write ``gate.json`` (and ``search_gate.json`` next to it for search metrics) and the headline
+    metrics; raise on either refusal.
 
     Returns the recommender decision, with the search decision under ``"search"`` when given.
     """
-    decision = decide(json.loads(metrics_path.read_text()), params)
+    metrics = json.loads(metrics_path.read_text())
+    decision = decide(metrics, params)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(decision, indent=2) + "\n")
     refusals = [] if decision["passed"] else [f"gate refused the model: {decision['reason']} (decision in {out_path})"]
-    if search_metrics_path is not None:
-        search = decide_search(json.loads(search_metrics_path.read_text()))
+    search_metrics = json.loads(search_metrics_path.read_text()) if search_metrics_path is not None else None
+    if search_metrics is not None:
+        search = decide_search(search_metrics)
         search_path = out_path.with_name("search_gate.json")
         search_path.write_text(json.dumps(search, indent=2) + "\n")
         decision = decision | {"search": search}
         if not search["passed"]:
             refusals.append(f"gate refused the search models: {search['reason']} (decision in {search_path})")
+    if headline_path is not None:
+        headline_path.write_text(json.dumps(headline(metrics, search_metrics, decision), indent=2) + "\n")
     if refusals:
         raise GateRefused("; ".join(refusals))
     return decision

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from shoprec import saved_model
 from shoprec.models.catalog import Catalog
 from shoprec.models.ranking import Ranker
 
@@ -52,7 +53,7 @@ def export_retrieval(fitted, catalog: Catalog, item_emb: np.ndarray, path: Path)
     module = RetrievalModule(fitted, catalog, item_emb)
     # one call traces the signature and builds every variable before saving
     module.recommend(tf.constant([""]), tf.constant([[""]]), tf.constant([0], tf.int32))
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.recommend})
+    saved_model.save(module, Path(path), module.recommend)
     return path
 
 
@@ -74,5 +75,5 @@ class RankingModule(tf.Module):
 
 def export_ranking(ranker: Ranker, emb_dim: int, n_numeric: int, path: Path) -> Path:
     module = RankingModule(ranker, emb_dim, n_numeric)
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.score})
+    saved_model.save(module, Path(path), module.score)
     return path

@@ -34,7 +34,7 @@ from shoprec.config import RankingParams
 from shoprec.models.ranking import Ranker
 from shoprec.paths import Artifacts
 from shoprec.models.retrieval import embed_candidates
-from shoprec.models.training import configure_precision, distribution, set_seeds
+from shoprec.models.training import configure_precision, distribution, set_seeds, write_losses
 from shoprec.text.catalog_embeddings import read_embeddings, write_embeddings
 
 
@@ -66,7 +66,7 @@ def train_retrieval(split_dir: Path, items_path: Path, text_emb_path: Path, out_
     configure_precision(params.retrieval.mixed_precision)
     strategy = distribution()
     catalog = load_catalog(items_path, text_emb_path)
-    losses = []
+    losses: dict[str, list[float]] = {}
     for phase, (events, cutoff) in _phases(split_dir).items():
         fitted = fit_retrieval(events, catalog, params, strategy)
         embed = query_embedder(fitted, events, catalog, cutoff, params)
@@ -75,11 +75,11 @@ def train_retrieval(split_dir: Path, items_path: Path, text_emb_path: Path, out_
         (out_dir / phase).mkdir(parents=True, exist_ok=True)
         np.savez(out_dir / phase / "embeddings.npz", user_ids=users.astype(str), query_emb=embed(users),
                  cold_query_emb=embed(np.array([""], dtype=object))[0], item_emb=item_emb)
-        losses += [{"model": f"two_tower_{phase}", "epoch": e + 1, "loss": v} for e, v in enumerate(fitted.losses)]
+        losses[f"two_tower_{phase}"] = fitted.losses
         if phase == "final":
             write_embeddings(catalog.item_ids, item_emb, out_dir / "item_embeddings.parquet")
             export_retrieval(fitted, catalog, item_emb, out_dir / "saved_model")
-    pd.DataFrame(losses).to_csv(out_dir / "losses.csv", index=False)
+    write_losses(losses, out_dir / "losses.csv")
     return out_dir
 
 
@@ -116,8 +116,7 @@ def train_ranking(split_dir: Path, items_path: Path, text_emb_path: Path, retrie
     (out_dir / "config.json").write_text(json.dumps(
         {"heads": heads, "ranking": params.ranking.model_dump(), "n_numeric": int(ranker.norm.mean.shape[-1]),
          "report": report}, indent=2) + "\n")
-    pd.DataFrame({"model": "ranker", "epoch": np.arange(1, len(report["losses"]) + 1), "loss": report["losses"]}).to_csv(
-        out_dir / "losses.csv", index=False)
+    write_losses({"ranker": report["losses"]}, out_dir / "losses.csv")
     export_ranking(ranker, catalog.text_emb.shape[1], int(ranker.norm.mean.shape[-1]), out_dir / "saved_model")
     return out_dir
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import shoprec  # noqa: F401  (legacy Keras switch before TensorFlow)
 
+from pathlib import Path
+
+import pandas as pd
 import tensorflow as tf
 
 
@@ -34,3 +37,12 @@ def configure_precision(mixed_precision: bool) -> str:
     policy = "mixed_float16" if mixed_precision and gpus() else "float32"
     tf.keras.mixed_precision.set_global_policy(policy)
     return policy
+
+
+def write_losses(losses: dict[str, list[float]], path: Path) -> Path:
+    """Training loss per epoch, one column per model (``dvc plots`` draws one line per column)."""
+    width = max((len(v) for v in losses.values()), default=0)
+    frame = pd.DataFrame({"epoch": range(1, width + 1)} | {
+        name: pd.Series(values, index=range(len(values)), dtype="float64") for name, values in losses.items()})
+    frame.to_csv(path, index=False)
+    return path

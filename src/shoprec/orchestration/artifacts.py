@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprec.data.validation.report import render_markdown
+from shoprec.evaluation.gate import HEADLINE_METRICS
 from shoprec.pipeline import stage_outputs
 
 VALIDATION_REPORT = "data/clean/validation.json"
@@ -36,18 +37,15 @@ def validation_markdown(report: dict[str, Any]) -> str:
 
 
 def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (system, view) with every metric at the gate's cut-off k.
+    """One row per (system, view) with every metric at the headline cut-off k.
 
-    ``metrics.json`` holds each metric at several k; the table keeps the k of the gate's
-    metric (e.g. 20 for ``ndcg@20``) so the comparison the gate made is the one shown.
-    Sub-reports that are not flat metric views (slices, heads) are left to the JSON.
+    ``metrics.json`` holds each metric at several k; the table keeps the k of the headline
+    metrics (20, as in ``ndcg@20``, the gate's default). Sub-reports that are not flat
+    metric views (slices, heads) are left to the JSON.
     """
-    gate_metric = metrics.get("gate", {}).get("metric", "")
-    suffix = gate_metric[gate_metric.index("@"):] if "@" in gate_metric else ""
+    suffix = HEADLINE_METRICS[0][HEADLINE_METRICS[0].index("@"):]
     rows = []
     for system, views in metrics.items():
-        if system == "gate":
-            continue
         for view, values in views.items():
             numbers = {k: round(float(v), 4) for k, v in values.items()
                        if isinstance(v, (int, float)) and k.endswith(suffix)}

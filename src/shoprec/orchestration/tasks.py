@@ -14,6 +14,7 @@ logs, state and artifacts. Errors fall in two kinds:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +44,24 @@ class StageFailed(RuntimeError):
         super().__init__(f"stage '{stage}' failed: {detail}")
 
 
+class LogLines:
+    """Hands streamed output to a logger a line at a time as it arrives (a progress bar's updates,
+    which end in ``\\r``, each as a line), so a flow run on a terminal shows its stages live."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log, self.rest = log, ""
+
+    def __call__(self, text: str) -> None:
+        *lines, self.rest = re.split(r"\r\n|\r|\n", self.rest + text)
+        for line in lines:
+            if line.strip():
+                self.log(line)
+
+    def flush(self) -> None:
+        if self.rest:
+            self("\n")
+
+
 def retry_if_busy(task: Task, task_run: TaskRun, state: State) -> bool:
     """Prefect's ``retry_condition_fn``: retry only when the failure was a busy repository."""
     return isinstance(state.data, RepoBusy)
@@ -63,13 +82,14 @@ def _dvc_or_raise(stage: str, run: Callable[[], str]) -> str:
       retry_condition_fn=retry_if_busy, cache_policy=NO_CACHE)
 def stage_task(stage: str, root: Path) -> str:
     """Reproduce one stage; return ``"ran"`` or ``"skipped"`` (DVC found it up to date)."""
-    logger = get_run_logger()
+    lines = LogLines(get_run_logger().info)
     try:
-        log = _dvc_or_raise(stage, lambda: run_stage(stage, root))
+        log = _dvc_or_raise(stage, lambda: run_stage(stage, root, echo=lines))
     except StageFailed:
         publish_stage_artifacts(stage, root)
         raise
-    logger.info(log.strip())
+    finally:
+        lines.flush()
     publish_stage_artifacts(stage, root)
     return "skipped" if f"Stage '{stage}' didn't change, skipping" in log else "ran"
 
@@ -78,6 +98,6 @@ def stage_task(stage: str, root: Path) -> str:
       retry_condition_fn=retry_if_busy, cache_policy=NO_CACHE)
 def push_task(root: Path) -> str:
     """``dvc push`` every tracked output to the configured default remote; return DVC's summary."""
-    out = _dvc_or_raise("push", lambda: dvc("push", cwd=root).stdout).strip()
+    out = _dvc_or_raise("push", lambda: dvc("push", cwd=root)).strip()
     get_run_logger().info(out)
     return out.splitlines()[-1] if out else "nothing to push"

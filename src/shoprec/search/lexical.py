@@ -55,8 +55,12 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, items: pd.DataFrame, title_weight: int = 2, k1: float = 1.5, b: float = 0.75) -> "LexicalIndex":
+        docs = item_tokens(items, title_weight)
+        # bm25s numbers tokens in set order, which changes with Python's string hashing from run to run;
+        # a sorted vocabulary gives the same index bytes for the same catalog.
+        vocab = {token: i for i, token in enumerate(sorted({t for doc in docs for t in doc}))}
         bm25 = bm25s.BM25(k1=k1, b=b)
-        bm25.index(item_tokens(items, title_weight), show_progress=False)
+        bm25.index(([[vocab[t] for t in doc] for doc in docs], vocab), show_progress=False)
         return cls(bm25, len(items))
 
     def _postings(self, token: str) -> tuple[np.ndarray, np.ndarray]:

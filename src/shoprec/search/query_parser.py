@@ -5,8 +5,7 @@ Price: phrases such as "under 20", "below £15", "less than $9.99", "up to 30",
 ``max_price`` and are cut from the text (the words carry no product meaning).
 
 Colour: the colour vocabulary is *learned from the catalog*: the words of a fixed list
-of colour names (the storefront's :data:`~shoprec.data.sources.sample.vocab.COLOURS`
-plus common others) that appear in at least ``min_items`` titles. A catalog without
+of common colour names (:data:`KNOWN_COLOURS`) that appear in at least ``min_items`` titles. A catalog without
 colours in its titles (or the words of one without any) gets an empty vocabulary and
 no colour filter. Spelling variants ("gray", "dark blue", "cream") map to the catalog's
 form when only that form is in the vocabulary. The colour word stays in the free text
@@ -24,14 +23,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shoprec.data.sources.sample.vocab import COLOUR_SYNONYMS, COLOURS
 from shoprec.search.normalize import normalise, words
 
-KNOWN_COLOURS: tuple[str, ...] = tuple(dict.fromkeys(COLOURS + (
-    "ivory", "cream", "turquoise", "lilac", "violet", "magenta", "maroon", "khaki", "olive",
-    "copper", "bronze", "aqua", "mint", "coral", "peach",
-)))
-VARIANTS: dict[str, str] = {v: c for c, vs in COLOUR_SYNONYMS.items() for v in vs} | {"gray": "grey"}
+KNOWN_COLOURS: tuple[str, ...] = (
+    "red", "blue", "green", "black", "white", "grey", "navy", "pink", "yellow", "orange", "purple", "brown",
+    "beige", "teal", "gold", "silver", "ivory", "cream", "turquoise", "lilac", "violet", "magenta", "maroon",
+    "khaki", "olive", "copper", "bronze", "aqua", "mint", "coral", "peach",
+)
+VARIANTS: dict[str, str] = {"gray": "grey", "dark blue": "navy", "cream": "beige"}  # spelling -> the other form
 
 _NUM = r"[£$€]?\s?(\d+(?:\.\d+)?)\s?(?:pounds?|dollars?|euros?|gbp|usd|eur)?"
 _PRICE_PATTERNS: tuple[tuple[re.Pattern, str], ...] = (

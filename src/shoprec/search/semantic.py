@@ -45,6 +45,8 @@ import shoprec  # noqa: F401  (legacy Keras switch before TensorFlow)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from shoprec import saved_model
+
 TOP_K = 100
 
 
@@ -162,5 +164,5 @@ def export_query_model(encoder, index: SemanticIndex, item_ids: np.ndarray, path
     """SavedModel: raw query strings -> top-K item ids and cosines (reload after ``import tensorflow_text``)."""
     module = QueryModule(encoder, index, item_ids)
     module.search(tf.constant(["build"]))
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.search})
+    saved_model.save(module, Path(path), module.search)
     return path

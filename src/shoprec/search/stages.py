@@ -139,6 +139,7 @@ def train_query_model(split_dir: Path, items_path: Path, text_emb_path: Path, re
                       params: Params) -> Path:
     """Query tower + category intent from logged searches, or the zero-shot fallback without them."""
     from shoprec.models.stages import load_catalog
+    from shoprec.models.training import write_losses
     from shoprec.search.semantic import export_query_model, train_projection
     from shoprec.text import embed_texts
     from shoprec.text.catalog_embeddings import read_embeddings
@@ -179,8 +180,7 @@ def train_query_model(split_dir: Path, items_path: Path, text_emb_path: Path, re
     semantic.save(out_dir / "semantic.npz")
     summary["semantic"] = ("MiniLM text cosine + trained query tower vs two-tower item embeddings"
                            if semantic.projection else "zero-shot: MiniLM query vs item text embeddings (no logged queries)")
-    pd.DataFrame({"model": "query_tower", "epoch": np.arange(1, len(losses) + 1), "loss": losses}).to_csv(
-        out_dir / "losses.csv", index=False)
+    write_losses({"query_tower": losses}, out_dir / "losses.csv")
     export_query_model(encoder, semantic, catalog.item_ids, out_dir / "saved_model")
     export_int8(encoder, out_dir / QUANTIZED_ENCODER)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -4,7 +4,8 @@ The bundle mirrors the repository's artifact layout (:class:`shoprec.paths.Artif
 so the search engine loads from it with the same code as the CLI, plus what only serving
 needs, precomputed from the gated models::
 
-    manifest.json                          version, git commit, data hash, sha256 of every file
+    manifest.json                          version, data hash, sha256 of every file (no run details: the
+                                           same models give the same bytes)
     params.yaml                            the params the models were trained with
     data/clean/items.parquet               the catalog
     models/retrieval/final/embeddings.npz  user query vectors (+ cold-start vector)
@@ -33,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -69,18 +69,6 @@ def file_digests(root: Path) -> dict[str, str]:
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST
     }
-
-
-def git_commit(root: Path) -> str:
-    """Short commit of ``root`` (``-dirty`` with uncommitted changes other than the run's own ``dvc.lock``)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"],
-                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "nogit"
-    return head + ("-dirty" if dirty else "")
 
 
 def data_hash(artifacts: Artifacts) -> str:
@@ -175,11 +163,10 @@ def build_bundle(artifacts: Artifacts, params: Params, out_dir: Path, params_pat
     _together(system.state.copurchase, params.serving.together_per_item).to_parquet(out_dir / TOGETHER, index=False)
     save_indexes(out_dir, system.state.item_emb, params)
     files = file_digests(out_dir)
-    commit, data = git_commit(artifacts.root), data_hash(artifacts)
+    data = data_hash(artifacts)
     content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     manifest = {
-        "version": f"{commit.replace('-dirty', '.dirty')}-{data}-{content[:8]}",
-        "git_commit": commit, "data_hash": data, "gate": gate,
+        "version": f"{data}-{content[:8]}", "data_hash": data, "gate": gate,
         "users": int(system.state.inter.n_users), "items": int(system.catalog.n_items), "files": files,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -2,12 +2,13 @@
 
 Runs only after ``gate`` passed (the gate stage stops ``dvc repro`` otherwise, and
 :func:`~shoprec.serving.bundle.build_bundle` checks ``gate.json`` again). The model-store
-tag is ``shoprec:<git commit>-<data hash>-<content hash>``, with the commit and data hash
-also as labels, so a served ``model_version`` names the code and the data behind it; the
-same bundle content always gets the same tag, so re-packaging is idempotent.
+tag is ``shoprec:<data hash>-<content hash>`` (the bundle's version): the same bundle
+always gets the same tag, so re-packaging is idempotent and the tag can be read from the
+bundle alone (a fresh clone after ``dvc pull``).
 
-``models/serving/package.json`` records the model and bento tags: ``shoprec serve``
-serves that model, and the feedback flow promotes a new one only through it.
+The bundle is the stage's only DVC output, and it is the same bytes for the same inputs.
+What differs from run to run — the git commit, the bento tag BentoML draws — goes to an
+untracked record (``var/package.json`` by default) and to the model's labels in the store.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from shoprec.config import Params
@@ -25,10 +27,23 @@ from shoprec.serving.bundle import MANIFEST, build_bundle
 from shoprec.serving.model import verify
 
 MODEL_NAME = "shoprec"
-PACKAGE_FILE = "package.json"
+# What `bentoml build` reads, copied to a scratch folder so the build writes nothing in the repository.
+BUILD_INPUTS = ("pyproject.toml", "requirements.lock", "bentofile.yaml", "src/shoprec")
 
 
-def import_bundle(bundle: Path) -> str:
+def git_commit(root: Path) -> str:
+    """Short commit of ``root`` (``-dirty`` with uncommitted changes other than the run's own ``dvc.lock``)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "nogit"
+    return head + ("-dirty" if dirty else "")
+
+
+def import_bundle(bundle: Path, commit: str = "") -> str:
     """Copy ``bundle`` into the BentoML model store (unless its tag is there); return the tag."""
     import bentoml
     from bentoml.exceptions import NotFound
@@ -40,7 +55,7 @@ def import_bundle(bundle: Path) -> str:
         return tag
     except NotFound:
         pass
-    labels = {"git_commit": manifest["git_commit"], "data_hash": manifest["data_hash"]}
+    labels = {"git_commit": commit or "unknown", "data_hash": manifest["data_hash"]}
     with bentoml.models.create(tag, labels=labels, metadata={"users": manifest["users"],
                                                              "items": manifest["items"]}) as model:
         shutil.copytree(bundle, model.path, dirs_exist_ok=True)
@@ -59,46 +74,49 @@ def build_bento(root: Path, model_tag: str) -> str:
 
     The service code goes in as a wheel of this project, built offline from the venv's
     setuptools (``--no-build-isolation``), so the bento does not depend on the checkout.
-    setuptools stages the package in ``build/`` and never empties it, so a module moved
-    or deleted since the last build would ship too: both go first.
+    Both builds run in a scratch copy of :data:`BUILD_INPUTS`: setuptools' ``build/``,
+    ``dist/`` and ``*.egg-info`` never land in the repository, and a module deleted since
+    the last build cannot ship from a stale ``build/``.
     """
-    for stale in ("dist", "build"):
-        shutil.rmtree(root / stale, ignore_errors=True)
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", "dist", "."],
-         root)
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    out = _run([bentoml, "build", "-f", "bentofile.yaml", "-o", "tag"], root, os.environ | {"SHOPREC_MODEL": model_tag})
+    with tempfile.TemporaryDirectory(prefix="shoprec-bento-") as tmp:
+        scratch = Path(tmp)
+        for rel in BUILD_INPUTS:
+            src, dst = root / rel, scratch / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(src, dst)
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", "dist", "."],
+             scratch)
+        bentoml = str(Path(sys.executable).with_name("bentoml"))
+        out = _run([bentoml, "build", "-f", "bentofile.yaml", "-o", "tag"], scratch,
+                   os.environ | {"SHOPREC_MODEL": model_tag})
     return out.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
-def package(artifacts: Artifacts, params: Params, params_path: Path, out_dir: Path, bento: bool = True) -> Path:
-    """Bundle the gated models, import them as a BentoML model, build the bento; write ``package.json``."""
+def package(artifacts: Artifacts, params: Params, params_path: Path, out_dir: Path, record_path: Path,
+            bento: bool = True) -> dict:
+    """Bundle the gated models into ``out_dir/bundle``, import them as a BentoML model, build the bento;
+    write the run's record (tags, commit) to ``record_path`` and return it."""
     bundle = build_bundle(artifacts, params, out_dir / "bundle", params_path)
-    model_tag = import_bundle(bundle)  # verifies every file against the manifest
+    commit = git_commit(artifacts.root)
+    model_tag = import_bundle(bundle, commit)  # verifies every file against the manifest
     manifest = json.loads((bundle / MANIFEST).read_text())
     record = {"model_tag": model_tag, "bento_tag": build_bento(artifacts.root, model_tag) if bento else None,
-              "git_commit": manifest["git_commit"], "data_hash": manifest["data_hash"],
-              "gate": manifest["gate"]["reason"]}
-    (out_dir / PACKAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    return out_dir / PACKAGE_FILE
+              "git_commit": commit, "data_hash": manifest["data_hash"], "gate": manifest["gate"]["reason"]}
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def packaged_tag(out_dir: Path) -> str:
-    """The model tag of the last package stage; imported again from its bundle if the store lost it
-    (a fresh machine after ``dvc pull``)."""
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    record = out_dir / PACKAGE_FILE
-    if not record.is_file():
-        raise FileNotFoundError(f"{record} is missing: run `dvc repro` (the package stage) first")
-    tag = json.loads(record.read_text())["model_tag"]
-    try:
-        bentoml.models.get(tag)
-    except NotFound:
-        if (out_dir / "bundle").is_dir() and f"{MODEL_NAME}:{verify(out_dir / 'bundle')['version']}" == tag:
-            import_bundle(out_dir / "bundle")
-    return tag
+    """The model tag of the bundle in ``out_dir``; imported again if the store lost it (a fresh machine
+    after ``dvc pull``)."""
+    bundle = out_dir / "bundle"
+    if not (bundle / MANIFEST).is_file():
+        raise FileNotFoundError(f"{bundle} holds no packaged model: run `dvc repro` (the package stage) first")
+    return import_bundle(bundle)
 
 
 def serve_instructions(out_dir: Path, port: int = 3000) -> str:
@@ -119,7 +137,7 @@ def serve_instructions(out_dir: Path, port: int = 3000) -> str:
         "feedback": {"events": [{"user_id": user, "item_id": item, "event_type": "click",
                                  "timestamp": "2024-05-01T10:00:00Z"}]},
     }
-    lines = [f"Serve the packaged model ({json.loads((out_dir / PACKAGE_FILE).read_text())['model_tag']}):",
+    lines = [f"Serve the packaged model ({packaged_tag(out_dir)}):",
              f"  shoprec serve --port {port}        # wraps `bentoml serve shoprec.serving.service:Shoprec`",
              f"  storefront: {url}/ui/", "Then, in another shell:"]
     lines += [f"  curl -s -X POST {url}/{route} -H 'content-type: application/json' -d '{json.dumps(body)}'"

@@ -16,6 +16,7 @@ from pathlib import Path
 import shoprec  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 
+from shoprec import saved_model
 from shoprec.text.encoder import BertEmbeddings, TransformerBlock, attention_mask_bias, masked_mean_pool
 from shoprec.text.tokenizer import WordPieceTokenizer
 from shoprec.text.weights import BertConfig, read_do_lower_case, read_vocab, read_weights, resolve_model_dir
@@ -99,5 +100,5 @@ def export_saved_model(encoder: MiniLMEncoder, path: str | Path) -> Path:
 
     module.embed = embed
     path = Path(path)
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.embed})
+    saved_model.save(module, Path(path), module.embed)
     return path

@@ -1,8 +1,8 @@
 """The storefront's vocabulary: categories, nouns, colours, materials, brands, synonyms.
 
 Everything the generator writes into a title, a description or a search query comes
-from here, so search code can reuse the same lists (e.g. :data:`COLOURS` and
-:data:`CATEGORY_NAMES` for query parsing) and tests can check queries against them.
+from here, so tests can check queries against the same lists (e.g. :data:`COLOURS` and
+:data:`CATEGORY_NAMES`).
 
 A category's ``materials`` is its variant axis: a material for durable goods
 ("ceramic"), a roast, flavour or scent for consumables ("dark roast", "lavender").
