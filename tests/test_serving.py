@@ -50,7 +50,7 @@ def test_package_stage_names_commit_and_data(pipeline_run, package_record, bundl
     assert model.info.labels["data_hash"] == package_record["data_hash"]
     # the tag is the bundle's content, so it can be read from the bundle alone (no commit in it)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert package_record["model_tag"] == f"shoprec:{manifest['version']}" == packaged_tag(bundle.parent)
+    assert package_record["model_tag"] == f"shoprec:{manifest['version']}" == packaged_tag(bundle)
     assert package_record["data_hash"] in manifest["version"] and "git_commit" not in manifest
     assert bentoml.bentos.get(package_record["bento_tag"]).tag.name == "shoprec"
     # the wheel and the bento are built in a scratch folder: nothing of setuptools' is left in the repository
@@ -184,7 +184,7 @@ def test_the_printed_curl_examples_work(pipeline_run, served):
     from shoprec.serving.package import serve_instructions
 
     port = served.url.rsplit(":", 1)[1]
-    calls = [line.strip() for line in serve_instructions(pipeline_run.root / "models/serving", int(port)).splitlines()
+    calls = [line.strip() for line in serve_instructions(pipeline_run.root / "models/serving/bundle", int(port)).splitlines()
              if line.strip().startswith("curl")]
     assert len(calls) == 4
     for call in calls:

@@ -285,7 +285,7 @@ def export_feedback(
 
 @app.command(rich_help_panel=STAGES)
 def package(
-    out: Annotated[Path, typer.Option(help="folder for the serving bundle")] = Path("models/serving"),
+    out: Annotated[Path, typer.Option(help="the serving bundle (a folder, replaced)")] = Path("models/serving/bundle"),
     record: Annotated[Path, typer.Option(help="the run's tags and commit (untracked)")] = Path("var/package.json"),
     bento: Annotated[bool, typer.Option(help="also run `bentoml build`")] = True,
     params: ParamsOpt = DEFAULT_PARAMS,
@@ -368,7 +368,7 @@ def run(
     if Path("models/serving/bundle/manifest.json").is_file():
         from shoprec.serving.package import serve_instructions
 
-        typer.echo("\n" + serve_instructions(Path("models/serving")))
+        typer.echo("\n" + serve_instructions(Path("models/serving/bundle")))
 
 
 flow_app = typer.Typer(no_args_is_help=True, help="Prefect flows (ephemeral Prefect unless PREFECT_API_URL is set).")

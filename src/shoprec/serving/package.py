@@ -95,11 +95,11 @@ def build_bento(root: Path, model_tag: str) -> str:
     return out.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
-def package(artifacts: Artifacts, params: Params, params_path: Path, out_dir: Path, record_path: Path,
+def package(artifacts: Artifacts, params: Params, params_path: Path, bundle_dir: Path, record_path: Path,
             bento: bool = True) -> dict:
-    """Bundle the gated models into ``out_dir/bundle``, import them as a BentoML model, build the bento;
+    """Bundle the gated models into ``bundle_dir``, import them as a BentoML model, build the bento;
     write the run's record (tags, commit) to ``record_path`` and return it."""
-    bundle = build_bundle(artifacts, params, out_dir / "bundle", params_path)
+    bundle = build_bundle(artifacts, params, bundle_dir, params_path)
     commit = git_commit(artifacts.root)
     model_tag = import_bundle(bundle, commit)  # verifies every file against the manifest
     manifest = json.loads((bundle / MANIFEST).read_text())
@@ -110,22 +110,19 @@ def package(artifacts: Artifacts, params: Params, params_path: Path, out_dir: Pa
     return record
 
 
-def packaged_tag(out_dir: Path) -> str:
-    """The model tag of the bundle in ``out_dir``; imported again if the store lost it (a fresh machine
-    after ``dvc pull``)."""
-    bundle = out_dir / "bundle"
+def packaged_tag(bundle: Path) -> str:
+    """The model tag of ``bundle``; imported again if the store lost it (a fresh machine after ``dvc pull``)."""
     if not (bundle / MANIFEST).is_file():
         raise FileNotFoundError(f"{bundle} holds no packaged model: run `dvc repro` (the package stage) first")
     return import_bundle(bundle)
 
 
-def serve_instructions(out_dir: Path, port: int = 3000) -> str:
+def serve_instructions(bundle: Path, port: int = 3000) -> str:
     """How to serve the package and call each endpoint, with ids from its own catalog."""
     import pandas as pd
 
     from shoprec.serving.bundle import HISTORY
 
-    bundle = out_dir / "bundle"
     user = str(pd.read_parquet(bundle / HISTORY, columns=["user_id"])["user_id"].iloc[0])
     items = pd.read_parquet(bundle / "data/clean/items.parquet", columns=["item_id", "title"])
     item, word = str(items["item_id"].iloc[0]), max(str(items["title"].iloc[0]).split(), key=len).lower()
@@ -137,7 +134,7 @@ def serve_instructions(out_dir: Path, port: int = 3000) -> str:
         "feedback": {"events": [{"user_id": user, "item_id": item, "event_type": "click",
                                  "timestamp": "2024-05-01T10:00:00Z"}]},
     }
-    lines = [f"Serve the packaged model ({packaged_tag(out_dir)}):",
+    lines = [f"Serve the packaged model ({packaged_tag(bundle)}):",
              f"  shoprec serve --port {port}        # wraps `bentoml serve shoprec.serving.service:Shoprec`",
              f"  storefront: {url}/ui/", "Then, in another shell:"]
     lines += [f"  curl -s -X POST {url}/{route} -H 'content-type: application/json' -d '{json.dumps(body)}'"

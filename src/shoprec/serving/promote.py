@@ -62,7 +62,7 @@ def _ask(url: str, model_tag: str) -> dict:
 def promote(root: Path, promoted_file: Path, model_tag: str | None = None, timeout: float = 300.0,
             extra: dict | None = None) -> dict:
     """Smoke-test ``model_tag`` (default: the last package) and record it (with ``extra``) as the served model."""
-    tag = model_tag or packaged_tag(root / "models/serving")
+    tag = model_tag or packaged_tag(root / "models/serving/bundle")
     record = {"model_tag": tag, "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "smoke_test": smoke_test(root, tag, timeout)} | (extra or {})
     promoted_file.parent.mkdir(parents=True, exist_ok=True)
@@ -76,4 +76,4 @@ def served_tag(root: Path, promoted_file: Path) -> str:
     """What ``shoprec serve`` serves: the promoted model, or before any promotion the last package."""
     if promoted_file.is_file():
         return json.loads(promoted_file.read_text())["model_tag"]
-    return packaged_tag(root / "models/serving")
+    return packaged_tag(root / "models/serving/bundle")
