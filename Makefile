@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install system-tools run test bench lock clean
+.PHONY: install system-tools run test test-fast bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,13 @@ system-tools:
 	@missing="$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done)"; \
 	test -z "$$missing" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null)
 
+# Every test: unit, integration (real dvc repro, Prefect, PostgreSQL...) and end-to-end (a real server, Chromium).
 test: install system-tools
 	$(BIN)/python -m pytest
+
+# The unit tier only: no pipeline run, no server (under 2 minutes).
+test-fast: install
+	$(BIN)/python -m pytest tests/unit
 
 bench: install
 	$(BIN)/python bench/bench_online_retail.py

@@ -17,39 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import sys
+
 import numpy as np
 
-from shoprec.search.ann import ExactIndex, FaissIndex
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
+from vectors import clustered_unit_vectors, perturbed_queries, recall_at_k  # noqa: E402
 
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def clustered_unit_vectors(n: int, dim: int = 64, clusters: int = 2000, spread: float = 0.1,
-                           seed: int = 0) -> np.ndarray:
-    """A mixture of Gaussians on the unit sphere, float32 ``[n, dim]``.
-
-    ``spread`` is the per-dimension noise, so an item sits at cosine ``~1/sqrt(1 + dim spread²)``
-    from its centre (0.78 for the defaults): clusters are tight but items stay distinct.
-    """
-    rng = np.random.default_rng(seed)
-    centres = _unit(rng.standard_normal((clusters, dim), dtype=np.float32))
-    sizes = rng.lognormal(0.0, 1.0, clusters)
-    members = rng.choice(clusters, size=n, p=sizes / sizes.sum())
-    return _unit(centres[members] + spread * rng.standard_normal((n, dim), dtype=np.float32))
-
-
-def perturbed_queries(vectors: np.ndarray, n: int, noise: float = 0.05, seed: int = 1) -> np.ndarray:
-    """``n`` random catalog rows plus per-dimension Gaussian ``noise``, renormalised."""
-    rng = np.random.default_rng(seed)
-    rows = vectors[rng.choice(len(vectors), size=n, replace=False)]
-    return _unit(rows + noise * rng.standard_normal(rows.shape, dtype=np.float32))
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean share of each row's true top-k that the approximate top-k contains."""
-    return float(np.mean([len(np.intersect1d(f, t)) / len(t) for f, t in zip(found, truth)]))
+from shoprec.search.ann import ExactIndex, FaissIndex  # noqa: E402
 
 
 def one_at_a_time(index: ExactIndex | FaissIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

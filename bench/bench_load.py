@@ -62,13 +62,16 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from http_client import Connection, encode_post
-from repo_copy import SMALL_SAMPLE, copy_repo
-from scale_bundle import scale_bundle
-from shoprec.serving.package import import_bundle
-from shoprec.serving.process import Server, start_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
+from http_client import Connection, encode_post  # noqa: E402
+from repo_copy import SMALL_SAMPLE, copy_repo  # noqa: E402
+from scale_bundle import scale_bundle  # noqa: E402
 
-BUNDLE = Path("models/serving/bundle")
+from shoprec.layout import Layout  # noqa: E402
+from shoprec.serving.bento import import_bundle  # noqa: E402
+from shoprec.serving.process import Server, start_server  # noqa: E402
+
+BUNDLE = Layout(Path(".")).bundle.folder
 ENDPOINTS = ("recommend", "search", "similar", "feedback")
 TARGETS = {"recommend": (1000.0, 30.0), "search": (None, 60.0)}  # (min requests/s, max p99 ms) at 16 callers
 REFERENCE = "plain BentoML + TFRS BruteForce SavedModel per request: ~220 requests/s, p99 ~270 ms at 16 callers, 2 cores"

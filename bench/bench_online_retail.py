@@ -14,10 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from repo_copy import REPO, copy_repo
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
+from repo_copy import REPO, copy_repo  # noqa: E402
 
-from shoprec.config import load_params
-from shoprec.evaluation.gate import decide
+from shoprec.config import load_params  # noqa: E402
+from shoprec.evaluation.gate import decide  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 

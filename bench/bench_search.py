@@ -23,8 +23,8 @@ import pandas as pd
 
 import shoprec  # noqa: F401  (legacy Keras switch before TensorFlow)
 from shoprec.config import load_params
-from shoprec.paths import Artifacts
-from shoprec.search.stages import load_engine
+from shoprec.layout import Layout
+from shoprec.search.engine import load_layout_engine
 
 FALLBACK_QUERIES = ("red heart", "lunch bag", "christmas decoration", "cake stand", "vintage mug under 5",
                     "candel holdr", "white metal lantern", "pink paper napkins")
@@ -46,16 +46,16 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("."))
     parser.add_argument("--n", type=int, default=300)
     args = parser.parse_args()
-    artifacts = Artifacts(args.root)
+    layout = Layout(args.root)
     params = load_params(args.root / "params.yaml")
     labels_path = args.root / "data/clean/query_labels.parquet"
     labels = pd.read_parquet(labels_path) if labels_path.exists() else pd.DataFrame({"query": []})
     queries = list(labels["query"].drop_duplicates()[: args.n]) or list(FALLBACK_QUERIES) * 20
-    user = str(pd.read_parquet(artifacts.split / "train.parquet", columns=["user_id"])["user_id"].iloc[0])
+    user = str(pd.read_parquet(layout.split.train, columns=["user_id"])["user_id"].iloc[0])
     figures: dict[tuple[str, str], tuple[float, float]] = {}
     for encoder in ("float", "int8"):
         search = params.search.model_copy(update={"query_encoder": encoder, "query_cache": 0})
-        engine = load_engine(params.model_copy(update={"search": search}), artifacts)
+        engine = load_layout_engine(params.model_copy(update={"search": search}), layout)
         for name, who in (("anonymous", None), ("personalised", user)):
             ms = timings(engine, queries, who)
             figures[encoder, name] = np.percentile(ms, 50), np.percentile(ms, 99)

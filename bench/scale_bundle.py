@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import load_params
-from shoprec.paths import POPULARITY, TITLE_INDEX, Artifacts
+from shoprec.layout import BundleFiles
 from shoprec.search.lexical import LexicalIndex
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.titles import TitleIndex, title_tokens
-from shoprec.serving.bundle import MANIFEST, SEMANTIC, file_digests, save_indexes
+from shoprec.serving.bundle import file_digests, save_indexes
 from shoprec.text.catalog_embeddings import read_embeddings, write_embeddings
 
 NOISE = 0.35  # noise norm relative to the vector's: variants stay near their original, not on it
@@ -46,8 +46,9 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src, dst)
-    params, artifacts, rng = load_params(dst / "params.yaml"), Artifacts(dst), np.random.default_rng(seed)
-    items = pd.read_parquet(artifacts.items)
+    bundle = BundleFiles(dst)
+    repo, params, rng = bundle.layout, load_params(bundle.params), np.random.default_rng(seed)
+    items = pd.read_parquet(repo.items)
     extra = n_items - len(items)
     if extra <= 0:
         raise ValueError(f"the bundle has {len(items):,} items already; ask for more than that")
@@ -58,32 +59,32 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     added["title"] = added["title"] + " no. " + (number % 9973).astype(str)
     added["price"] = (added["price"] * rng.uniform(0.75, 1.25, extra)).round(2)
     catalog = pd.concat([items, added], ignore_index=True)
-    catalog.to_parquet(artifacts.items, index=False)
+    catalog.to_parquet(repo.items, index=False)
 
-    embeddings_path = artifacts.retrieval / "item_embeddings.parquet"
+    embeddings_path = repo.retrieval.item_embeddings
     _, item_emb = read_embeddings(embeddings_path)  # rows follow items.parquet (ServingModel.load checks)
     item_emb = np.concatenate([item_emb, _variants(item_emb, origin, rng)])
     write_embeddings(catalog["item_id"].to_numpy(dtype=object), item_emb, embeddings_path)
-    final = artifacts.retrieval / "final" / "embeddings.npz"  # the towers' vectors (search personalisation)
+    final = repo.retrieval.embeddings("final")  # the towers' vectors (search personalisation)
     stored = dict(np.load(final, allow_pickle=False))
     np.savez(final, **(stored | {"item_emb": item_emb}))
 
-    semantic_path = dst / SEMANTIC
+    semantic_path = repo.query_model.semantic
     semantic = SemanticIndex.load(semantic_path)
     text = semantic.item_vectors[:, : semantic.item_vectors.shape[1] - (item_emb.shape[1] if semantic.projection else 0)]
     text = np.concatenate([text, _variants(text, origin, rng)])
     SemanticIndex.of(text, item_emb, semantic.projection, semantic.tower_weight).save(semantic_path)
 
     s = params.search
-    lexical = dst / "models/search/lexical"
-    shutil.rmtree(lexical / "bm25")
-    LexicalIndex.build(catalog, s.title_weight, s.k1, s.b).save(lexical / "bm25")
-    TitleIndex.build(title_tokens(catalog["title"])).save(lexical / TITLE_INDEX)
-    popularity = np.load(lexical / POPULARITY)
-    np.save(lexical / POPULARITY, np.concatenate([popularity, np.zeros(extra, popularity.dtype)]))
-    save_indexes(dst, item_emb, params)
+    lexical = repo.lexical
+    shutil.rmtree(lexical.bm25)
+    LexicalIndex.build(catalog, s.title_weight, s.k1, s.b).save(lexical.bm25)
+    TitleIndex.build(title_tokens(catalog["title"])).save(lexical.titles)
+    popularity = np.load(lexical.popularity)
+    np.save(lexical.popularity, np.concatenate([popularity, np.zeros(extra, popularity.dtype)]))
+    save_indexes(bundle, item_emb, params)
 
-    manifest = json.loads((dst / MANIFEST).read_text())
+    manifest = json.loads(bundle.manifest.read_text())
     manifest |= {"version": f"{manifest['version']}-x{n_items}", "items": n_items, "files": file_digests(dst)}
-    (dst / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    bundle.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
     return dst

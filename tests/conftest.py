@@ -31,8 +31,8 @@ def online_retail_path() -> Path:
         pytest.skip(f"shared Online Retail copy not found at {ONLINE_RETAIL}; tests on real data skipped")
     return ONLINE_RETAIL
 
-# The benchmarks' helper that copies the working tree into a scratch git repo.
-sys.path.insert(0, str(REPO / "bench"))
+# Test helpers (repo copies, strace logs, stage specs, synthetic vectors), shared with bench/.
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
 
 
 @dataclass

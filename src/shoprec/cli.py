@@ -15,6 +15,9 @@ from typing import Annotated, Optional
 import typer
 
 from shoprec.config import DEFAULT_PARAMS, ParamsError, load_params
+from shoprec.layout import Layout
+
+LAYOUT = Layout()  # the repository in the working folder, as `dvc repro` leaves it
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 # `shoprec --help` groups the commands by what they are for
@@ -69,17 +72,20 @@ def ingest(
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Read a source into the canonical tables, validate them and quarantine bad rows."""
-    from shoprec.data.ingest import DataValidationError, ingest as run_ingest, read_source, write_raw
+    from shoprec.data.read import read_source
+    from shoprec.data.validation.errors import DataValidationError
+    from shoprec.stages.ingest import ingest as run_ingest
+    from shoprec.stages.validate import validate_tables
 
     cfg = _params(params)
     source = source.value if source else cfg.ingest.source
     path = path if path is not None else (Path(cfg.ingest.path) if cfg.ingest.path else None)
     try:
         if raw_only:
-            write_raw(read_source(source, path, cfg), out)
+            run_ingest(source, path, out, cfg.ingest)
             typer.echo(f"raw tables of '{source}' written to {out}/")
             return
-        result = run_ingest(source, path, out, cfg)
+        result = validate_tables(read_source(source, path, cfg.ingest), out, cfg.ingest.max_invalid_share)
     except DataValidationError as exc:
         _fail(str(exc))
     typer.echo(result.summary())
@@ -92,11 +98,12 @@ def validate(
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Validate raw tables (Great Expectations) into clean tables plus quarantine."""
-    from shoprec.data.ingest import DataValidationError, read_raw, validate as run_validate
+    from shoprec.data.validation.errors import DataValidationError
+    from shoprec.stages.validate import validate as run_validate
 
     cfg = _params(params)
     try:
-        result = run_validate(read_raw(raw), out, cfg.ingest.max_invalid_share)
+        result = run_validate(raw, out, cfg.ingest.max_invalid_share)
     except DataValidationError as exc:
         _fail(str(exc))
     typer.echo(result.summary())
@@ -110,7 +117,7 @@ def split(
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Temporal train / validation / test split and test ground truth."""
-    from shoprec.data.split import split as run_split
+    from shoprec.stages.split import split as run_split
 
     cfg = _params(params)
     try:
@@ -132,7 +139,7 @@ OutDir = Annotated[Path, typer.Option(help="output folder")]
 def embed_items(items: ItemsOpt, out: Annotated[Path, typer.Option(help="output parquet")],
                 params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """MiniLM embeddings of every catalog item (computed once per catalog)."""
-    from shoprec.text.catalog_embeddings import embed_items as run
+    from shoprec.stages.embed_items import embed_items as run
 
     typer.echo(f"item embeddings written to {run(items, out, _params(params).text)}")
 
@@ -141,7 +148,7 @@ def embed_items(items: ItemsOpt, out: Annotated[Path, typer.Option(help="output 
 def train_retrieval(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, out: OutDir,
                     params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Fit the TFRS two-tower retrieval model (replay and final phases) and export it."""
-    from shoprec.models.stages import train_retrieval as run
+    from shoprec.stages.train_retrieval import train_retrieval as run
 
     typer.echo(f"retrieval models written to {run(data, items, text_emb, out, _params(params))}")
 
@@ -150,7 +157,7 @@ def train_retrieval(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, out: O
 def train_ranking(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, out: OutDir,
                   params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Fit the DCN ranking model (click and purchase heads) on the replay window."""
-    from shoprec.models.stages import train_ranking as run
+    from shoprec.stages.train_ranking import train_ranking as run
 
     typer.echo(f"ranking model written to {run(data, items, text_emb, retrieval, out, _params(params))}")
 
@@ -161,7 +168,7 @@ def evaluate(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: Re
                  help="seconds per system, a run detail kept out of the DVC outputs")] = None,
              params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Metrics of every system (baselines, two_tower, shoprec) on the test window."""
-    from shoprec.evaluation.evaluate import evaluate as run
+    from shoprec.stages.evaluate import evaluate as run
 
     typer.echo(f"metrics written to {run(data, items, text_emb, retrieval, ranking, out, _params(params), timings)}")
 
@@ -173,7 +180,8 @@ def gate(metrics: Annotated[Path, typer.Option(help="metrics.json from evaluate"
          headline: Annotated[Optional[Path], typer.Option(help="headline metrics JSON (what `dvc metrics` reads)")] = None,
          params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Pass only a model that beats the best baseline on the primary metric (and search not worse than lexical)."""
-    from shoprec.evaluation.gate import GateRefused, gate as run
+    from shoprec.evaluation.gate import GateRefused
+    from shoprec.stages.gate import gate as run
 
     try:
         decision = run(metrics, out, _params(params).gate, search_metrics, headline)
@@ -195,11 +203,11 @@ def recommend(
     import json
 
     from shoprec.models.recommend import recommend as run_recommend
-    from shoprec.models.stages import load_artifacts
+    from shoprec.models.store import load_layout
 
     cfg = _params(params)
     try:
-        system = load_artifacts(cfg)
+        system = load_layout(cfg)
     except FileNotFoundError as exc:
         _fail(f"no trained models ({exc}); run `dvc repro` (or `shoprec run`) first")
     weight = cfg.ranking.diversity if diversity is None else diversity
@@ -214,7 +222,7 @@ def recommend(
 @app.command("build-lexical-index", rich_help_panel=STAGES)
 def build_lexical_index(items: ItemsOpt, data: DataDir, out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """BM25 index of the catalog and the speller's vocabulary (catalog words + frequent logged query words)."""
-    from shoprec.search.stages import build_lexical_index as run
+    from shoprec.stages.build_lexical_index import build_lexical_index as run
 
     typer.echo(f"lexical index written to {run(items, data, out, _params(params))}")
 
@@ -223,18 +231,21 @@ def build_lexical_index(items: ItemsOpt, data: DataDir, out: OutDir, params: Par
 def train_query_model(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, out: OutDir,
                       params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Search query tower (MiniLM + projection) and category intent from logged searches, and the export."""
-    from shoprec.search.stages import train_query_model as run
+    from shoprec.stages.train_query_model import train_query_model as run
 
     typer.echo(f"query model written to {run(data, items, text_emb, retrieval, out, _params(params))}")
 
 
 @app.command("evaluate-search", rich_help_panel=STAGES)
-def evaluate_search(labels: Annotated[Path, typer.Option(help="query_labels.parquet")], out: OutDir,
-                    params: ParamsOpt = DEFAULT_PARAMS) -> None:
+def evaluate_search(labels: Annotated[Path, typer.Option(help="query_labels.parquet")], items: ItemsOpt,
+                    lexical: Annotated[Path, typer.Option(help="folder written by build-lexical-index")],
+                    query_model: Annotated[Path, typer.Option(help="folder written by train-query-model")],
+                    user_vectors: Annotated[Path, typer.Option(help="the final two-tower's stored vectors (.npz)")],
+                    out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """nDCG@10, MRR, Recall@50, zero-result rate of lexical, semantic, hybrid and personalised search."""
-    from shoprec.search.stages import evaluate_search as run
+    from shoprec.stages.evaluate_search import evaluate_search as run
 
-    typer.echo(f"search metrics written to {run(labels, out, _params(params))}")
+    typer.echo(f"search metrics written to {run(labels, items, lexical, query_model, user_vectors, out, _params(params))}")
 
 
 @app.command(rich_help_panel=USE)
@@ -248,10 +259,10 @@ def search(
     """Hybrid product search on the models of the last dvc repro: parsed query and results."""
     import json
 
-    from shoprec.search.stages import load_engine
+    from shoprec.search.engine import load_layout_engine
 
     try:
-        engine = load_engine(_params(params), personalise=user is not None)
+        engine = load_layout_engine(_params(params), personalise=user is not None)
     except FileNotFoundError as exc:
         _fail(f"no search models ({exc}); run `dvc repro` (or `shoprec run`) first")
     result = engine.search(query, user, k)
@@ -285,19 +296,18 @@ def export_feedback(
 
 @app.command(rich_help_panel=STAGES)
 def package(
-    out: Annotated[Path, typer.Option(help="the serving bundle (a folder, replaced)")] = Path("models/serving/bundle"),
-    record: Annotated[Path, typer.Option(help="the run's tags and commit (untracked)")] = Path("var/package.json"),
+    out: Annotated[Path, typer.Option(help="the serving bundle (a folder, replaced)")] = LAYOUT.bundle.folder,
+    record: Annotated[Path, typer.Option(help="the run's tags and commit (untracked)")] = LAYOUT.package_record,
     bento: Annotated[bool, typer.Option(help="also run `bentoml build`")] = True,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Bundle the gated models, import them into the BentoML model store and build the bento."""
     import json
 
-    from shoprec.paths import Artifacts
-    from shoprec.serving.package import package as run_package
+    from shoprec.stages.package import package as run_package
 
     try:
-        done = run_package(Artifacts(), _params(params), params, out, record, bento)
+        done = run_package(LAYOUT, _params(params), params, out, record, bento)
     except (RuntimeError, FileNotFoundError) as exc:
         _fail(f"package: {exc}")
     typer.echo(json.dumps(done, indent=2))
@@ -365,10 +375,10 @@ def run(
     except Exception as exc:  # DVC wraps stage failures; show its message, not a traceback
         _fail(f"pipeline failed: {exc}")
     typer.echo(summary)
-    if Path("models/serving/bundle/manifest.json").is_file():
-        from shoprec.serving.package import serve_instructions
+    if LAYOUT.bundle.manifest.is_file():
+        from shoprec.serving.bento import serve_instructions
 
-        typer.echo("\n" + serve_instructions(Path("models/serving/bundle")))
+        typer.echo("\n" + serve_instructions(LAYOUT.bundle.folder))
 
 
 flow_app = typer.Typer(no_args_is_help=True, help="Prefect flows (ephemeral Prefect unless PREFECT_API_URL is set).")

@@ -18,32 +18,9 @@ leaks a shopper's future into training.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import pandas as pd
 
 from shoprec.config import SplitParams
-
-
-@dataclass(frozen=True)
-class SplitPaths:
-    train: Path
-    valid: Path
-    test: Path
-    test_truth: Path
-    summary: Path
-
-    @classmethod
-    def under(cls, out_dir: Path) -> "SplitPaths":
-        return cls(
-            train=out_dir / "train.parquet",
-            valid=out_dir / "valid.parquet",
-            test=out_dir / "test.parquet",
-            test_truth=out_dir / "test_truth.parquet",
-            summary=out_dir / "split.json",
-        )
 
 
 def resolve_test_start(events: pd.DataFrame, source: str, params: SplitParams) -> pd.Timestamp:
@@ -77,26 +54,3 @@ def split_events(events: pd.DataFrame, test_start: pd.Timestamp, validation_days
             "set split.test_start for this source in params.yaml to a date inside that range"
         )
     return {"train": train, "valid": valid, "test": test, "test_truth": ground_truth(train, test)}
-
-
-def split(events_path: Path, out_dir: Path, source: str, params: SplitParams) -> SplitPaths:
-    """DVC stage ``split``: read clean events, write the four tables and a summary."""
-    events = pd.read_parquet(events_path)
-    test_start = resolve_test_start(events, source, params)
-    parts = split_events(events, test_start, params.validation_days)
-    paths = SplitPaths.under(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, frame in parts.items():
-        frame.to_parquet(getattr(paths, name), index=False)
-    truth = parts["test_truth"]
-    summary = {
-        "source": source,
-        "test_start": test_start.isoformat(),
-        "valid_start": (test_start - pd.Timedelta(days=params.validation_days)).isoformat(),
-        "rows": {name: len(frame) for name, frame in parts.items()},
-        "train_users": int(parts["train"]["user_id"].nunique()),
-        "test_users": int(truth["user_id"].nunique()),
-        "test_users_known_items": int(truth.loc[truth["known_item"], "user_id"].nunique()),
-    }
-    paths.summary.write_text(json.dumps(summary, indent=2) + "\n")
-    return paths

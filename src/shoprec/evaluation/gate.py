@@ -1,22 +1,18 @@
-"""DVC stage ``gate``: refuse a model that does not beat the strongest simple baseline.
+"""The gate's rules: refuse a model that does not beat the strongest simple baseline.
 
 Decision: pass iff ``metric(system) > max_b metric(b) + margin`` over the baselines, on
-the configured view. The decision and its reason are written to ``gate.json`` either
-way; a refusal then stops the pipeline before packaging (non-zero exit).
+the configured view. The ``gate`` stage (:mod:`shoprec.stages.gate`) writes the
+decision and its reason either way; a refusal then stops the pipeline before packaging.
 
 Search (when ``search_metrics.json`` is given): hybrid search must not be worse than
 lexical search alone, ``ndcg@10(hybrid) >= ndcg@10(lexical)`` over the labelled queries;
 without labelled queries (e.g. Online Retail) there is nothing to compare and search
 passes with that reason.
 
-The stage also writes the headline metrics (:func:`headline`), the small file that
-``dvc metrics show`` and ``dvc metrics diff`` read; the full reports stay beside it.
+:func:`headline` picks the few numbers ``dvc metrics show`` and ``dvc metrics diff`` read.
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 from shoprec.config import GateParams
 
@@ -67,30 +63,3 @@ def headline(metrics: dict, search_metrics: dict | None, decision: dict) -> dict
     out["gate"] = {"passed": decision["passed"]} | (
         {"search_passed": decision["search"]["passed"]} if "search" in decision else {})
     return out
-
-
-def gate(metrics_path: Path, out_path: Path, params: GateParams, search_metrics_path: Path | None = None,
-         headline_path: Path | None = None) -> dict:
-    """Write ``gate.json`` (and ``search_gate.json`` next to it for search metrics) and the headline
-    metrics; raise on either refusal.
-
-    Returns the recommender decision, with the search decision under ``"search"`` when given.
-    """
-    metrics = json.loads(metrics_path.read_text())
-    decision = decide(metrics, params)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(decision, indent=2) + "\n")
-    refusals = [] if decision["passed"] else [f"gate refused the model: {decision['reason']} (decision in {out_path})"]
-    search_metrics = json.loads(search_metrics_path.read_text()) if search_metrics_path is not None else None
-    if search_metrics is not None:
-        search = decide_search(search_metrics)
-        search_path = out_path.with_name("search_gate.json")
-        search_path.write_text(json.dumps(search, indent=2) + "\n")
-        decision = decision | {"search": search}
-        if not search["passed"]:
-            refusals.append(f"gate refused the search models: {search['reason']} (decision in {search_path})")
-    if headline_path is not None:
-        headline_path.write_text(json.dumps(headline(metrics, search_metrics, decision), indent=2) + "\n")
-    if refusals:
-        raise GateRefused("; ".join(refusals))
-    return decision

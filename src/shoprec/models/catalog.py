@@ -10,10 +10,17 @@ and a category never seen at training time share one learned vector.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+
+
+def row_index(item_ids: Iterable[str]) -> dict[str, int]:
+    """item_id -> its row in the catalog, the index every model and artifact uses."""
+    return {item: row for row, item in enumerate(item_ids)}
 
 
 def vocabulary(values: pd.Series) -> dict[str, int]:
@@ -49,6 +56,11 @@ class Catalog:
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
+
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        """item_id -> row (:func:`row_index`)."""
+        return row_index(self.item_ids)
 
     @classmethod
     def build(cls, items: pd.DataFrame, text_emb: np.ndarray, n_price_buckets: int = 10) -> "Catalog":

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from shoprec.models.catalog import row_index
+
 
 @dataclass
 class Interactions:
@@ -47,7 +49,7 @@ class Interactions:
 def build_interactions(train: pd.DataFrame, item_ids: np.ndarray, weights: dict[str, float]) -> Interactions:
     """Aggregate train events into sparse matrices over the catalog ``item_ids``."""
     item_ids = np.asarray(item_ids, dtype=object)
-    item_index = {item: i for i, item in enumerate(item_ids)}
+    item_index = row_index(item_ids)
     train = train[train["item_id"].isin(item_index.keys())]
     user_ids = np.asarray(sorted(train["user_id"].unique()), dtype=object)
     user_index = {u: i for i, u in enumerate(user_ids)}

@@ -77,7 +77,7 @@ def ranker_inputs(state: UserState, catalog: Catalog, cands: Candidates, rows: n
 
 def label_pairs(window: pd.DataFrame, users: np.ndarray, cands: Candidates, catalog: Catalog, heads: list[str]) -> dict:
     """``label_<head>[p] = 1`` where pair ``p``'s user did the head's event on its item in ``window``."""
-    item_index = {item: i for i, item in enumerate(catalog.item_ids)}
+    item_index = catalog.row_of
     user_pos = {u: i for i, u in enumerate(users)}
     pair = cands.user_pos.astype(np.int64) * catalog.n_items + cands.item
     out = {}

@@ -68,7 +68,7 @@ def build_examples(
     train: pd.DataFrame, catalog: Catalog, weights: dict[str, float], history_types: list[str], cfg: RetrievalParams
 ) -> RetrievalData:
     """One example per weighted train event, with the user's history before it."""
-    item_index = {item: i for i, item in enumerate(catalog.item_ids)}
+    item_index = catalog.row_of
     ev = train[train["item_id"].isin(item_index.keys())].copy()
     ev["w"] = ev["event_type"].map(weights).fillna(0.0)
     ev = ev.sort_values(["user_id", "timestamp"], kind="stable")
@@ -123,7 +123,7 @@ def query_inputs(
     history_types: list[str], length: int, when: pd.Timestamp,
 ) -> dict[str, np.ndarray]:
     """Query-tower inputs for scoring ``user_ids`` as of ``when`` (history = events before it)."""
-    item_index = {item: i for i, item in enumerate(catalog.item_ids)}
+    item_index = catalog.row_of
     hist = events[events["event_type"].isin(history_types)]
     return {
         "user": np.fromiter((user_index.get(u, 0) for u in user_ids), dtype=np.int32, count=len(user_ids)),

@@ -15,11 +15,11 @@ from typing import Any
 
 from shoprec.data.validation.report import render_markdown
 from shoprec.evaluation.gate import HEADLINE_METRICS
+from shoprec.layout import Layout
 from shoprec.pipeline import stage_outputs
 
-VALIDATION_REPORT = "data/clean/validation.json"
-METRICS_REPORT = "reports/metrics.json"
-GATE_REPORT = "reports/gate.json"
+REPO = Layout(Path("."))  # report paths relative to the repository, as dvc.yaml declares them
+VALIDATION_REPORT, METRICS_REPORT, GATE_REPORT = REPO.validation_report, REPO.reports.metrics, REPO.reports.gate
 PACKAGE_STAGE = "package"
 
 

@@ -44,7 +44,7 @@
    what is relevant and the shopper's history reorders within it (``lambda`` =
    ``personalisation``). An unknown user id gets the cold-start query
    vector (popularity-like). The affinity is one vector product per result, the same on
-   any catalog size (see :func:`shoprec.search.stages.affinity_scorer`).
+   any catalog size (see :func:`shoprec.search.engine.affinity_scorer`).
 """
 
 from __future__ import annotations
@@ -272,17 +272,3 @@ class SearchEngine:
             {"item_id": str(self.item_ids[i]), "title": str(self.titles[i]), "category": str(self.categories[i]),
              "price": float(self.prices[i]), "score": round(float(s), 6)}
             for i, s in zip(items[:k], scores[:k])]}
-
-
-_ENGINE: SearchEngine | None = None
-
-
-def search(query: str, user_id: str | None = None, k: int = 10, filters: dict | None = None) -> dict:
-    """Service entry point: hybrid search on the models of the last ``dvc repro`` (loaded once)."""
-    global _ENGINE
-    if _ENGINE is None:
-        from shoprec.config import load_params
-        from shoprec.search.stages import load_engine
-
-        _ENGINE = load_engine(load_params())
-    return _ENGINE.search(query, user_id, k, filters)

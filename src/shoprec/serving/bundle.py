@@ -1,22 +1,10 @@
 """The serving bundle: what the service needs from the last ``dvc repro``, in one folder.
 
-The bundle mirrors the repository's artifact layout (:class:`shoprec.paths.Artifacts`),
-so the search engine loads from it with the same code as the CLI, plus what only serving
-needs, precomputed from the gated models::
-
-    manifest.json                          version, data hash, sha256 of every file (no run details: the
-                                           same models give the same bytes)
-    params.yaml                            the params the models were trained with
-    data/clean/items.parquet               the catalog
-    models/retrieval/final/embeddings.npz  user query vectors (+ cold-start vector)
-    models/retrieval/item_embeddings.parquet
-    models/search/lexical/...              BM25 index and speller vocabulary
-    models/search/query_model/{semantic,intent}.npz, query_encoder.tflite
-    serving/recommendations.parquet        top lists of every known user and of a new visitor
-    serving/history.parquet                each user's purchases (count, last time)
-    serving/together.parquet               co-purchase neighbours of every item
-    serving/items.faiss                    HNSW index of the item embeddings (large catalogs only)
-    serving/semantic.faiss                 HNSW index of the semantic search vectors (large catalogs only)
+The bundle mirrors the repository's artifact layout (:class:`shoprec.layout.Layout`) for
+what it copies, so the search engine and the recommender load from it with the same code
+as the CLI, plus what only serving needs, precomputed from the gated models under
+``serving/`` (:class:`shoprec.layout.BundleFiles`). Its manifest lists the sha256 of every
+file, and no run details: the same models give the same bytes.
 
 Why precompute the recommendation lists: the multi-stage ranker's candidate features
 (EASE and co-purchase scores, within-user ranks) are computed over the whole catalog
@@ -40,41 +28,32 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import Params
-from shoprec.data.split import SplitPaths
-from shoprec.paths import QUANTIZED_ENCODER, Artifacts
+from shoprec.layout import BundleFiles, Layout
 
-MANIFEST = "manifest.json"
-LISTS, HISTORY, TOGETHER = "serving/recommendations.parquet", "serving/history.parquet", "serving/together.parquet"
-ANN_INDEX = "serving/items.faiss"
-SEMANTIC_ANN = "serving/semantic.faiss"  # over the semantic search vectors [t_i ; c_i]
-SEMANTIC = "models/search/query_model/semantic.npz"
-QUERY_ENCODER = f"models/search/query_model/{QUANTIZED_ENCODER}"
 COLD_USER = ""  # the row of recommendations.parquet for a visitor with no history
 VIEWS = {"all": False, "new": True}  # view -> exclude the user's purchases
 
 
-def copied_paths(artifacts: Artifacts) -> list[Path]:
-    """Repository artifacts the bundle carries unchanged (relative to ``artifacts.root``)."""
-    query_model = Path("models/search/query_model")
-    optional = [query_model / "intent.npz"]
-    paths = [Path("data/clean/items.parquet"), Path("models/retrieval/final/embeddings.npz"),
-             Path("models/retrieval/item_embeddings.parquet"), Path("models/search/lexical"),
-             Path(SEMANTIC), Path(QUERY_ENCODER)]
-    return paths + [p for p in optional if (artifacts.root / p).exists()]
+def copied_paths(repo: Layout) -> list[Path]:
+    """Repository artifacts the bundle carries unchanged (the intent classifier only when trained)."""
+    paths = [repo.items, repo.retrieval.embeddings("final"), repo.retrieval.item_embeddings, repo.lexical.folder,
+             repo.query_model.semantic, repo.query_model.quantized_encoder]
+    return paths + [p for p in [repo.query_model.intent] if p.exists()]
 
 
 def file_digests(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` except the manifest, by relative path."""
+    manifest = BundleFiles(root).manifest
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST
+        for p in sorted(root.rglob("*")) if p.is_file() and p != manifest
     }
 
 
-def data_hash(artifacts: Artifacts) -> str:
+def data_hash(repo: Layout) -> str:
     """sha256 (12 hex) of the clean catalog and events: names the data the models saw."""
     digest = hashlib.sha256()
-    for path in (artifacts.items, artifacts.root / "data/clean/events.parquet"):
+    for path in (repo.items, repo.events):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -129,45 +108,44 @@ def _save_index(vectors: np.ndarray, params: Params, path: Path) -> None:
         index.save(path)
 
 
-def save_indexes(bundle: Path, item_emb: np.ndarray, params: Params) -> None:
+def save_indexes(bundle: BundleFiles, item_emb: np.ndarray, params: Params) -> None:
     """The item index of /similar and the semantic search index, each only where ``serving.ann`` wants one."""
     from shoprec.search.semantic import SemanticIndex
 
-    for path in (ANN_INDEX, SEMANTIC_ANN):
-        (bundle / path).unlink(missing_ok=True)
-    _save_index(item_emb, params, bundle / ANN_INDEX)
-    _save_index(SemanticIndex.load(bundle / SEMANTIC).item_vectors, params, bundle / SEMANTIC_ANN)
+    for path in (bundle.item_index, bundle.semantic_index):
+        path.unlink(missing_ok=True)
+    _save_index(item_emb, params, bundle.item_index)
+    _save_index(SemanticIndex.load(bundle.layout.query_model.semantic).item_vectors, params, bundle.semantic_index)
 
 
-def build_bundle(artifacts: Artifacts, params: Params, out_dir: Path, params_path: Path) -> Path:
-    """Write the serving bundle of the models under ``artifacts`` into ``out_dir`` (replaced)."""
-    from shoprec.models.stages import load_artifacts
+def build_bundle(repo: Layout, params: Params, out_dir: Path, params_path: Path) -> Path:
+    """Write the serving bundle of the models under ``repo`` into ``out_dir`` (replaced)."""
+    from shoprec.models.store import load_layout
 
-    gate = json.loads((artifacts.reports / "gate.json").read_text())
+    gate = json.loads(repo.reports.gate.read_text())
     if not gate.get("passed"):
         raise RuntimeError(f"the gate refused these models ({gate.get('reason', 'no reason recorded')}); "
                            "nothing to package")
     if out_dir.exists():
         shutil.rmtree(out_dir)
+    bundle = BundleFiles(out_dir)
     (out_dir / "serving").mkdir(parents=True)
-    for rel in copied_paths(artifacts):
-        src, dst = artifacts.root / rel, out_dir / rel
+    for src in copied_paths(repo):
+        dst = out_dir / src.relative_to(repo.root)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
-    shutil.copy2(params_path, out_dir / "params.yaml")
-    system = load_artifacts(params, artifacts)
-    _lists(system, params.serving.list_length).to_parquet(out_dir / LISTS, index=False)
-    item_index = {item: i for i, item in enumerate(system.catalog.item_ids)}
-    _history(pd.read_parquet(SplitPaths.under(artifacts.split).train), item_index).to_parquet(
-        out_dir / HISTORY, index=False)
-    _together(system.state.copurchase, params.serving.together_per_item).to_parquet(out_dir / TOGETHER, index=False)
-    save_indexes(out_dir, system.state.item_emb, params)
+    shutil.copy2(params_path, bundle.params)
+    system = load_layout(params, repo)
+    _lists(system, params.serving.list_length).to_parquet(bundle.lists, index=False)
+    _history(pd.read_parquet(repo.split.train), system.catalog.row_of).to_parquet(bundle.history, index=False)
+    _together(system.state.copurchase, params.serving.together_per_item).to_parquet(bundle.together, index=False)
+    save_indexes(bundle, system.state.item_emb, params)
     files = file_digests(out_dir)
-    data = data_hash(artifacts)
+    data = data_hash(repo)
     content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     manifest = {
         "version": f"{data}-{content[:8]}", "data_hash": data, "gate": gate,
         "users": int(system.state.inter.n_users), "items": int(system.catalog.n_items), "files": files,
     }
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    bundle.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
     return out_dir

@@ -127,7 +127,7 @@ class FeedbackStore:
 
         The events of all requests go through one validation and one transaction, so a
         burst of small requests pays the validation's fixed cost and the commit's fsync
-        once (the server coalesces concurrent requests, :mod:`shoprec.batching`). The
+        once (the server coalesces concurrent requests, :mod:`shoprec.serving.batching`). The
         rules are per row, so a request's outcome does not depend on its batch-mates,
         except that of two events with the same ``event_id`` the first one stored wins.
         """

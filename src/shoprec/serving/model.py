@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import Params, load_params
+from shoprec.layout import BundleFiles
+from shoprec.models.catalog import row_index
 from shoprec.models.diversity import mmr
-from shoprec.paths import DEFINING_WORDS, POPULARITY, TITLE_INDEX, Artifacts
-from shoprec.serving.bundle import (ANN_INDEX, COLD_USER, HISTORY, LISTS, MANIFEST, QUERY_ENCODER, SEMANTIC_ANN,
-                                    TOGETHER)
+from shoprec.serving.bundle import COLD_USER
 
 RECENT = 8  # purchases shown per user
 ITEM_FIELDS = ("item_id", "title", "category", "price")
@@ -43,7 +43,8 @@ class UnknownItem(KeyError):
 
 def verify(root: Path) -> dict:
     """The bundle's manifest, after checking that every listed file exists with its sha256."""
-    manifest_path = root / MANIFEST
+    bundle = BundleFiles(root)
+    manifest_path = bundle.manifest
     if not manifest_path.is_file():
         raise BundleError(f"{manifest_path} is missing: not a shoprec bundle; run `shoprec package` (dvc repro)")
     try:
@@ -51,8 +52,10 @@ def verify(root: Path) -> dict:
         files = manifest["files"]
     except (ValueError, KeyError) as exc:
         raise BundleError(f"{manifest_path} is not a valid manifest ({exc}); rebuild with `shoprec package`") from exc
-    search_files = [f"models/search/lexical/{name}" for name in (TITLE_INDEX, DEFINING_WORDS, POPULARITY)]
-    for rel in (LISTS, HISTORY, TOGETHER, "data/clean/items.parquet", "params.yaml", QUERY_ENCODER, *search_files):
+    lexical = bundle.layout.lexical
+    needed = (bundle.lists, bundle.history, bundle.together, bundle.layout.items, bundle.params,
+              bundle.layout.query_model.quantized_encoder, lexical.titles, lexical.defining, lexical.popularity)
+    for rel in map(bundle.name, needed):
         if rel not in files:
             raise BundleError(f"bundle {root} lacks {rel}; rebuild with `shoprec package`")
     for rel, digest in files.items():
@@ -60,7 +63,7 @@ def verify(root: Path) -> dict:
         if not path.is_file():
             raise BundleError(f"bundle file {path} is missing; rebuild with `shoprec package`")
         if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            raise BundleError(f"bundle file {path} is corrupted (sha256 differs from {MANIFEST}); "
+            raise BundleError(f"bundle file {path} is corrupted (sha256 differs from {manifest_path.name}); "
                               "rebuild with `shoprec package`")
     return manifest
 
@@ -101,35 +104,36 @@ class ServingModel:
 
     @classmethod
     def load(cls, root: Path, version: str | None = None) -> "ServingModel":
-        from shoprec.search.stages import load_engine
         from shoprec.search.ann import ExactIndex, FilteredSearch
+        from shoprec.search.engine import load_layout_engine
         from shoprec.text.catalog_embeddings import read_embeddings
 
         manifest = verify(root)
-        params = load_params(root / "params.yaml")
-        artifacts = Artifacts(root)
-        items = pd.read_parquet(artifacts.items, columns=["item_id", "title", "category", "price"])
+        bundle = BundleFiles(root)
+        params = load_params(bundle.params)
+        items = pd.read_parquet(bundle.layout.items, columns=["item_id", "title", "category", "price"])
         items["category"] = items["category"].fillna("")
-        ids, item_emb = read_embeddings(artifacts.retrieval / "item_embeddings.parquet")
+        ids, item_emb = read_embeddings(bundle.layout.retrieval.item_embeddings)
         if not np.array_equal(ids, items["item_id"].to_numpy(dtype=object)):
             raise BundleError(f"bundle {root}: item embeddings do not follow items.parquet; rebuild the bundle")
-        lists, history, together = (pd.read_parquet(root / rel) for rel in (LISTS, HISTORY, TOGETHER))
+        lists, history, together = (pd.read_parquet(path) for path in (bundle.lists, bundle.history, bundle.together))
         if (COLD_USER, "all") not in set(zip(lists["user_id"], lists["view"])):
-            raise BundleError(f"bundle {root}: {LISTS} has no new-visitor list; rebuild the bundle")
+            raise BundleError(f"bundle {root}: {bundle.name(bundle.lists)} has no new-visitor list; rebuild the bundle")
         history = history.sort_values(["user_id", "last_bought"], ascending=[True, False]).reset_index(drop=True)
         s = params.serving
-        engine = load_engine(params, artifacts)
-        if (root / SEMANTIC_ANN).exists():  # a large catalog: the semantic leg of search goes through HNSW too
+        engine = load_layout_engine(params, bundle.layout)
+        if bundle.semantic_index.exists():  # a large catalog: the semantic leg of search goes through HNSW too
             engine.semantic_search = FilteredSearch(engine.semantic.item_vectors,
-                                                    _load_index(root / SEMANTIC_ANN, s.semantic_ef_search),
+                                                    _load_index(bundle.semantic_index, s.semantic_ef_search),
                                                     s.ann_exact_subset)
         return cls(
             version=version or manifest["version"], params=params, items=_columns(items, ITEM_FIELDS),
-            item_index={item: i for i, item in enumerate(items["item_id"])}, item_emb=item_emb,
+            item_index=row_index(items["item_id"]), item_emb=item_emb,
             lists=_columns(lists, ("item", "score", "explanation")), list_rows=_grouped(lists, ["user_id", "view"]),
             history=_columns(history, ("item", "purchases", "last_bought")), history_rows=_grouped(history, "user_id"),
             together=_columns(together, ("other", "score")), together_rows=_grouped(together, "item"),
-            index=_load_index(root / ANN_INDEX, s.hnsw_ef_search) if (root / ANN_INDEX).exists() else ExactIndex(item_emb),
+            index=(_load_index(bundle.item_index, s.hnsw_ef_search) if bundle.item_index.exists()
+                   else ExactIndex(item_emb)),
             engine=engine,
         )
 

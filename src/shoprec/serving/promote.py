@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from shoprec.serving.package import packaged_tag
+from shoprec.layout import Layout
+from shoprec.serving.bento import packaged_tag
 from shoprec.serving.process import start_server
 
 
@@ -62,7 +63,7 @@ def _ask(url: str, model_tag: str) -> dict:
 def promote(root: Path, promoted_file: Path, model_tag: str | None = None, timeout: float = 300.0,
             extra: dict | None = None) -> dict:
     """Smoke-test ``model_tag`` (default: the last package) and record it (with ``extra``) as the served model."""
-    tag = model_tag or packaged_tag(root / "models/serving/bundle")
+    tag = model_tag or packaged_tag(Layout(root).bundle.folder)
     record = {"model_tag": tag, "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "smoke_test": smoke_test(root, tag, timeout)} | (extra or {})
     promoted_file.parent.mkdir(parents=True, exist_ok=True)
@@ -76,4 +77,4 @@ def served_tag(root: Path, promoted_file: Path) -> str:
     """What ``shoprec serve`` serves: the promoted model, or before any promotion the last package."""
     if promoted_file.is_file():
         return json.loads(promoted_file.read_text())["model_tag"]
-    return packaged_tag(root / "models/serving/bundle")
+    return packaged_tag(Layout(root).bundle.folder)

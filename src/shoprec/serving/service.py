@@ -21,7 +21,7 @@ pydantic models (:mod:`shoprec.serving.schemas`), and uvicorn runs on uvloop + h
 what is left per request is BentoML's own path. /search runs on the event loop too,
 after a query that is not in the encoding cache has been encoded by the worker's encoder
 thread; /feedback runs in BentoML's thread pool (``serving.threads``). Concurrent calls
-share one MiniLM batch, or one validation + commit (:mod:`shoprec.batching`). Each worker
+share one MiniLM batch, or one validation + commit (:mod:`shoprec.serving.batching`). Each worker
 warms up (the query encoder, Great Expectations) before it reports ready, then freezes its
 loaded objects out of the garbage collector, whose full passes over them were the p99.
 """
@@ -40,7 +40,7 @@ import bentoml
 from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
 from pydantic import Field
 
-from shoprec.batching import BackgroundBatcher, Coalescer
+from shoprec.serving.batching import BackgroundBatcher, Coalescer
 from shoprec.config import load_params
 from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
 from shoprec.serving.schemas import FeedbackReceipt, Recommendations, SearchResults, Shopper, Shoppers, SimilarItems

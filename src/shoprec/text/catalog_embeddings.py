@@ -1,7 +1,7 @@
-"""DVC stage ``embed_items``: MiniLM text embeddings of the whole catalog, computed once.
+"""Vectors per id on disk: ``id, embedding`` Parquet with fixed-size float32 lists.
 
-Transfer learning: the language model is frozen and run once per catalog; the towers
-learn a projection on top. Rows follow ``items.parquet`` order.
+The catalog's MiniLM text vectors and the two-tower's item vectors are stored this way,
+rows in ``items.parquet`` order.
 """
 
 from __future__ import annotations
@@ -9,13 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from shoprec.config import TextParams
-from shoprec.text.embed import embed_texts, item_text
-from shoprec.text.minilm import MiniLMEncoder
 
 
 def write_embeddings(ids: np.ndarray, vectors: np.ndarray, path: Path, id_column: str = "item_id") -> Path:
@@ -33,10 +28,3 @@ def read_embeddings(path: Path, id_column: str = "item_id") -> tuple[np.ndarray,
     col = table.column("embedding").combine_chunks()
     vectors = col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
     return table.column(id_column).to_numpy(zero_copy_only=False), vectors.astype(np.float32)
-
-
-def embed_items(items_path: Path, out_path: Path, params: TextParams) -> Path:
-    items = pd.read_parquet(items_path)
-    encoder = MiniLMEncoder(params.model_dir or None, max_length=params.max_length)
-    vectors = embed_texts(item_text(items), encoder, batch_size=params.batch_size)
-    return write_embeddings(items["item_id"].to_numpy(), vectors, out_path)

@@ -21,7 +21,7 @@ from shoprec.search.pairs import first_choices, query_pairs
 from shoprec.search.query_parser import ColourVocabulary, clean_text
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
-from shoprec.search.stages import engine_from, popularity_prior
+from shoprec.search.engine import engine_from, popularity_prior
 from shoprec.search.terms import QueryTerms
 from shoprec.search.titles import DefiningWords, TitleIndex, title_tokens
 
@@ -348,7 +348,8 @@ def test_text_ceiling_by_hand():
 
 def test_gate_stage_writes_both_decisions_and_refuses_a_worse_hybrid(tmp_path):
     from shoprec.config import GateParams
-    from shoprec.evaluation.gate import GateRefused, gate
+    from shoprec.evaluation.gate import GateRefused
+    from shoprec.stages.gate import gate
 
     views = {"all": {"ndcg@20": 0.1}}
     (tmp_path / "m.json").write_text(json.dumps({s: views for s in ("popularity", "own_history", "itemknn", "ease")}

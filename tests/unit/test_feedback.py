@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from shoprec.cli import app
-from shoprec.config import IngestParams, Params, SampleParams
-from shoprec.data.ingest import ingest
+from shoprec.config import IngestParams, SampleParams
+from shoprec.data.read import read_source
+from shoprec.stages.validate import validate_tables
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL
 from shoprec.data.sources.feedback import load_feedback
 from shoprec.serving.feedback import FeedbackStore
@@ -185,10 +186,10 @@ def test_ingest_validates_exported_feedback_with_the_source_events(tmp_path):
     store.append([event(user_id="fb-good", event_type="purchase"), event(user_id="fb-gone", item_id="GONE")], None)
     store.export(folder)
     sample = SampleParams(n_items=40, n_users=30, n_events=400, days=14)
-    without_feedback = ingest("sample", None, tmp_path / "plain", Params(ingest=IngestParams(
-        sample=sample, feedback_dir=str(tmp_path / "none"))))
-    result = ingest("sample", None, tmp_path / "out", Params(ingest=IngestParams(
-        sample=sample, feedback_dir=str(folder))))
+    without_feedback = validate_tables(read_source("sample", None, IngestParams(
+        sample=sample, feedback_dir=str(tmp_path / "none"))), tmp_path / "plain", 0.05)
+    result = validate_tables(read_source("sample", None, IngestParams(
+        sample=sample, feedback_dir=str(folder))), tmp_path / "out", 0.05)
 
     counts, before = result.counts["events"], without_feedback.counts["events"]
     assert counts["raw_rows"] == before["raw_rows"] + 2 == counts["clean_rows"] + counts["quarantined_rows"]

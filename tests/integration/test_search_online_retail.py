@@ -15,7 +15,7 @@ from shoprec.config import Params
 from shoprec.search.lexical import LexicalIndex, token_counts
 from shoprec.search.semantic import SemanticIndex
 from shoprec.search.spelling import Speller
-from shoprec.search.stages import engine_from
+from shoprec.search.engine import engine_from
 
 PHRASES = ("red heart", "lunch bag", "christmas decoration", "cake stand")
 

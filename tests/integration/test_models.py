@@ -13,13 +13,14 @@ from shoprec.models.multistage import ranker_inputs
 from shoprec.models.ranking import predict
 from shoprec.models.recommend import recommend
 from shoprec.models.retrieval import query_inputs
-from shoprec.models.stages import cutoffs, load_artifacts, train_retrieval
-from shoprec.paths import Artifacts
+from shoprec.layout import Layout
+from shoprec.models.store import cutoffs, load_layout
+from shoprec.stages.train_retrieval import train_retrieval
 
 
 @pytest.fixture(scope="module")
 def system(pipeline_run):
-    return load_artifacts(load_params(pipeline_run.root / "params.yaml"), Artifacts(pipeline_run.root))
+    return load_layout(load_params(pipeline_run.root / "params.yaml"), Layout(pipeline_run.root))
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,8 @@ def test_ranking_savedmodel_matches_in_memory(pipeline_run, system, sample_users
 def test_retraining_with_same_data_and_params_gives_the_same_model(pipeline_run, tmp_path):
     root = pipeline_run.root
     params = load_params(root / "params.yaml")
-    a = Artifacts(root)
-    train_retrieval(a.split, a.items, a.text_embeddings, tmp_path, params)
+    a = Layout(root)
+    train_retrieval(a.split.folder, a.items, a.text_embeddings, tmp_path, params)
     first = np.load(root / "models/retrieval/final/embeddings.npz")
     again = np.load(tmp_path / "final/embeddings.npz")
     for key in ("query_emb", "item_emb", "cold_query_emb"):

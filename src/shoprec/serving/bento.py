@@ -1,14 +1,9 @@
-"""DVC stage ``package``: serving bundle -> BentoML model store -> ``bentoml build``.
+"""The BentoML side of packaging: a bundle into the model store, the bento build, the packaged tag.
 
-Runs only after ``gate`` passed (the gate stage stops ``dvc repro`` otherwise, and
-:func:`~shoprec.serving.bundle.build_bundle` checks ``gate.json`` again). The model-store
-tag is ``shoprec:<data hash>-<content hash>`` (the bundle's version): the same bundle
-always gets the same tag, so re-packaging is idempotent and the tag can be read from the
-bundle alone (a fresh clone after ``dvc pull``).
-
-The bundle is the stage's only DVC output, and it is the same bytes for the same inputs.
-What differs from run to run — the git commit, the bento tag BentoML draws — goes to an
-untracked record (``var/package.json`` by default) and to the model's labels in the store.
+The model-store tag is ``shoprec:<data hash>-<content hash>`` (the bundle's version): the
+same bundle always gets the same tag, so re-packaging is idempotent and the tag can be
+read from the bundle alone (a fresh clone after ``dvc pull``). The git commit goes to the
+model's labels, not into the bundle, whose bytes depend on the models only.
 """
 
 from __future__ import annotations
@@ -21,9 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shoprec.config import Params
-from shoprec.paths import Artifacts
-from shoprec.serving.bundle import MANIFEST, build_bundle
+from shoprec.layout import BundleFiles
 from shoprec.serving.model import verify
 
 MODEL_NAME = "shoprec"
@@ -95,24 +88,9 @@ def build_bento(root: Path, model_tag: str) -> str:
     return out.strip().splitlines()[-1].removeprefix("__tag__:")
 
 
-def package(artifacts: Artifacts, params: Params, params_path: Path, bundle_dir: Path, record_path: Path,
-            bento: bool = True) -> dict:
-    """Bundle the gated models into ``bundle_dir``, import them as a BentoML model, build the bento;
-    write the run's record (tags, commit) to ``record_path`` and return it."""
-    bundle = build_bundle(artifacts, params, bundle_dir, params_path)
-    commit = git_commit(artifacts.root)
-    model_tag = import_bundle(bundle, commit)  # verifies every file against the manifest
-    manifest = json.loads((bundle / MANIFEST).read_text())
-    record = {"model_tag": model_tag, "bento_tag": build_bento(artifacts.root, model_tag) if bento else None,
-              "git_commit": commit, "data_hash": manifest["data_hash"], "gate": manifest["gate"]["reason"]}
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
-    return record
-
-
 def packaged_tag(bundle: Path) -> str:
     """The model tag of ``bundle``; imported again if the store lost it (a fresh machine after ``dvc pull``)."""
-    if not (bundle / MANIFEST).is_file():
+    if not BundleFiles(bundle).manifest.is_file():
         raise FileNotFoundError(f"{bundle} holds no packaged model: run `dvc repro` (the package stage) first")
     return import_bundle(bundle)
 
@@ -121,10 +99,9 @@ def serve_instructions(bundle: Path, port: int = 3000) -> str:
     """How to serve the package and call each endpoint, with ids from its own catalog."""
     import pandas as pd
 
-    from shoprec.serving.bundle import HISTORY
-
-    user = str(pd.read_parquet(bundle / HISTORY, columns=["user_id"])["user_id"].iloc[0])
-    items = pd.read_parquet(bundle / "data/clean/items.parquet", columns=["item_id", "title"])
+    files = BundleFiles(bundle)
+    user = str(pd.read_parquet(files.history, columns=["user_id"])["user_id"].iloc[0])
+    items = pd.read_parquet(files.layout.items, columns=["item_id", "title"])
     item, word = str(items["item_id"].iloc[0]), max(str(items["title"].iloc[0]).split(), key=len).lower()
     url = f"http://127.0.0.1:{port}"
     calls = {

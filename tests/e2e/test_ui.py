@@ -23,7 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-output" / "ui"
 DOCS_SHOT = REPO / "docs" / "storefront.png"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -15,12 +15,16 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SYSCALLS = "openat,open,creat,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat"
+SYSCALLS = "openat,open,creat,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,chdir,execve"
+# `git status` (the package stage's commit label, a run detail) reads every file of the checkout: not a dependency
+IGNORED_PROGRAMS = {"git"}
 WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
 # One file per thread (-ff: no "unfinished ..." halves); -y prints each fd with its path, so a
 # successful open returns "= 3</abs/path>" and an *at call's dirfd reads "4</abs/dir>"
-# (AT_FDCWD</cwd>); a plain mkdir/rename/unlink path is relative to the stage's folder.
+# (AT_FDCWD</cwd>); a plain mkdir/rename/unlink path is relative to the last folder seen so.
 CALL = re.compile(r"^(\w+)\((.*)\)\s+=\s+(-?\d+)(?:<(.*)>)?")
+CWD = re.compile(r"AT_FDCWD<([^>]*)>")
+QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 ARG = re.compile(r'(?:AT_FDCWD|\d+)<([^>]*)>|AT_FDCWD|"((?:[^"\\]|\\.)*)"')
 
 
@@ -61,17 +65,33 @@ def _paths(args: str, cwd: Path) -> list[Path]:
     return out
 
 
-def _parse(line: str, cwd: Path, access: Access) -> None:
-    match = CALL.match(line.strip())
-    if not match or int(match.group(3)) < 0:
-        return  # not a call, or a failed one (no file was touched)
-    call, args, opened = match.group(1), match.group(2), match.group(4)
-    if call in ("open", "openat", "creat"):
-        path = Path(opened) if opened else _paths(args, cwd)[0]
-        writing = call == "creat" or any(flag in args for flag in WRITE_FLAGS)
-        (access.written if writing else access.read).add(path)
-    else:  # mkdir, rename (both ends), unlink
-        access.written.update(_paths(args, cwd))
+def _parse(lines: list[str], cwd: Path, access: Access) -> None:
+    """One thread's calls, in order; ``cwd`` follows ``chdir`` and every ``AT_FDCWD</folder>`` seen."""
+    for line in lines:
+        match = CALL.match(line.strip())
+        if not match or int(match.group(3)) < 0:
+            continue  # not a call, or a failed one (no file was touched)
+        call, args, opened = match.group(1), match.group(2), match.group(4)
+        if seen := CWD.search(args):
+            cwd = Path(seen.group(1))
+        if call == "execve":
+            continue
+        if call == "chdir":
+            cwd = _paths(args, cwd)[0]
+        elif call in ("open", "openat", "creat"):
+            path = Path(opened) if opened else _paths(args, cwd)[0]
+            writing = call == "creat" or any(flag in args for flag in WRITE_FLAGS)
+            (access.written if writing else access.read).add(path)
+        else:  # mkdir, rename (both ends), unlink
+            access.written.update(_paths(args, cwd))
+
+
+def _program(lines: list[str]) -> str | None:
+    """The program a thread's process ran, if it called execve."""
+    for line in lines:
+        if line.startswith("execve(") and (quoted := QUOTED.search(line)):
+            return Path(quoted.group(1)).name
+    return None
 
 
 def read_trace(logs: Path, subcommand: str, cwd: Path) -> Access:
@@ -81,6 +101,7 @@ def read_trace(logs: Path, subcommand: str, cwd: Path) -> Access:
     if not files:
         raise FileNotFoundError(f"no strace log of `shoprec {subcommand}` in {logs}")
     for log in files:
-        for line in log.read_text(errors="replace").splitlines():
-            _parse(line, cwd, access)
+        lines = log.read_text(errors="replace").splitlines()
+        if _program(lines) not in IGNORED_PROGRAMS:
+            _parse(lines, cwd, access)
     return access

@@ -8,7 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from shoprec.data.ingest import DataValidationError, validate
+from shoprec.data.validation.errors import DataValidationError
+from shoprec.stages.validate import validate_tables as validate
 from shoprec.data.sources.online_retail import load
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"

@@ -20,18 +20,18 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import Params
-from shoprec.data.split import SplitPaths
+from shoprec.layout import RankingFiles, ReportFiles, RetrievalFiles, SplitFiles
 from shoprec.evaluation.metrics import auc, coverage, intra_list_diversity, log_loss, novelty, ranking_metrics
 from shoprec.evaluation.slices import popularity_buckets, slice_recalls
 from shoprec.evaluation.topk import VIEWS, recommend_batches
 from shoprec.models.baselines import EASE, ItemKNN, OwnHistory, Popularity
 from shoprec.models.multistage import TwoTowerScorer, label_pairs
-from shoprec.models.stages import load_system
+from shoprec.models.store import load_system
 
 
-def _truth(split_dir: Path) -> tuple[dict[str, set], dict[str, set]]:
+def _truth(split: SplitFiles) -> tuple[dict[str, set], dict[str, set]]:
     """Per-user test purchases of items seen in train, and of items never seen (cold)."""
-    truth = pd.read_parquet(SplitPaths.under(split_dir).test_truth)
+    truth = pd.read_parquet(split.test_truth)
     by_user = lambda frame: frame.groupby("user_id")["item_id"].agg(set).to_dict()  # noqa: E731
     return by_user(truth[truth["known_item"]]), by_user(truth[~truth["known_item"]])
 
@@ -46,14 +46,16 @@ def head_metrics(system, test: pd.DataFrame, users: np.ndarray, rows: np.ndarray
 
 def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_dir: Path, ranking_dir: Path,
              out_dir: Path, params: Params, timings: Path | None = None) -> Path:
-    system = load_system(split_dir, items_path, text_emb_path, retrieval_dir, ranking_dir, params)
+    split, report = SplitFiles(split_dir), ReportFiles(out_dir)
+    system = load_system(split, items_path, text_emb_path, RetrievalFiles(retrieval_dir), RankingFiles(ranking_dir),
+                         params)
     state, catalog = system.state, system.catalog
     inter, b = state.inter, params.baselines
     scorers = [
         Popularity(inter), OwnHistory(inter), ItemKNN(inter, b.itemknn_neighbours),
         EASE(inter, b.ease_lambda, b.ease_max_items), TwoTowerScorer(state), system,
     ]
-    truth, cold_truth = _truth(split_dir)
+    truth, cold_truth = _truth(split)
     users = np.asarray(sorted(truth.keys() | cold_truth.keys()), dtype=object)
     truth = {u: truth.get(u, set()) for u in users}
     rows = inter.rows(users)
@@ -89,19 +91,19 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
                 "rank": np.concatenate([np.arange(1, len(lists[u]) + 1) for u in users]),
                 "item_id": np.concatenate([catalog.item_ids[lists[u]] for u in users]),
             }))
-    test = pd.read_parquet(SplitPaths.under(split_dir).test)
+    test = pd.read_parquet(split.test)
     metrics[system.name]["heads"] = head_metrics(system, test, users, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pd.concat(frames, ignore_index=True).to_parquet(out_dir / "recommendations.parquet", index=False)
-    _recall_curves(metrics, params.evaluate.ks, out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    pd.concat(frames, ignore_index=True).to_parquet(report.recommendations, index=False)
+    _recall_curves(metrics, params.evaluate.ks, report)
+    report.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
     if timings is not None:
         timings.parent.mkdir(parents=True, exist_ok=True)
         timings.write_text(json.dumps({"seconds_per_1000_users": seconds}, indent=2) + "\n")
-    return out_dir / "metrics.json"
+    return report.metrics
 
 
-def _recall_curves(metrics: dict, ks: list[int], out_dir: Path) -> None:
+def _recall_curves(metrics: dict, ks: list[int], report: ReportFiles) -> None:
     """``recall_curves.csv`` for ``dvc plots`` (one column per system: DVC draws a line per column) and a PNG."""
     import matplotlib
 
@@ -109,11 +111,11 @@ def _recall_curves(metrics: dict, ks: list[int], out_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     curves = {"k": ks} | {s: [metrics[s]["all"][f"recall@{k}"] for k in ks] for s in metrics}
-    pd.DataFrame(curves).to_csv(out_dir / "recall_curves.csv", index=False)
+    pd.DataFrame(curves).to_csv(report.recall_curves, index=False)
     fig, ax = plt.subplots(figsize=(6, 4))
     for s in metrics:
         ax.plot(ks, [metrics[s]["all"][f"recall@{k}"] for k in ks], marker="o", label=s)
     ax.set_xlabel("K"), ax.set_ylabel("Recall@K (all)"), ax.legend(), ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_dir / "recall_curves.png", dpi=100)
+    fig.savefig(report.recall_plot, dpi=100)
     plt.close(fig)

@@ -43,7 +43,7 @@ def shoppers(served) -> list[str]:
 def test_package_stage_names_commit_and_data(pipeline_run, package_record, bundle):
     import bentoml
 
-    from shoprec.serving.package import packaged_tag
+    from shoprec.serving.bento import packaged_tag
 
     model = bentoml.models.get(package_record["model_tag"])
     assert model.info.labels["git_commit"] == package_record["git_commit"] != "nogit"
@@ -110,19 +110,20 @@ def test_a_large_catalog_bundle_searches_through_hnsw_and_finds_what_exact_searc
     import yaml
 
     from shoprec.config import load_params
-    from shoprec.paths import Artifacts
+    from shoprec.layout import BundleFiles, Layout
     from shoprec.search.ann import FaissIndex
-    from shoprec.serving.bundle import ANN_INDEX, SEMANTIC_ANN, build_bundle
+    from shoprec.serving.bundle import build_bundle
     from shoprec.serving.model import ServingModel
 
     forced = yaml.safe_load((pipeline_run.root / "params.yaml").read_text())
     forced["serving"] |= {"ann": "faiss", "ann_exact_subset": 0}
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(forced))
-    large = build_bundle(Artifacts(pipeline_run.root), load_params(params_path), tmp_path / "bundle", params_path)
-    assert (large / ANN_INDEX).is_file() and (large / SEMANTIC_ANN).is_file()
-    assert not (bundle / SEMANTIC_ANN).exists()  # auto on this small catalog: exact, nothing to ship
-    hnsw, exact = ServingModel.load(large), ServingModel.load(bundle)
+    large = BundleFiles(build_bundle(Layout(pipeline_run.root), load_params(params_path), tmp_path / "bundle",
+                                     params_path))
+    assert large.item_index.is_file() and large.semantic_index.is_file()
+    assert not BundleFiles(bundle).semantic_index.exists()  # auto on this small catalog: exact, nothing to ship
+    hnsw, exact = ServingModel.load(large.folder), ServingModel.load(bundle)
     assert isinstance(hnsw.engine.semantic_search.index, FaissIndex) and exact.engine.semantic_search.index is None
     for query in ("red mug", "candle holder", "gray jumper", "wool scarf"):
         ids = [[i["item_id"] for i in m.search(query, None, 10, None)["items"]] for m in (hnsw, exact)]
@@ -181,7 +182,7 @@ def test_feedback_is_accepted_once_per_event_id(served, bundle):
 
 def test_the_printed_curl_examples_work(pipeline_run, served):
     """`make run` ends with a curl call per endpoint: each one answers 200 on the real server."""
-    from shoprec.serving.package import serve_instructions
+    from shoprec.serving.bento import serve_instructions
 
     port = served.url.rsplit(":", 1)[1]
     calls = [line.strip() for line in serve_instructions(pipeline_run.root / "models/serving/bundle", int(port)).splitlines()

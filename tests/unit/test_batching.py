@@ -1,4 +1,4 @@
-"""Serving-time speed-ups of query encoding: adaptive batching (shoprec.batching) and the LRU cache."""
+"""Serving-time speed-ups of query encoding: adaptive batching (shoprec.serving.batching) and the LRU cache."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import shoprec  # noqa: F401
 import tensorflow as tf
 
-from shoprec.batching import BackgroundBatcher, Coalescer
+from shoprec.serving.batching import BackgroundBatcher, Coalescer
 from shoprec.text import MiniLMEncoder
 from shoprec.text.cache import EncodingCache
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bench_ann import clustered_unit_vectors, perturbed_queries, recall_at_k
+from vectors import clustered_unit_vectors, perturbed_queries, recall_at_k
 
 from shoprec.search.ann import ExactIndex, FaissIndex, FilteredSearch, build_index
 

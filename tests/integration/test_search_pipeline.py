@@ -50,14 +50,14 @@ def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipel
     import tensorflow_text  # noqa: F401  (tokenizer ops of the graph)
 
     from shoprec.config import load_params
-    from shoprec.paths import Artifacts
-    from shoprec.search.stages import load_engine
+    from shoprec.layout import Layout
+    from shoprec.search.engine import load_layout_engine
 
     root = pipeline_run.root
     params = load_params(root / "params.yaml")
     assert params.search.query_encoder == "int8"
     float_params = params.model_copy(update={"search": params.search.model_copy(update={"query_encoder": "float"})})
-    engine = load_engine(float_params, Artifacts(root), personalise=False)
+    engine = load_layout_engine(float_params, Layout(root), personalise=False)
     assert engine.semantic.projection is not None and engine.intent is not None  # sample events carry queries
     saved = tf.saved_model.load(str(root / "models/search/query_model/saved_model"))
     out = saved.signatures["serving_default"](query=tf.constant(["red ceramic mug"]))
@@ -66,7 +66,7 @@ def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipel
     np.testing.assert_array_equal(out["item_ids"].numpy()[0, :10].astype(str), engine.item_ids[best].astype(str))
     np.testing.assert_allclose(out["scores"].numpy()[0, :10], scores[best], atol=1e-4)
     # what the service and the evaluation run: the same model with int8 weights, nearly the same top 10
-    served = load_engine(params, Artifacts(root), personalise=False)
+    served = load_layout_engine(params, Layout(root), personalise=False)
     int8_scores = served.semantic.scores(served.embed(["red ceramic mug"]))[0]
     assert len(set(np.argsort(-int8_scores)[:10]) & set(best)) >= 8
     np.testing.assert_allclose(int8_scores[best], scores[best], atol=0.07)  # measured <= 0.01; text term alone <= 0.06

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from shoprec.pipeline import set_params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # A storefront small enough to run the whole pipeline in about a minute on 2 cores (tests).
 SMALL_SAMPLE = {

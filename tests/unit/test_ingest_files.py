@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from shoprec.data.contracts import EVENTS, ITEMS, QUARANTINE
-from shoprec.data.ingest import DataValidationError, validate
+from shoprec.data.validation.errors import DataValidationError
+from shoprec.stages.validate import validate_tables as validate
 from shoprec.data.sources.files import load
 
 ITEMS_CSV = """item_id,title,description,category,brand,price

@@ -7,18 +7,23 @@ import json
 import pandas as pd
 import pytest
 
-from shoprec.config import IngestParams, Params, SampleParams
+from shoprec.config import IngestParams, SampleParams
 from shoprec.data.contracts import EVENTS
-from shoprec.data.ingest import DataValidationError, ingest, read_raw, read_source, validate, write_raw
+from shoprec.data.raw import read_raw, write_raw
+from shoprec.data.read import read_source
 from shoprec.data.validation import expectations
+from shoprec.data.validation.errors import DataValidationError
+from shoprec.stages.ingest import ingest
+from shoprec.stages.validate import validate, validate_tables
 from test_ingest_files import EVENTS_CSV, write_source
 
-SMALL_SAMPLE = Params(ingest=IngestParams(sample=SampleParams(n_items=40, n_users=30, n_events=400, days=14)))
+SMALL_SAMPLE = IngestParams(sample=SampleParams(n_items=40, n_users=30, n_events=400, days=14))
 
 
-def test_ingest_files_source_end_to_end(tmp_path):
+def test_ingest_then_validate_the_files_source_end_to_end(tmp_path):
     src = write_source(tmp_path / "in", events=EVENTS_CSV + "u9,NOPE,view,2024-01-06 08:00:00,,,1\n")
-    result = ingest("files", src, tmp_path / "out", Params(ingest=IngestParams(max_invalid_share=0.2)))
+    raw = ingest("files", src, tmp_path / "raw", IngestParams())
+    result = validate(raw, tmp_path / "out", max_invalid_share=0.2)
     assert result.counts["events"] == {"raw_rows": 9, "clean_rows": 8, "quarantined_rows": 1}
     assert "events" in result.summary() and "quarantined" in result.summary()
     assert json.loads(result.report.read_text())["source"].endswith("items.csv")
@@ -27,9 +32,9 @@ def test_ingest_files_source_end_to_end(tmp_path):
 def test_raw_hand_over_gives_the_same_result_as_a_direct_run(tmp_path):
     raw = read_source("sample", None, SMALL_SAMPLE)
     raw.events.loc[3, "event_type"] = "bogus"  # one invalid row, so quarantine is not empty
-    direct = validate(raw, tmp_path / "direct", 0.05)
+    direct = validate_tables(raw, tmp_path / "direct", 0.05)
     write_raw(raw, tmp_path / "raw")
-    staged = validate(read_raw(tmp_path / "raw"), tmp_path / "staged", 0.05)
+    staged = validate(tmp_path / "raw", tmp_path / "staged", 0.05)
     assert staged.counts == direct.counts and direct.counts["events"]["quarantined_rows"] == 1
     for name in ("items", "events", "query_labels", "quarantine"):
         a = pd.read_parquet(tmp_path / "direct" / f"{name}.parquet")
@@ -47,9 +52,9 @@ def test_read_raw_names_what_is_missing(tmp_path):
 
 def test_read_source_refuses_unknown_source_and_missing_path():
     with pytest.raises(DataValidationError, match="known source"):
-        read_source("ftp", None, Params())
+        read_source("ftp", None, IngestParams())
     with pytest.raises(DataValidationError, match="needs --path"):
-        read_source("online_retail", None, Params())
+        read_source("online_retail", None, IngestParams())
 
 
 def test_gx_indices_map_back_to_labels_on_any_index():

@@ -22,7 +22,7 @@ from shoprec.text.quantized import QuantizedEncoder, export_int8
 from shoprec.text.tokenizer import WordPieceTokenizer
 from shoprec.text.weights import REQUIRED_FILES, package_model_dir, read_vocab
 
-REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "minilm_reference.json").read_text(encoding="utf-8"))
+REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "minilm_reference.json").read_text(encoding="utf-8"))
 SENTENCES: list[str] = REFERENCE["sentences"]
 
 

@@ -1,0 +1,46 @@
+"""DVC stage ``train_retrieval``: the TFRS two-tower, fitted twice (replay and final) and exported.
+
+The ``replay`` model sees train before the validation window, so the ranker can learn
+from candidates as they look when the labels are still unseen; the ``final`` model sees
+all of train and serves. Each phase stores every training user's query vector as of
+its cut-off plus the cold-start vector (:class:`~shoprec.models.store.StoredVectors`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from shoprec.config import Params
+from shoprec.layout import RetrievalFiles, SplitFiles
+from shoprec.models.export import export_retrieval
+from shoprec.models.multistage import fit_retrieval, query_embedder
+from shoprec.models.retrieval import embed_candidates
+from shoprec.models.store import load_catalog, phases
+from shoprec.models.training import configure_precision, distribution, set_seeds, write_losses
+from shoprec.text.catalog_embeddings import write_embeddings
+
+
+def train_retrieval(split_dir: Path, items_path: Path, text_emb_path: Path, out_dir: Path, params: Params) -> Path:
+    """Fit the replay and final two-towers; write their vectors, the loss curves and the export."""
+    set_seeds(params.seed)
+    configure_precision(params.retrieval.mixed_precision)
+    strategy = distribution()
+    catalog = load_catalog(items_path, text_emb_path)
+    out = RetrievalFiles(out_dir)
+    losses: dict[str, list[float]] = {}
+    for phase, (events, cutoff) in phases(SplitFiles(split_dir)).items():
+        fitted = fit_retrieval(events, catalog, params, strategy)
+        embed = query_embedder(fitted, events, catalog, cutoff, params)
+        users = np.asarray(sorted(fitted.data.user_index), dtype=object)
+        item_emb = embed_candidates(fitted.model, catalog.n_items)
+        out.embeddings(phase).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out.embeddings(phase), user_ids=users.astype(str), query_emb=embed(users),
+                 cold_query_emb=embed(np.array([""], dtype=object))[0], item_emb=item_emb)
+        losses[f"two_tower_{phase}"] = fitted.losses
+        if phase == "final":
+            write_embeddings(catalog.item_ids, item_emb, out.item_embeddings)
+            export_retrieval(fitted, catalog, item_emb, out.saved_model)
+    write_losses(losses, out.losses)
+    return out_dir
