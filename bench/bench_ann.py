@@ -13,18 +13,17 @@ queries. No Online Retail data is involved.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
-
-import sys
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
 from vectors import clustered_unit_vectors, perturbed_queries, recall_at_k  # noqa: E402
 
-from shoprec.search.ann import ExactIndex, FaissIndex  # noqa: E402
+from shoprec.search.index.vectors import ExactIndex, FaissIndex  # noqa: E402
 
 
 def one_at_a_time(index: ExactIndex | FaissIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ import pandas as pd
 import shoprec  # noqa: F401  (legacy Keras switch before TensorFlow)
 from shoprec.config import load_params
 from shoprec.layout import Layout
-from shoprec.search.engine import load_layout_engine
+from shoprec.search.store import load_layout_engine
 
 FALLBACK_QUERIES = ("red heart", "lunch bag", "christmas decoration", "cake stand", "vintage mug under 5",
                     "candel holdr", "white metal lantern", "pink paper napkins")

@@ -36,7 +36,7 @@ import pandas as pd
 
 import shoprec  # noqa: F401  (legacy Keras switch before TensorFlow)
 from bench_load import title_query
-from shoprec.search.ann import FilteredSearch
+from shoprec.search.index.vectors import FilteredSearch
 from shoprec.serving.model import ServingModel
 
 K = 100

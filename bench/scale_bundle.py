@@ -24,9 +24,9 @@ import pandas as pd
 
 from shoprec.config import load_params
 from shoprec.layout import BundleFiles
-from shoprec.search.lexical import LexicalIndex
-from shoprec.search.semantic import SemanticIndex
-from shoprec.search.titles import TitleIndex, title_tokens
+from shoprec.search.index.lexical import LexicalIndex
+from shoprec.search.index.semantic import SemanticIndex
+from shoprec.search.index.titles import TitleIndex, title_tokens
 from shoprec.serving.bundle import file_digests, save_indexes
 from shoprec.text.catalog_embeddings import read_embeddings, write_embeddings
 

@@ -20,9 +20,13 @@ ONLINE_RETAIL = REPO.parent / "shared" / "data" / "online_retail" / "online_reta
 
 # DVC stage commands call `shoprec`; make the venv's scripts visible to subprocesses.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-# The package stage imports models into a BentoML store: a private one per test session.
-os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="shoprec-bentoml-")
-atexit.register(shutil.rmtree, os.environ["BENTOML_HOME"], ignore_errors=True)
+# One private temp folder for the session and every process it starts (pytest's tmp_path, TensorFlow's
+# autograph modules, which a killed server never deletes, BentoML's model store), removed at exit:
+# the system's temp folder is left as it was.
+SESSION_TMP = Path(tempfile.mkdtemp(prefix="shoprec-tests-"))
+os.environ["TMPDIR"] = tempfile.tempdir = str(SESSION_TMP)
+os.environ["BENTOML_HOME"] = str(SESSION_TMP / "bentoml")
+atexit.register(shutil.rmtree, SESSION_TMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,7 @@ def validate(
 def split(
     events: Annotated[Path, typer.Option(help="clean events.parquet")],
     out: Annotated[Path, typer.Option(help="folder for train/valid/test parquet")],
-    source: Annotated[Optional[str], typer.Option(help="picks split.test_start (default: params.yaml)")] = None,
+    source: Annotated[Optional[Source], typer.Option(help="picks split.test_start (default: params.yaml)")] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Temporal train / validation / test split and test ground truth."""
@@ -121,7 +121,7 @@ def split(
 
     cfg = _params(params)
     try:
-        paths = run_split(events, out, source or cfg.ingest.source, cfg.split)
+        paths = run_split(events, out, source.value if source else cfg.ingest.source, cfg.split)
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(paths.summary.read_text())
@@ -259,7 +259,7 @@ def search(
     """Hybrid product search on the models of the last dvc repro: parsed query and results."""
     import json
 
-    from shoprec.search.engine import load_layout_engine
+    from shoprec.search.store import load_layout_engine
 
     try:
         engine = load_layout_engine(_params(params), personalise=user is not None)
@@ -321,7 +321,8 @@ def promote(
     """Smoke-test a packaged model in a real server, then make it the one `shoprec serve` serves."""
     import json
 
-    from shoprec.serving.promote import SmokeTestFailed, promote as run_promote
+    from shoprec.serving.promote import SmokeTestFailed
+    from shoprec.serving.promote import promote as run_promote
 
     try:
         record = run_promote(Path("."), Path(_params(params).serving.promoted_file), model)
@@ -388,7 +389,7 @@ RootOpt = Annotated[Path, typer.Option(help="repository root (dvc.yaml, params.y
 
 @flow_app.command("train")
 def flow_train(
-    source: Annotated[Optional[str], typer.Option(help="ingest.source to set first")] = None,
+    source: Annotated[Optional[Source], typer.Option(help="ingest.source to set first")] = None,
     path: Annotated[Optional[str], typer.Option(help="ingest.path to set first (file or folder)")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="params.yaml key=value (repeatable)")] = None,
     package: Annotated[bool, typer.Option(help="also run the package stage, if dvc.yaml has one")] = False,
@@ -404,7 +405,7 @@ def flow_train(
     except ValueError as exc:
         _fail(str(exc))
     state = load_flow("flows/train.py:train", root)(
-        source=source, path=path, overrides=overrides, package=package, push=push, root=str(root), return_state=True
+        source=source.value if source else None, path=path, overrides=overrides, package=package, push=push, root=str(root), return_state=True
     )
     if not state.is_completed():
         _fail(f"flow {state.name}: {state.message}")

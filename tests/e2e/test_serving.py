@@ -111,7 +111,7 @@ def test_a_large_catalog_bundle_searches_through_hnsw_and_finds_what_exact_searc
 
     from shoprec.config import load_params
     from shoprec.layout import BundleFiles, Layout
-    from shoprec.search.ann import FaissIndex
+    from shoprec.search.index.vectors import FaissIndex
     from shoprec.serving.bundle import build_bundle
     from shoprec.serving.model import ServingModel
 
@@ -210,9 +210,8 @@ def test_concurrent_burst_has_no_errors(served, shoppers):
 
 def test_acknowledged_feedback_survives_sigkill(pipeline_run, bundle, tmp_path):
     """Events acknowledged before a SIGKILL are all there after a restart, each exactly once."""
-    from shoprec.serving.process import start_server
-
     from shoprec.serving.feedback import FeedbackStore
+    from shoprec.serving.process import start_server
 
     items = pd.read_parquet(bundle / "data/clean/items.parquet")["item_id"].tolist()
     db = tmp_path / "feedback.db"

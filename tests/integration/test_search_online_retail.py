@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from shoprec.config import Params
-from shoprec.search.lexical import LexicalIndex, token_counts
-from shoprec.search.semantic import SemanticIndex
-from shoprec.search.spelling import Speller
-from shoprec.search.engine import engine_from
+from shoprec.search.index.lexical import LexicalIndex, token_counts
+from shoprec.search.index.semantic import SemanticIndex
+from shoprec.search.query.spelling import Speller
+from shoprec.search.store import engine_from
 
 PHRASES = ("red heart", "lunch bag", "christmas decoration", "cake stand")
 

@@ -36,7 +36,7 @@ def test_search_stages_run_and_report_every_system_and_type(pipeline_run):
 def test_defining_words_learned_from_the_logs_are_product_types_not_colours_or_brands(pipeline_run):
     import pandas as pd
 
-    from shoprec.search.titles import title_tokens
+    from shoprec.search.index.titles import title_tokens
 
     defining = json.loads((pipeline_run.root / "models/search/lexical/defining.json").read_text())
     assert {"mug", "lamp", "candle"} <= defining.keys()  # shoppers name the product type
@@ -51,7 +51,7 @@ def test_saved_query_model_takes_raw_strings_and_matches_in_process_scores(pipel
 
     from shoprec.config import load_params
     from shoprec.layout import Layout
-    from shoprec.search.engine import load_layout_engine
+    from shoprec.search.store import load_layout_engine
 
     root = pipeline_run.root
     params = load_params(root / "params.yaml")

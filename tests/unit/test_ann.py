@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from vectors import clustered_unit_vectors, perturbed_queries, recall_at_k
 
-from shoprec.search.ann import ExactIndex, FaissIndex, FilteredSearch, build_index
+from shoprec.search.index.vectors import (
+    ExactIndex,
+    FaissIndex,
+    FilteredSearch,
+    build_index,
+)
 
 
 def reference_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shoprec.evaluation.topk import recommend_batches, top_k
+from shoprec.evaluation.lists import recommend_batches
 from shoprec.models.baselines import EASE, ItemKNN, OwnHistory, Popularity
 from shoprec.models.interactions import build_interactions
+from shoprec.topk import top_k
 
 WEIGHTS = {"view": 0.1, "click": 0.3, "add_to_cart": 0.6, "purchase": 1.0}
 
@@ -43,8 +44,8 @@ def test_popularity_counts_each_shopper_once(inter):
 def test_own_history_ranks_bought_items_by_count_then_popularity(inter):
     rows = inter.rows(["u1", "unknown"])
     scores = OwnHistory(inter).score(rows)
-    assert list(top_k(scores, 4)[0]) == [0, 1, 2, 3]  # a (2 buys), b (1 buy), then popularity
-    assert rows[1] == -1 and list(top_k(scores, 2)[1]) == [0, 1]  # cold user: popularity
+    assert list(top_k(scores, 4)[0][0]) == [0, 1, 2, 3]  # a (2 buys), b (1 buy), then popularity
+    assert rows[1] == -1 and list(top_k(scores, 2)[0][1]) == [0, 1]  # cold user: popularity
 
 
 def test_itemknn_scores_cosine_neighbours(inter):

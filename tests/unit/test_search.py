@@ -11,19 +11,19 @@ import pytest
 
 from shoprec.config import Params
 from shoprec.evaluation.gate import decide_search
-from shoprec.search.category_intent import CategoryIntent
 from shoprec.search.evaluate import ceiling_ndcg, query_metrics
-from shoprec.search.expansion import QueryExpansion, merged, units
-from shoprec.search.hybrid import rrf
-from shoprec.search.lexical import LexicalIndex, token_counts
-from shoprec.search.normalize import fold, normalise, tokens
+from shoprec.search.index.lexical import LexicalIndex, token_counts
+from shoprec.search.index.semantic import SemanticIndex
+from shoprec.search.index.titles import DefiningWords, TitleIndex, title_tokens
 from shoprec.search.pairs import first_choices, query_pairs
-from shoprec.search.query_parser import ColourVocabulary, clean_text
-from shoprec.search.semantic import SemanticIndex
-from shoprec.search.spelling import Speller
-from shoprec.search.engine import engine_from, popularity_prior
-from shoprec.search.terms import QueryTerms
-from shoprec.search.titles import DefiningWords, TitleIndex, title_tokens
+from shoprec.search.query.expansion import QueryExpansion, merged, units
+from shoprec.search.query.intent import CategoryIntent
+from shoprec.search.query.normalize import fold, normalise, tokens
+from shoprec.search.query.parse import ColourVocabulary, clean_text
+from shoprec.search.query.spelling import Speller
+from shoprec.search.query.terms import QueryTerms
+from shoprec.search.engine import rrf
+from shoprec.search.store import engine_from, popularity_prior
 
 ITEMS = pd.DataFrame({
     "item_id": ["I1", "I2", "I3", "I4", "I5", "I6"],

@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from shoprec.evaluation.topk import top_k
 from shoprec.models.baselines import EASE
 from shoprec.models.catalog import Catalog
 from shoprec.models.interactions import Interactions, build_interactions
+from shoprec.topk import top_k
 
 NUMERIC = (
     "two_tower_score", "two_tower_rank", "copurchase_score", "ease_score", "log_purchases", "log_days_since",
@@ -172,9 +172,9 @@ def candidates(state: UserState, catalog: Catalog, rows: np.ndarray, n_retrieval
     co = np.asarray(((bought > 0).astype(np.float32) @ state.copurchase))
     ease = state.ease.item_scores(state.ease.history[safe]) * known[:, None]
     pick = np.zeros_like(tt, dtype=bool)
-    np.put_along_axis(pick, top_k(tt, n_retrieval), True, axis=1)
+    np.put_along_axis(pick, top_k(tt, n_retrieval)[0], True, axis=1)
     co_top = np.zeros_like(pick)
-    np.put_along_axis(co_top, top_k(ease, n_copurchase), True, axis=1)
+    np.put_along_axis(co_top, top_k(ease, n_copurchase)[0], True, axis=1)
     pick |= (co_top & (ease > 0)) | (hist_w > 0)
     u, i = np.nonzero(pick)
     tt_rank = np.argsort(np.argsort(-tt, axis=1, kind="stable"), axis=1, kind="stable")

@@ -9,7 +9,7 @@ head query does not fill every batch.
 :func:`first_choices` keeps only the first item chosen in each search session: the
 shopper's answer to the query. Every event of a session carries its query, so later
 choices are the session wandering (same category, other nouns and brands); what a
-query *means* (:mod:`shoprec.search.expansion`) is learned from first choices, while the
+query *means* (:mod:`shoprec.search.query.expansion`) is learned from first choices, while the
 query tower, which also learns what shoppers go on to want, trains on all of them.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from shoprec.search.normalize import normalise
+from shoprec.search.query.normalize import normalise
 
 
 def _chosen(events: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ far below the traffic of a shop. Users' states only change when the models are r
 exact code the evaluation gated (:func:`shoprec.models.recommend.ranked`), and a request
 is a lookup plus an optional MMR re-rank. What must answer for any input online is
 retrieval by vector (similar items, semantic search), which goes through an index
-(:mod:`shoprec.search.ann`) that scales to a million items.
+(:mod:`shoprec.search.index.vectors`) that scales to a million items.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def _together(copurchase, per_item: int) -> pd.DataFrame:
 
 def _save_index(vectors: np.ndarray, params: Params, path: Path) -> None:
     """Build the HNSW graph here, once, when the catalog is large enough to want one (minutes at 1M items)."""
-    from shoprec.search.ann import FaissIndex, build_index
+    from shoprec.search.index.vectors import FaissIndex, build_index
 
     s = params.serving
     index = build_index(vectors, s.ann, s.ann_threshold, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
@@ -110,7 +110,7 @@ def _save_index(vectors: np.ndarray, params: Params, path: Path) -> None:
 
 def save_indexes(bundle: BundleFiles, item_emb: np.ndarray, params: Params) -> None:
     """The item index of /similar and the semantic search index, each only where ``serving.ann`` wants one."""
-    from shoprec.search.semantic import SemanticIndex
+    from shoprec.search.index.semantic import SemanticIndex
 
     for path in (bundle.item_index, bundle.semantic_index):
         path.unlink(missing_ok=True)

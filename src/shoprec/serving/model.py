@@ -8,7 +8,7 @@ before it binds a port; ``ServingModel.load(root)`` then builds the in-memory ta
   re-ranked by MMR when diversity is asked for; an unknown user gets the new-visitor list;
 * ``similar``: items bought together with the item (co-purchase cosine over buyers), then
   its nearest neighbours in the two-tower item space from the vector index;
-* ``search``: the hybrid :class:`~shoprec.search.hybrid.SearchEngine` over the bundle;
+* ``search``: the hybrid :class:`~shoprec.search.engine.SearchEngine` over the bundle;
 * ``user``: what the shop knows about a shopper (recent purchases), for the storefront.
 """
 
@@ -69,7 +69,7 @@ def verify(root: Path) -> dict:
 
 
 def _load_index(path: Path, ef_search: int):
-    from shoprec.search.ann import FaissIndex
+    from shoprec.search.index.vectors import FaissIndex
 
     index = FaissIndex.load(path)
     index.ef_search = ef_search
@@ -99,13 +99,13 @@ class ServingModel:
     history_rows: dict[str, np.ndarray]
     together: dict[str, np.ndarray]  # other, score
     together_rows: dict[int, np.ndarray]
-    index: object  # shoprec.search.ann index over item_emb
-    engine: object  # shoprec.search.hybrid.SearchEngine
+    index: object  # shoprec.search.index.vectors index over item_emb
+    engine: object  # shoprec.search.engine.SearchEngine
 
     @classmethod
     def load(cls, root: Path, version: str | None = None) -> "ServingModel":
-        from shoprec.search.ann import ExactIndex, FilteredSearch
-        from shoprec.search.engine import load_layout_engine
+        from shoprec.search.index.vectors import ExactIndex, FilteredSearch
+        from shoprec.search.store import load_layout_engine
         from shoprec.text.catalog_embeddings import read_embeddings
 
         manifest = verify(root)

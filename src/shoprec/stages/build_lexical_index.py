@@ -20,14 +20,14 @@ from shoprec.config import Params
 from shoprec.layout import LexicalFiles, SplitFiles
 from shoprec.models.catalog import row_index
 from shoprec.models.interactions import build_interactions
-from shoprec.search.expansion import QueryExpansion
-from shoprec.search.hybrid import analyse
-from shoprec.search.lexical import LexicalIndex, token_counts
-from shoprec.search.normalize import tokens
+from shoprec.search.engine import analyse
+from shoprec.search.index.lexical import LexicalIndex, token_counts
+from shoprec.search.index.titles import DefiningWords, TitleIndex, title_tokens
 from shoprec.search.pairs import first_choices
-from shoprec.search.query_parser import clean_text
-from shoprec.search.spelling import Speller
-from shoprec.search.titles import DefiningWords, TitleIndex, title_tokens
+from shoprec.search.query.expansion import QueryExpansion
+from shoprec.search.query.normalize import tokens
+from shoprec.search.query.parse import clean_text
+from shoprec.search.query.spelling import Speller
 
 
 def query_word_counts(events: pd.DataFrame) -> Counter:

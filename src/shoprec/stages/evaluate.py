@@ -20,10 +20,17 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import Params
-from shoprec.layout import RankingFiles, ReportFiles, RetrievalFiles, SplitFiles
-from shoprec.evaluation.metrics import auc, coverage, intra_list_diversity, log_loss, novelty, ranking_metrics
+from shoprec.evaluation.lists import VIEWS, recommend_batches
+from shoprec.evaluation.metrics import (
+    auc,
+    coverage,
+    intra_list_diversity,
+    log_loss,
+    novelty,
+    ranking_metrics,
+)
 from shoprec.evaluation.slices import popularity_buckets, slice_recalls
-from shoprec.evaluation.topk import VIEWS, recommend_batches
+from shoprec.layout import RankingFiles, ReportFiles, RetrievalFiles, SplitFiles
 from shoprec.models.baselines import EASE, ItemKNN, OwnHistory, Popularity
 from shoprec.models.multistage import TwoTowerScorer, label_pairs
 from shoprec.models.store import load_system

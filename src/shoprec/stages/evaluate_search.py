@@ -14,8 +14,8 @@ import pandas as pd
 
 from shoprec.config import Params
 from shoprec.layout import LexicalFiles, QueryModelFiles, ReportFiles
-from shoprec.search.engine import load_engine
 from shoprec.search.evaluate import evaluate_queries, table, text_ceiling
+from shoprec.search.store import load_engine
 
 SYSTEMS = {"lexical": ("lexical", False), "semantic": ("semantic", False), "hybrid": ("hybrid", False),
            "hybrid_personalised": ("hybrid", True)}

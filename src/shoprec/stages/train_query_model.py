@@ -18,10 +18,14 @@ from shoprec.config import Params
 from shoprec.layout import QueryModelFiles, RetrievalFiles, SplitFiles
 from shoprec.models.store import load_catalog
 from shoprec.models.training import write_losses
-from shoprec.search.category_intent import CategoryIntent
-from shoprec.search.engine import minilm
+from shoprec.search.index.semantic import (
+    SemanticIndex,
+    export_query_model,
+    train_projection,
+)
 from shoprec.search.pairs import query_pairs
-from shoprec.search.semantic import SemanticIndex, export_query_model, train_projection
+from shoprec.search.query.intent import CategoryIntent
+from shoprec.search.store import minilm
 from shoprec.text import embed_texts
 from shoprec.text.catalog_embeddings import read_embeddings
 from shoprec.text.quantized import export_int8

@@ -10,15 +10,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from shoprec.topk import top_k
+
 VIEWS = ("all", "new")
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` best scores per row, best first (ties broken by index)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
-    return np.take_along_axis(part, order, axis=1)
 
 
 def mask_rows(scores: np.ndarray, exclude: sp.csr_matrix) -> np.ndarray:
@@ -35,4 +29,4 @@ def recommend_batches(scorer, rows: np.ndarray, k: int, exclude: sp.csr_matrix |
         scores = scorer.score(chunk).astype(np.float32, copy=False)
         if exclude is not None:
             scores = mask_rows(scores, exclude[start : start + batch])
-        yield slice(start, start + len(chunk)), top_k(scores, k)
+        yield slice(start, start + len(chunk)), top_k(scores, k)[0]

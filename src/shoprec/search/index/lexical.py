@@ -13,8 +13,8 @@ Scoring (Lucene's BM25): for query tokens ``q`` and item ``d``,
 
 The title is written ``title_weight`` times into the item's text: the title is what a
 shopper's words are most likely to match, the description is generic prose.
-Tokens come from :func:`shoprec.search.normalize.tokens`, on both sides. Extra tokens
-with weights ``w_t`` (translations and guesses, :mod:`shoprec.search.terms`) add
+Tokens come from :func:`shoprec.search.query.normalize.tokens`, on both sides. Extra tokens
+with weights ``w_t`` (translations and guesses, :mod:`shoprec.search.query.terms`) add
 ``sum_t w_t BM25(t, d)``: BM25 is a sum over query tokens, so a weight scales one term.
 
 Scoring reads the index's token rows directly (bm25s keeps them as a CSC matrix: per
@@ -35,7 +35,7 @@ import bm25s
 import numpy as np
 import pandas as pd
 
-from shoprec.search.normalize import tokens
+from shoprec.search.query.normalize import tokens
 
 FIELDS = ("title", "category", "brand", "description")
 

@@ -9,7 +9,7 @@ The score
 
 Why exact below a threshold
     Exact top-k is one float32 matrix product (``n x d`` by ``d x N``) and an
-    ``O(N)`` ``argpartition``: for a catalog of 5k x 64 that is 320k multiply-adds,
+    ``O(N)`` selection (:mod:`shoprec.topk`): for a catalog of 5k x 64 that is 320k multiply-adds,
     microseconds, with perfect recall and nothing to build, tune or ship. The cost grows
     linearly with ``N`` (at 1M items a query reads all 256 MB of vectors), so past
     ``threshold`` items an approximate index pays for itself.
@@ -32,6 +32,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
+from shoprec.topk import best_first, top_k, top_rows
 
 KINDS = ("exact", "faiss", "auto")
 
@@ -59,26 +61,6 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be >= 1, got {k}")
 
 
-def top_rows(rows: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
-    """The ``n`` best of ``rows`` by ``scores`` (aligned), best first, equal scores by lower row.
-
-    ``argpartition`` selects in O(len) but cuts a tie at the n-th place arbitrarily;
-    search legs only need ranks, so that is kept rather than paying for a full sort.
-    """
-    n = min(n, len(rows))
-    if n == 0:
-        return rows[:0]
-    best = np.argpartition(-scores, n - 1)[:n] if len(rows) > n else np.arange(len(rows))
-    return rows[best[np.lexsort((rows[best], -scores[best]))]]
-
-
-def _best_first(indices: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort each row by score descending, ties by lower index (a lexicographic sort on k items)."""
-    order = np.lexsort((indices, -scores), axis=1)
-    return (np.take_along_axis(indices, order, axis=1).astype(np.int64),
-            np.take_along_axis(scores, order, axis=1).astype(np.float32))
-
-
 class ExactIndex:
     """Brute-force top-k: ``scores = Q Vᵀ`` and a linear-time selection per row."""
 
@@ -94,28 +76,10 @@ class ExactIndex:
         queries = _as_matrix(queries, "queries", self.vectors.shape[1])
         k = min(k, len(self.vectors))
         chunk = max(1, _SCORE_BUDGET // len(self.vectors))
-        parts = [self._top_k(queries[i:i + chunk] @ self.vectors.T, k) for i in range(0, len(queries), chunk)]
+        parts = [top_k(queries[i:i + chunk] @ self.vectors.T, k) for i in range(0, len(queries), chunk)]
         if not parts:
             return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-    @staticmethod
-    def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k of each row with a deterministic cut.
-
-        ``t`` is the k-th largest score (``np.partition``, O(N)). Everything above ``t``
-        is in; of the items scoring exactly ``t`` only the lowest-indexed ones that fill
-        the k slots are (a running count of ties). ``argpartition`` alone would cut ties
-        at the boundary arbitrarily.
-        """
-        n, total = scores.shape
-        t = np.partition(scores, total - k, axis=1)[:, total - k, None]
-        above = scores > t
-        tied = scores == t
-        room = k - above.sum(axis=1, keepdims=True)
-        keep = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= room))
-        indices = np.nonzero(keep)[1].reshape(n, k)
-        return _best_first(indices, np.take_along_axis(scores, indices, axis=1))
 
 
 class FaissIndex:
@@ -173,7 +137,7 @@ class FaissIndex:
         if padded.any():
             flat = faiss.downcast_index(self._index.storage)
             scores[padded], indices[padded] = flat.search(queries[padded], k)
-        return _best_first(indices, scores)
+        return best_first(indices, scores)
 
     def save(self, path: Path | str) -> Path:
         """Graph, vectors and ``ef_search`` in faiss's own format."""

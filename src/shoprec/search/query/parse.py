@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shoprec.search.normalize import normalise, words
+from shoprec.search.query.normalize import normalise, words
 
 KNOWN_COLOURS: tuple[str, ...] = (
     "red", "blue", "green", "black", "white", "grey", "navy", "pink", "yellow", "orange", "purple", "brown",

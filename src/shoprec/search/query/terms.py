@@ -18,7 +18,7 @@ tokens ``t``, its *alternatives* ``A(w)``, each with a credit in (0, 1]:
   choose ("lumen honey gran" is read "lumen honey granite", and the honey granola by
   Lumen is the item that covers all three words);
 * the translations of the query units holding ``w'``, learned from the click logs
-  (:meth:`shoprec.search.expansion.QueryExpansion.by_word`), credit ``P(t | u)``.
+  (:meth:`shoprec.search.query.expansion.QueryExpansion.by_word`), credit ``P(t | u)``.
 
 The hybrid's BM25 leg searches every alternative other than the words themselves as an
 extra token weighted by its credit (:meth:`QueryTerms.extra_weights`). After fusion, an
@@ -37,7 +37,7 @@ words strongly (BM25's idf) or reads similarly (the cosine) outrank one that mat
 all of them.
 
 Coverage looks from the query to the item; :meth:`QueryTerms.unnamed` looks back: the
-number of the item's *defining* title words (:class:`shoprec.search.titles.DefiningWords`,
+number of the item's *defining* title words (:class:`shoprec.search.index.titles.DefiningWords`,
 what shoppers type to ask for that product) that the query does not name,
 
     u(i) = [N(q) != {}] |{t in D : t in title(i), t not in N(q)}|,    N(q) = {t in D : c(t) >= 1/2},
@@ -60,11 +60,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoprec.search.expansion import QueryExpansion, merged
-from shoprec.search.lexical import LexicalIndex
-from shoprec.search.spelling import Speller
-from shoprec.search.titles import TitleIndex
-
+from shoprec.search.index.lexical import LexicalIndex
+from shoprec.search.index.titles import TitleIndex
+from shoprec.search.query.expansion import QueryExpansion, merged
+from shoprec.search.query.spelling import Speller
 
 NAMED_CREDIT = 0.5  # an alternative this sure names its word (``unnamed``)
 

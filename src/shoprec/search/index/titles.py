@@ -4,7 +4,7 @@ The BM25 index answers "does the item's text have the word?" for title, category
 and description together. The hybrid's order also asks what the *title* says: a word
 found only in the description or the category ("candle" in a reed diffuser's "Candles"
 category) is weaker evidence that the item is what the query names than a word in its
-title (:mod:`shoprec.search.terms`).
+title (:mod:`shoprec.search.query.terms`).
 
 :class:`TitleIndex`: per title token, the sorted rows of the items whose title has it
 (a CSR posting list), so "which of these items' titles have ``t``?" is a binary search.
@@ -29,12 +29,12 @@ the rest are shoppers' synonyms), colour and material as often as shoppers bothe
 planter 0.57). A word with ``m(t) >= min_share`` is a *defining* word. An item whose title
 has a defining word that the query does not name is probably another product: "mug"
 should not rank a travel mug among mugs, nor "lamp" a desk lamp among lamps
-(:meth:`shoprec.search.terms.QueryTerms.unnamed`). A catalog without logged queries has none.
+(:meth:`shoprec.search.query.terms.QueryTerms.unnamed`). A catalog without logged queries has none.
 
 Learning from the logs of a ranker that uses the result is a loop: once "phone" ranks
 items with a defining "apple" lower, shoppers reach them mostly by typing "apple", and
 its share rises. The penalty is mild for that reason (less than one word of coverage,
-:mod:`shoprec.search.hybrid` step 5), and the share is measured on first choices, which
+:mod:`shoprec.search.engine` step 5), and the share is measured on first choices, which
 the penalty only reorders within the list.
 """
 
@@ -50,8 +50,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shoprec.search.lexical import in_posting
-from shoprec.search.normalize import tokens
+from shoprec.search.index.lexical import in_posting
+from shoprec.search.query.normalize import tokens
 
 
 def title_tokens(titles: Iterable) -> list[list[str]]:

@@ -16,7 +16,7 @@ For an unknown word ``w`` (length >= ``min_length``):
 
 1. completion: the most frequent known word that starts with ``w`` ("cera" -> "ceramic"),
    since shoppers stop typing before autocomplete (:meth:`Speller.completions` lists them
-   all, for the hybrid's alternatives, :mod:`shoprec.search.terms`);
+   all, for the hybrid's alternatives, :mod:`shoprec.search.query.terms`);
 2. otherwise correction at Damerau distance 1 (one character dropped, added, replaced,
    or two neighbours swapped) by *symmetric deletes* (Garbe's SymSpell): every known
    word is indexed under each of its one-character deletions, so the neighbours of ``w``

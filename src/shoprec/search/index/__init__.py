@@ -1,0 +1,1 @@
+"""The search indexes: words (BM25, titles) and vectors (semantic, exact or HNSW)."""
