@@ -363,20 +363,28 @@ def serve(
 @app.command(rich_help_panel=USE)
 def run(
     stage: Annotated[Optional[str], typer.Argument(help="reproduce up to this dvc.yaml stage (default: all)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="params.yaml key=value to write first (repeatable)")] = None,
 ) -> None:
-    """Run the whole pipeline with DVC (`dvc repro`), showing each stage as it runs, and say where the outputs are."""
-    from shoprec.pipeline import reproduce
+    """Run the pipeline with DVC (`dvc repro`), showing each stage as it runs, and say where the outputs are."""
+    from shoprec.pipeline import parse_overrides, reproduce, set_params
 
     def write(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
 
     try:
+        overrides = parse_overrides(set_ or [])
+        if overrides:
+            set_params(overrides)
+            typer.echo(f"params.yaml updated: {overrides}")
+    except (ValueError, ParamsError) as exc:
+        _fail(str(exc))
+    try:
         summary = reproduce(stage, write=write)
     except Exception as exc:  # DVC wraps stage failures; show its message, not a traceback
         _fail(f"pipeline failed: {exc}")
     typer.echo(summary)
-    if LAYOUT.bundle.manifest.is_file():
+    if LAYOUT.bundle.manifest.is_file() and stage in (None, "package"):
         from shoprec.serving.bento import serve_instructions
 
         typer.echo("\n" + serve_instructions(LAYOUT.bundle.folder))

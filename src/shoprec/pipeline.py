@@ -58,6 +58,9 @@ class StageProgress:
     """
 
     RUNNING = re.compile(r"^Running stage '([^']+)':")
+    # TensorFlow's C++ start-up chatter (absl INFO/WARNING lines, no CUDA on a CPU machine): not progress
+    NOISE = re.compile(r"^(?:[IW]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w.]+:\d+\]|WARNING: All log messages before "
+                       r"absl::InitializeLog|E\d{4} .*(?:cuInit|oneDNN supports DT_INT64))")
     SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
 
     def __init__(self, write: Echo, clock: Callable[[], float] = time.monotonic) -> None:
@@ -71,7 +74,8 @@ class StageProgress:
         parts = re.split(r"(\r\n|\r|\n)", self._line + text)  # [line, end, line, end, ..., unfinished]
         for line, end in zip(parts[0:-1:2], parts[1::2]):
             self._read(line)  # a stage's end is told before the next stage's first line
-            self.write(line + end)
+            if not self.NOISE.match(line):
+                self.write(line + end)
         self._line = parts[-1]  # shown once ended (tqdm ends each update of a bar with the next one's \r)
 
     def _read(self, line: str) -> None:

@@ -61,3 +61,17 @@ def test_flow_logs_get_whole_lines_as_they_arrive():
     lines("tail without newline")
     lines.flush()
     assert logged == ["Epoch 1/2", "loss: 0.5", "bar 100%", "tail without newline"]
+
+
+def test_tensorflow_start_up_chatter_is_not_shown():
+    shown: list[str] = []
+    progress = StageProgress(shown.append)
+    progress.feed("Running stage 'embed_items':\n"
+                  "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                  "I0000 00:00:1796442362.352035   19272 port.cc:153] oneDNN custom operations are on.\n"
+                  "E0000 00:00:1796442367.263840   19272 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+                  "ValueError: a real error\n")
+    progress.close(failed=True)
+    text = "".join(shown)
+    assert "absl" not in text and "oneDNN" not in text and "cuInit" not in text
+    assert "ValueError: a real error" in text
