@@ -59,8 +59,8 @@ class StageProgress:
 
     RUNNING = re.compile(r"^Running stage '([^']+)':")
     # TensorFlow's C++ start-up chatter (absl INFO/WARNING lines, no CUDA on a CPU machine): not progress
-    NOISE = re.compile(r"^(?:[IW]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w.]+:\d+\]|WARNING: All log messages before "
-                       r"absl::InitializeLog|E\d{4} .*(?:cuInit|oneDNN supports DT_INT64))")
+    NOISE = re.compile(r"^(?:[IW]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\]|WARNING: All log messages before absl::InitializeLog"
+                       r"|E\d{4} .*(?:cuInit|oneDNN supports DT_INT64))")
     SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
 
     def __init__(self, write: Echo, clock: Callable[[], float] = time.monotonic) -> None:
