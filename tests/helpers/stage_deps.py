@@ -10,6 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 NOT_STAGE_CODE = {"src/shoprec/cli.py", "src/shoprec/__init__.py"}  # argument parsing; process switches
+ENVIRONMENT = ("src/shoprec.egg-info",)  # the editable install's metadata: the environment, like .venv
 UNTRACKED = ("var/",)  # run details (timings, tags, commits): written, never DVC outputs
 
 
@@ -71,7 +72,12 @@ def stage_code(subcommand: str) -> set[str]:
 
     command = next(c for c in app.registered_commands
                    if (c.name or c.callback.__name__.replace("_", "-")) == subcommand)
-    todo = set().union(*map(with_parents, imported_modules(ast.parse(inspect.getsource(command.callback)), "shoprec")))
+    # every stage command loads cli.py, so what it imports at module level is part of every stage's code
+    cli = ast.parse((SRC / "shoprec" / "cli.py").read_text())
+    top_level = ast.Module(body=[n for n in cli.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
+    seeds = imported_modules(ast.parse(inspect.getsource(command.callback)), "shoprec") | imported_modules(top_level,
+                                                                                                         "shoprec")
+    todo = set().union(*map(with_parents, seeds))
     seen: set[str] = set()
     while todo:
         name = todo.pop()

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from file_trace import read_trace
-from stage_deps import NOT_STAGE_CODE, SRC, UNTRACKED, covered, resolved_stages, subcommand
+from stage_deps import ENVIRONMENT, NOT_STAGE_CODE, SRC, UNTRACKED, covered, resolved_stages, subcommand
 
 
 def test_stage_commands_name_only_declared_paths(pipeline_run):
@@ -43,7 +43,8 @@ def test_stages_touch_only_declared_files(pipeline_run):
         for kind, paths, allowed in (("reads", access.read, readable), ("writes", access.written, stage["outs"])):
             for path in sorted(paths):
                 rel = _in_repo(path, root)
-                if rel is None or rel in NOT_STAGE_CODE or rel.startswith(UNTRACKED) or f"{rel}/" in UNTRACKED:
+                if (rel is None or rel in NOT_STAGE_CODE or rel.startswith(UNTRACKED) or f"{rel}/" in UNTRACKED
+                        or covered(rel, list(ENVIRONMENT))):
                     continue
                 if kind == "reads" and _is_parent_folder(rel, readable):
                     continue  # listing a folder on the way to a declared path

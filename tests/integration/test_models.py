@@ -32,7 +32,7 @@ def sample_users(pipeline_run):
 def test_retrieval_savedmodel_takes_raw_ids_and_matches_in_memory(pipeline_run, system, sample_users):
     params = load_params(pipeline_run.root / "params.yaml")
     train = pd.read_parquet(pipeline_run.root / "data/split/train.parquet")
-    _, test_start = cutoffs(pipeline_run.root / "data/split")
+    _, test_start = cutoffs(Layout(pipeline_run.root).split)
     user_index = {u: i + 1 for i, u in enumerate(np.load(pipeline_run.root / "models/retrieval/final/embeddings.npz")["user_ids"])}
     inputs = query_inputs(sample_users, train, user_index, system.catalog, params.interactions.history_types,
                           params.retrieval.history_length, test_start)
