@@ -195,8 +195,8 @@ class ClientErrorsAreNotServerErrors(logging.Filter):
 
 logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorsAreNotServerErrors())
 
-# BentoML opens an OpenTelemetry span per request even when nothing exports it (0.56 -> 0.31 ms
-# of CPU per /recommend without); unless serving.tracing is on (and an exporter is set in
+# BentoML opens an OpenTelemetry span per request even when nothing exports it (a large share of
+# /recommend's CPU, docs/serving.md); unless serving.tracing is on (and an exporter is set in
 # BentoML's configuration), the API routes skip it.
 API_ROUTES = ("/recommend", "/search", "/similar", "/feedback", "/user", "/users")
 UNTRACED = [rf"{route}(\?|$)" for route in API_ROUTES]  # OpenTelemetry searches these in the whole URL

@@ -19,7 +19,7 @@ encoder, and search compares a query vector with them. A per-query error of ``1 
 ~ 0.002 moves the text cosine ``x . t`` by at most ``|dx| = sqrt(2 * 0.002)`` ~ 0.06; the
 query tower's term (an MLP, then renormalised) has no such bound, so the search
 evaluation (``evaluate_search``, which loads the engine the service loads) measures what
-it costs: nothing on the sample (hybrid nDCG@10 0.842 int8, 0.840 float).
+it costs (docs/search.md).
 ``search.query_encoder: float`` switches back.
 
 Tokenising stays in TensorFlow (the same :class:`WordPieceTokenizer` graph); LiteRT runs
