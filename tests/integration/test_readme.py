@@ -7,6 +7,7 @@ the suite's pipeline run (what `make run` leaves behind), with its port moved to
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -79,5 +80,8 @@ def test_serve_block_answers_on_the_packaged_model(pipeline_run, tmp_path):
     script = block("Serve and call the endpoints").replace("3000", str(port))
     done = run_block(script, root, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
-    assert done.stdout.count('"model_version"') >= 2 and '"items": [{' in done.stdout
-    assert '"accepted": 1' in done.stdout
+    answers = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    recommended, searched, feedback = answers  # the block's three calls, in order
+    assert recommended["items"] and recommended["model_version"].startswith("shoprec:")
+    assert searched["parsed"]["max_price"] == 20 and searched["items"]
+    assert feedback["accepted"] == 1, feedback
