@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from repo_copy import REPO, copy_repo
 
@@ -57,6 +58,9 @@ def test_readme_is_a_short_guide():
                     "GPU", "Deploy", "Scaling out", "Troubleshooting", "Headline figures"):
         assert f"\n## {section}\n" in README
     assert README.count("```mermaid") == 2
+    dag = README.split("```mermaid", 1)[1].split("```", 1)[0]
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert all(re.search(rf"\b{name}\b", dag) for name in stages), "the README's DAG names every dvc.yaml stage"
     assert "make run" in block("Set up and run") and "make test" in block("Set up and run")
     hashes = re.findall(r"(?<![0-9A-Za-z])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}(?![0-9A-Za-z])", README)
     assert not hashes, f"commit hashes in the README: {hashes}"
