@@ -13,31 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _file(name: str, doc: str | None = None, kind: type | None = None) -> property:
+    """A path inside the object's ``folder``, as a read-only attribute (wrapped in ``kind`` if given)."""
+    if kind is None:
+        return property(lambda self: self.folder / name, doc=doc)
+    return property(lambda self: kind(self.folder / name), doc=doc)
+
+
 @dataclass(frozen=True)
 class SplitFiles:
     """Written by ``split``: the temporal split and its summary (cut-off dates, row counts)."""
 
     folder: Path
 
-    @property
-    def train(self) -> Path:
-        return self.folder / "train.parquet"
-
-    @property
-    def valid(self) -> Path:
-        return self.folder / "valid.parquet"
-
-    @property
-    def test(self) -> Path:
-        return self.folder / "test.parquet"
-
-    @property
-    def test_truth(self) -> Path:
-        return self.folder / "test_truth.parquet"
-
-    @property
-    def summary(self) -> Path:
-        return self.folder / "split.json"
+    train = _file("train.parquet")
+    valid = _file("valid.parquet")
+    test = _file("test.parquet")
+    test_truth = _file("test_truth.parquet")
+    summary = _file("split.json")
 
 
 @dataclass(frozen=True)
@@ -51,18 +44,10 @@ class RetrievalFiles:
         """User query vectors as of the phase's cut-off, the cold-start vector and item vectors."""
         return self.folder / phase / "embeddings.npz"
 
-    @property
-    def item_embeddings(self) -> Path:
-        """The final model's candidate vectors, ``item_id, embedding`` Parquet (vector indexes read it)."""
-        return self.folder / "item_embeddings.parquet"
-
-    @property
-    def losses(self) -> Path:
-        return self.folder / "losses.csv"
-
-    @property
-    def saved_model(self) -> Path:
-        return self.folder / "saved_model"
+    item_embeddings = _file("item_embeddings.parquet",
+                            "The final model's candidate vectors (vector indexes read them).")
+    losses = _file("losses.csv")
+    saved_model = _file("saved_model")
 
 
 @dataclass(frozen=True)
@@ -71,22 +56,10 @@ class RankingFiles:
 
     folder: Path
 
-    @property
-    def weights(self) -> Path:
-        """A checkpoint prefix (Keras writes ``weights.index`` and ``weights.data-*``)."""
-        return self.folder / "weights"
-
-    @property
-    def config(self) -> Path:
-        return self.folder / "config.json"
-
-    @property
-    def losses(self) -> Path:
-        return self.folder / "losses.csv"
-
-    @property
-    def saved_model(self) -> Path:
-        return self.folder / "saved_model"
+    weights = _file("weights", "A checkpoint prefix (Keras writes ``weights.index`` and ``weights.data-*``).")
+    config = _file("config.json")
+    losses = _file("losses.csv")
+    saved_model = _file("saved_model")
 
 
 @dataclass(frozen=True)
@@ -95,34 +68,13 @@ class LexicalFiles:
 
     folder: Path
 
-    @property
-    def bm25(self) -> Path:
-        return self.folder / "bm25"
-
-    @property
-    def vocabulary(self) -> Path:
-        """The speller's known words and their counts."""
-        return self.folder / "vocabulary.json"
-
-    @property
-    def expansion(self) -> Path:
-        """Query word -> catalog word translations learned from the click logs."""
-        return self.folder / "expansion.json"
-
-    @property
-    def popularity(self) -> Path:
-        """Weighted training interactions per item (the hybrid order's prior)."""
-        return self.folder / "popularity.npy"
-
-    @property
-    def titles(self) -> Path:
-        """Which items' titles have each word."""
-        return self.folder / "titles.npz"
-
-    @property
-    def defining(self) -> Path:
-        """Title words that say what a product is (shoppers name them), from the click logs."""
-        return self.folder / "defining.json"
+    bm25 = _file("bm25")
+    vocabulary = _file("vocabulary.json", "The speller's known words and their counts.")
+    expansion = _file("expansion.json", "Query word -> catalog word translations learned from the click logs.")
+    popularity = _file("popularity.npy", "Weighted training interactions per item (the hybrid order's prior).")
+    titles = _file("titles.npz", "Which items' titles have each word.")
+    defining = _file("defining.json",
+                     "Title words that say what a product is (shoppers name them), from the click logs.")
 
 
 @dataclass(frozen=True)
@@ -131,33 +83,13 @@ class QueryModelFiles:
 
     folder: Path
 
-    @property
-    def semantic(self) -> Path:
-        """Item vectors, and the query projection when one was trained."""
-        return self.folder / "semantic.npz"
-
-    @property
-    def intent(self) -> Path:
-        """The category intent classifier (only when trained)."""
-        return self.folder / "intent.npz"
-
-    @property
-    def quantized_encoder(self) -> Path:
-        """MiniLM with int8 weights, for one query at a time (serving)."""
-        return self.folder / "query_encoder.tflite"
-
-    @property
-    def saved_model(self) -> Path:
-        """Raw query strings -> top-K item ids and scores."""
-        return self.folder / "saved_model"
-
-    @property
-    def summary(self) -> Path:
-        return self.folder / "summary.json"
-
-    @property
-    def losses(self) -> Path:
-        return self.folder / "losses.csv"
+    semantic = _file("semantic.npz", "Item vectors, and the query projection when one was trained.")
+    intent = _file("intent.npz", "The category intent classifier (only when trained).")
+    quantized_encoder = _file("query_encoder.tflite",
+                              "MiniLM with int8 weights, for one query at a time (serving).")
+    saved_model = _file("saved_model", "Raw query strings -> top-K item ids and scores.")
+    summary = _file("summary.json")
+    losses = _file("losses.csv")
 
 
 @dataclass(frozen=True)
@@ -166,42 +98,15 @@ class ReportFiles:
 
     folder: Path
 
-    @property
-    def metrics(self) -> Path:
-        return self.folder / "metrics.json"
-
-    @property
-    def recommendations(self) -> Path:
-        return self.folder / "recommendations.parquet"
-
-    @property
-    def recall_curves(self) -> Path:
-        return self.folder / "recall_curves.csv"
-
-    @property
-    def recall_plot(self) -> Path:
-        return self.folder / "recall_curves.png"
-
-    @property
-    def search_metrics(self) -> Path:
-        return self.folder / "search_metrics.json"
-
-    @property
-    def search_table(self) -> Path:
-        return self.folder / "search_metrics.md"
-
-    @property
-    def gate(self) -> Path:
-        return self.folder / "gate.json"
-
-    @property
-    def search_gate(self) -> Path:
-        return self.folder / "search_gate.json"
-
-    @property
-    def headline(self) -> Path:
-        """The small file ``dvc metrics show`` and ``dvc metrics diff`` read."""
-        return self.folder / "headline.json"
+    metrics = _file("metrics.json")
+    recommendations = _file("recommendations.parquet")
+    recall_curves = _file("recall_curves.csv")
+    recall_plot = _file("recall_curves.png")
+    search_metrics = _file("search_metrics.json")
+    search_table = _file("search_metrics.md")
+    gate = _file("gate.json")
+    search_gate = _file("search_gate.json")
+    headline = _file("headline.json", "The small file ``dvc metrics show`` and ``dvc metrics diff`` read.")
 
 
 @dataclass(frozen=True)
@@ -215,40 +120,15 @@ class BundleFiles:
     def layout(self) -> "Layout":
         return Layout(self.folder)
 
-    @property
-    def manifest(self) -> Path:
-        """Version, data hash and the sha256 of every file."""
-        return self.folder / "manifest.json"
-
-    @property
-    def params(self) -> Path:
-        """The params the models were trained with, which the service reads."""
-        return self.folder / "params.yaml"
-
-    @property
-    def lists(self) -> Path:
-        """Top lists of every known user and of a new visitor, both views."""
-        return self.folder / "serving/recommendations.parquet"
-
-    @property
-    def history(self) -> Path:
-        """Each user's purchases (count, last time)."""
-        return self.folder / "serving/history.parquet"
-
-    @property
-    def together(self) -> Path:
-        """Co-purchase neighbours of every item."""
-        return self.folder / "serving/together.parquet"
-
-    @property
-    def item_index(self) -> Path:
-        """HNSW index of the item embeddings (large catalogs only)."""
-        return self.folder / "serving/items.faiss"
-
-    @property
-    def semantic_index(self) -> Path:
-        """HNSW index of the semantic search vectors (large catalogs only)."""
-        return self.folder / "serving/semantic.faiss"
+    manifest = _file("manifest.json", "Version, data hash and the sha256 of every file.")
+    params = _file("params.yaml", "The params the models were trained with, which the service reads.")
+    lists = _file("serving/recommendations.parquet",
+                  "Top lists of every known user and of a new visitor, both views.")
+    history = _file("serving/history.parquet", "Each user's purchases (count, last time).")
+    together = _file("serving/together.parquet", "Co-purchase neighbours of every item.")
+    item_index = _file("serving/items.faiss", "HNSW index of the item embeddings (large catalogs only).")
+    semantic_index = _file("serving/semantic.faiss",
+                           "HNSW index of the semantic search vectors (large catalogs only).")
 
     def name(self, path: Path) -> str:
         """``path`` as the manifest lists it (relative to the bundle)."""
@@ -262,60 +142,23 @@ class Layout:
     root: Path = Path(".")
 
     @property
-    def raw(self) -> Path:
-        return self.root / "data/raw"
+    def folder(self) -> Path:
+        return self.root
 
-    @property
-    def clean(self) -> Path:
-        return self.root / "data/clean"
-
-    @property
-    def items(self) -> Path:
-        return self.clean / "items.parquet"
-
-    @property
-    def events(self) -> Path:
-        return self.clean / "events.parquet"
-
-    @property
-    def query_labels(self) -> Path:
-        return self.clean / "query_labels.parquet"
-
-    @property
-    def validation_report(self) -> Path:
-        return self.clean / "validation.json"
-
-    @property
-    def split(self) -> SplitFiles:
-        return SplitFiles(self.root / "data/split")
-
-    @property
-    def text_embeddings(self) -> Path:
-        return self.root / "data/features/item_text_embeddings.parquet"
-
-    @property
-    def retrieval(self) -> RetrievalFiles:
-        return RetrievalFiles(self.root / "models/retrieval")
-
-    @property
-    def ranking(self) -> RankingFiles:
-        return RankingFiles(self.root / "models/ranking")
-
-    @property
-    def lexical(self) -> LexicalFiles:
-        return LexicalFiles(self.root / "models/search/lexical")
-
-    @property
-    def query_model(self) -> QueryModelFiles:
-        return QueryModelFiles(self.root / "models/search/query_model")
-
-    @property
-    def reports(self) -> ReportFiles:
-        return ReportFiles(self.root / "reports")
-
-    @property
-    def bundle(self) -> BundleFiles:
-        return BundleFiles(self.root / "models/serving/bundle")
+    raw = _file("data/raw")
+    clean = _file("data/clean")
+    items = _file("data/clean/items.parquet")
+    events = _file("data/clean/events.parquet")
+    query_labels = _file("data/clean/query_labels.parquet")
+    validation_report = _file("data/clean/validation.json")
+    split = _file("data/split", kind=SplitFiles)
+    text_embeddings = _file("data/features/item_text_embeddings.parquet")
+    retrieval = _file("models/retrieval", kind=RetrievalFiles)
+    ranking = _file("models/ranking", kind=RankingFiles)
+    lexical = _file("models/search/lexical", kind=LexicalFiles)
+    query_model = _file("models/search/query_model", kind=QueryModelFiles)
+    reports = _file("reports", kind=ReportFiles)
+    bundle = _file("models/serving/bundle", kind=BundleFiles)
 
     @property
     def run_details(self) -> Path:
