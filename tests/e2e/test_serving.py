@@ -168,6 +168,22 @@ def test_malformed_and_oversize_bodies(served):
     assert huge.status_code == 413 and "serving.max_body_bytes" in huge.text
 
 
+def test_a_post_that_is_not_json_is_refused_before_it_is_read(served, bundle):
+    """A text/plain POST skips the browser's CORS preflight: from any web page it could write feedback."""
+    item = pd.read_parquet(bundle / "data/clean/items.parquet")["item_id"].iloc[0]
+    event = {"user_id": "U-cross-site", "item_id": item, "event_type": "purchase", "timestamp": "2024-05-01T10:00:00Z"}
+    body = json.dumps({"events": [event]}).encode()
+    for kind in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"content-type": kind} if kind else {}
+        refused = httpx.post(f"{served.url}/feedback", content=body, headers=headers, timeout=30)
+        assert refused.status_code == 415, (kind, refused.text)
+        assert "application/json" in refused.json()["error"]
+    charset = httpx.post(f"{served.url}/recommend", content=json.dumps({"user_id": "x", "k": 2}).encode(),
+                         headers={"content-type": "application/json; charset=utf-8"}, timeout=30)
+    assert charset.status_code == 200
+    assert "access-control-allow-origin" not in {k.lower() for k in charset.headers}  # no CORS: same origin only
+
+
 def test_feedback_is_accepted_once_per_event_id(served, bundle):
     item = pd.read_parquet(bundle / "data/clean/items.parquet")["item_id"].iloc[0]
     event = {"user_id": "U-test", "item_id": item, "event_type": "click", "timestamp": "2024-05-01T10:00:00Z",

@@ -90,6 +90,28 @@ class BodyLimit:
         return await self.app(scope, receive, send)
 
 
+class JsonBodiesOnly:
+    """ASGI middleware: a POST must say its body is JSON, or it gets 415 before anything reads it.
+
+    A ``text/plain`` (or form) POST is a "simple" request that browsers send cross-site
+    without a CORS preflight, so without this check any web page a shopper visits could
+    write events into /feedback, and so into the training data. A JSON POST from another
+    origin needs a preflight, which this service does not answer (no CORS headers): only
+    pages served from the service's own origin (the storefront at /ui) can call it.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            kind = dict(scope.get("headers") or []).get(b"content-type", b"").split(b";")[0].strip().lower()
+            if kind != b"application/json":
+                return await _reject(send, 415, f"send the body as JSON with Content-Type: application/json "
+                                                f"(got {kind.decode(errors='replace') or 'none'})")
+        return await self.app(scope, receive, send)
+
+
 class OneErrorShape:
     """ASGI middleware: every 4xx answer is one JSON object, ``{"error": message}`` plus
     ``"detail"`` (pydantic's list of field errors) where the request failed validation.
@@ -307,4 +329,5 @@ class Shoprec:
 
 
 Shoprec.add_asgi_middleware(BodyLimit, max_bytes=SETTINGS.max_body_bytes)
+Shoprec.add_asgi_middleware(JsonBodiesOnly)
 Shoprec.add_asgi_middleware(OneErrorShape)
