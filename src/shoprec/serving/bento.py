@@ -36,18 +36,30 @@ def git_commit(root: Path) -> str:
     return head + ("-dirty" if dirty else "")
 
 
+def bundle_tag(bundle: Path) -> str:
+    """The model-store tag of ``bundle``, read from its manifest (the version names its content)."""
+    manifest = BundleFiles(bundle).manifest
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{bundle} holds no packaged model: run `dvc repro` (the package stage) first")
+    return f"{MODEL_NAME}:{json.loads(manifest.read_text())['version']}"
+
+
 def import_bundle(bundle: Path, commit: str = "") -> str:
-    """Copy ``bundle`` into the BentoML model store (unless its tag is there); return the tag."""
+    """Copy ``bundle`` into the BentoML model store unless its tag is there; return the tag.
+
+    The tag names the content, so a tag already in the store needs no second look; a bundle
+    copied in is first checked file by file against its manifest.
+    """
     import bentoml
     from bentoml.exceptions import NotFound
 
-    manifest = verify(bundle)
-    tag = f"{MODEL_NAME}:{manifest['version']}"
+    tag = bundle_tag(bundle)
     try:
         bentoml.models.get(tag)
         return tag
     except NotFound:
         pass
+    manifest = verify(bundle)
     labels = {"git_commit": commit or "unknown", "data_hash": manifest["data_hash"]}
     with bentoml.models.create(tag, labels=labels, metadata={"users": manifest["users"],
                                                              "items": manifest["items"]}) as model:
@@ -90,8 +102,6 @@ def build_bento(root: Path, model_tag: str) -> str:
 
 def packaged_tag(bundle: Path) -> str:
     """The model tag of ``bundle``; imported again if the store lost it (a fresh machine after ``dvc pull``)."""
-    if not BundleFiles(bundle).manifest.is_file():
-        raise FileNotFoundError(f"{bundle} holds no packaged model: run `dvc repro` (the package stage) first")
     return import_bundle(bundle)
 
 

@@ -23,7 +23,7 @@ def package(repo: Layout, params: Params, params_path: Path, bundle_dir: Path, r
     bento; write the run's record (tags, commit) to ``record_path`` and return it."""
     bundle = build_bundle(repo, params, bundle_dir, params_path)
     commit = git_commit(repo.root)
-    model_tag = import_bundle(bundle, commit)  # verifies every file against the manifest
+    model_tag = import_bundle(bundle, commit)
     manifest = json.loads(BundleFiles(bundle).manifest.read_text())
     record = {"model_tag": model_tag, "bento_tag": build_bento(repo.root, model_tag) if bento else None,
               "git_commit": commit, "data_hash": manifest["data_hash"], "gate": manifest["gate"]["reason"]}
