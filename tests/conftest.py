@@ -70,6 +70,12 @@ def pipeline_run(tmp_path_factory) -> PipelineRun:
 
 
 @pytest.fixture(scope="session")
+def bundle(pipeline_run) -> Path:
+    """The serving bundle the package stage of pipeline_run wrote."""
+    return pipeline_run.root / "models/serving/bundle"
+
+
+@pytest.fixture(scope="session")
 def served(pipeline_run, tmp_path_factory):
     """A real `shoprec serve` (bentoml serve, 2 workers) on the pipeline_run models."""
     from shoprec.serving.process import start_server

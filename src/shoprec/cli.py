@@ -7,6 +7,7 @@ print one message and exit 1; a traceback means a bug.
 
 from __future__ import annotations
 
+import errno
 import sys
 from enum import Enum
 from pathlib import Path
@@ -285,11 +286,14 @@ def export_feedback(
 
     import pyarrow.parquet as pq
 
-    from shoprec.serving.feedback import FeedbackStore
+    from shoprec.serving.feedback import FeedbackStore, StoreError
 
     if not db.is_file():
         _fail(f"{db}: no feedback database (the service creates it on the first POST /feedback)")
-    path = FeedbackStore(db).export(out or Path(_params(params).ingest.feedback_dir))
+    try:
+        path = FeedbackStore(db).export(out or Path(_params(params).ingest.feedback_dir))
+    except StoreError as exc:
+        _fail(f"export-feedback: {exc}")
     count = pq.read_metadata(path).num_rows if path else 0
     typer.echo(json.dumps({"path": str(path) if path else None, "count": count}))
 
@@ -343,10 +347,12 @@ def serve(
     """Serve the models of the last `dvc repro` over HTTP (wraps `bentoml serve`)."""
     import os
 
-    from shoprec.serving.process import run_foreground
+    from shoprec.serving.process import bind_problem, run_foreground
     from shoprec.serving.promote import served_tag
 
     cfg = _params(params)
+    if problem := bind_problem(host, port):
+        _fail(f"serve: {problem}")
     try:
         tag = model or served_tag(Path("."), Path(cfg.serving.promoted_file))
     except FileNotFoundError as exc:
@@ -448,7 +454,30 @@ def serve_flows(
 
 
 def main() -> None:
-    app()
+    """The command, with the file system's refusals as one line each (exit 1), not a traceback.
+
+    An ``--out`` that is a file, a folder without write permission, a full disk: the
+    operator's to fix, and the path and the reason say all there is to say.
+    """
+    try:
+        app()
+    except OSError as exc:
+        if exc.filename is None:  # not about a path: a bug or a lower-level failure, keep the traceback
+            raise
+        target = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        typer.secho(f"shoprec: {target}: {exc.strerror or exc}{_OS_HINTS.get(exc.errno, '')}", err=True,
+                    fg=typer.colors.RED)
+        raise SystemExit(1) from None
+
+
+_OS_HINTS = {
+    errno.EEXIST: " (a file is where a folder is needed: give a folder path, or move the file)",
+    errno.ENOTDIR: " (a file is where a folder is needed: give a folder path, or move the file)",
+    errno.EACCES: " (no permission: choose a location this user can write)",
+    errno.EPERM: " (not permitted: choose a location this user can write)",
+    errno.EROFS: " (read-only file system: choose another location)",
+    errno.ENOSPC: " (the disk is full)",
+}
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ class IngestParams(_Section):
     path: str = ""
     max_invalid_share: float = Field(0.05, ge=0.0, le=1.0)
     feedback_dir: str = Field("data/feedback", min_length=1)  # served feedback batches (shoprec export-feedback)
+    max_field_bytes: int = Field(100_000, ge=1)  # a longer cell sends its row to quarantine ('field too long')
+    max_expansion: float = Field(100.0, ge=1.0)  # compressed input may unpack to this x its size (+64 MiB)
     sample: SampleParams = SampleParams()
 
 
@@ -155,6 +157,7 @@ class ServingParams(_Section):
     tracing: bool = False  # OpenTelemetry spans for the API routes (set an exporter in BentoML's config too)
     threads: int = Field(16, ge=1)  # per worker: /feedback calls at once (concurrent ones share a validation + commit)
     max_body_bytes: int = Field(1_000_000, ge=1024)  # larger request bodies get 413
+    body_timeout_s: float = Field(5.0, gt=0)  # a body still incomplete after this gets 400 (truncated)
     max_feedback_events: int = Field(1000, ge=1)  # per POST /feedback
     max_query_chars: int = Field(200, ge=1)
     feedback_db: str = "var/feedback.db"  # SQLite (WAL) file the service appends events to

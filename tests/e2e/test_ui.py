@@ -296,3 +296,15 @@ def test_phone_sized_window_has_no_horizontal_scrolling(browser, server_url, sho
         assert not shop.script_errors and not shop.foreign
     finally:
         context.close()
+
+
+def test_the_api_docs_page_works_without_calling_another_host(browser, server_url):
+    """BentoML's own page at / loads Google Tag Manager and Swagger's online validator; ours loads neither."""
+    page = browser.new_page(viewport=DESKTOP)
+    docs = Storefront(page, server_url)
+    page.goto(f"{server_url}/")
+    expect(page.locator(".opblock-summary-path", has_text="/recommend")).to_be_visible()
+    expect(page.locator(".opblock-summary-path", has_text="/feedback")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    assert docs.foreign == [] and docs.script_errors == []
+    page.close()

@@ -55,7 +55,7 @@ def test_readme_is_a_short_guide():
     lines = README.count("\n")
     assert lines <= MAX_LINES, f"README.md has {lines} lines (at most {MAX_LINES}): move details to docs/"
     for section in ("Set up and run", "Bring your own data", "Serve and call the endpoints", "Schedule in the Prefect UI",
-                    "GPU", "Deploy", "Scaling out", "Troubleshooting", "Headline figures"):
+                    "GPU", "Deploy", "Scaling out", "Security", "Troubleshooting", "Headline figures"):
         assert f"\n## {section}\n" in README
     assert README.count("```mermaid") == 2
     dag = README.split("```mermaid", 1)[1].split("```", 1)[0]

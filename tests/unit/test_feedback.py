@@ -16,7 +16,7 @@ from shoprec.data.read import read_source
 from shoprec.stages.validate import validate_tables
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL
 from shoprec.data.sources.feedback import load_feedback
-from shoprec.serving.feedback import FeedbackStore
+from shoprec.serving.feedback import FeedbackStore, StoreError
 
 CATALOG = {"I000001", "I000002"}
 
@@ -144,7 +144,7 @@ def test_export_moves_the_watermark_and_writes_each_event_once(tmp_path):
 
     store.append([event(event_id="e3", user_id="later")], CATALOG)
     assert store.pending() == 1 and store.export(out) == out / "feedback-4-4.parquet"
-    batches = load_feedback(out)
+    batches, _ = load_feedback(out)
     assert list(batches["user_id"]) == ["fb-user"] * 3 + ["later"]
     assert list(batches[ROW_COL]) == [0, 1, 2, 0] and batches[SOURCE_COL].iloc[3].endswith("feedback-4-4.parquet")
     assert all(batches[c].map(type).eq(str).all() for c in batches.columns if c != ROW_COL)
@@ -164,12 +164,12 @@ def test_an_export_that_failed_is_redone_with_the_same_range(tmp_path):
     out = tmp_path / "feedback"
     assert store.export(out) == out / "feedback-1-2.parquet"  # the planned range, not 1-3
     assert store.export(out) == out / "feedback-3-3.parquet"
-    assert list(load_feedback(out)["user_id"]) == ["fb-user"] * 3 and store.pending() == 0
+    assert list(load_feedback(out)[0]["user_id"]) == ["fb-user"] * 3 and store.pending() == 0
 
 
 def test_load_feedback_of_a_missing_or_empty_folder_has_the_raw_columns(tmp_path):
-    frame = load_feedback(tmp_path / "absent")
-    assert frame.empty and list(frame.columns)[-2:] == [SOURCE_COL, ROW_COL] and "timestamp" in frame.columns
+    frame, quarantined = load_feedback(tmp_path / "absent")
+    assert quarantined.empty and frame.empty and list(frame.columns)[-2:] == [SOURCE_COL, ROW_COL] and "timestamp" in frame.columns
 
 
 def test_cli_export_prints_path_and_count(tmp_path):
@@ -202,3 +202,87 @@ def test_ingest_validates_exported_feedback_with_the_source_events(tmp_path):
     gone = quarantine[quarantine["source"].str.endswith("feedback-1-2.parquet")]
     assert list(gone["reason"]) == ["unknown item_id ('GONE')"] and list(gone["row"]) == [1]
     assert json.loads(gone["record"].iloc[0])["user_id"] == "fb-gone"
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("user_id", {"id": 7}, "user_id: must be a string, not an object"),
+    ("user_id", True, "user_id: must be a string, not true/false"),
+    ("item_id", 1001, "item_id: must be a string, not a number"),
+    ("session_id", ["s1"], "session_id: must be a string, not a list"),
+    ("quantity", True, "quantity: must be a string or a whole number, not true/false"),
+    ("quantity", 2.0, "quantity: must be a string or a whole number, not a number"),
+    ("query", "q" * 200_000, "query: longer than 200 characters (200000)"),
+    ("event_id", "e" * 201, "event_id: longer than 200 characters (201)"),
+])
+def test_fields_must_be_json_strings_of_bounded_length(tmp_path, field, value, says):
+    store = FeedbackStore(tmp_path / "fb.db")
+    result = store.append([event(**{field: value}), event(quantity=2, session_id=None)], CATALOG)
+
+    assert result["accepted"] == 1  # the well-formed event beside it is stored
+    [rejection] = result["rejected"]
+    assert (rejection["index"], rejection["field"], rejection["reason"]) == (0, field, says)
+    assert len(str(rejection["value"])) < 200  # a huge value is echoed cut, with its length
+    record = store.quarantined()["record"].iloc[0]
+    assert len(record) < 4100
+    assert set(store.events()["user_id"]) == {"fb-user"}
+
+
+def _store_with_events(path: Path, n: int = 3000) -> FeedbackStore:
+    store = FeedbackStore(path)
+    store.append([event(session_id=f"session-{i:05d}", query=f"query words {i}") for i in range(n)], CATALOG)
+    return store  # every connection is closed: the WAL is checkpointed into the file
+
+
+def _overwrite(path: Path, offset: int, size: int) -> None:
+    with path.open("r+b") as f:
+        f.seek(offset)
+        f.write(bytes(range(256)) * (size // 256))
+
+
+def test_a_store_with_damaged_pages_fails_its_check_naming_the_file(tmp_path):
+    path = tmp_path / "fb.db"
+    store = _store_with_events(path)
+    store.check()
+    assert store.healthy()
+    _overwrite(path, path.stat().st_size // 2, 8192)
+
+    with pytest.raises(StoreError, match=f"feedback store {path}: .*(malformed|damaged pages).*corrupt; restore it "
+                                         "from a backup"):
+        FeedbackStore(path).check()
+
+
+def test_a_store_with_a_damaged_header_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "fb.db"
+    _store_with_events(path, 10)
+    _overwrite(path, 0, 256)
+    with pytest.raises(StoreError, match=f"feedback store {path}: file is not a database: the file is corrupt"):
+        FeedbackStore(path)
+
+
+def test_an_unwritable_store_fails_its_check_and_recovers_when_writable_again(tmp_path):
+    from immutable import immutable
+
+    path = tmp_path / "fb.db"
+    store = _store_with_events(path, 10)
+    assert store.healthy()
+    with immutable(path):
+        assert store.healthy()  # the last answer, until the re-check interval has passed
+        store._checked_at -= 60  # as if it had: the light probe (a write, rolled back) finds the store unwritable
+        assert not store.healthy()
+        with pytest.raises(StoreError, match=f"feedback store {path}: .*readonly.*must be able to write"):
+            store.append([event()], CATALOG)
+        store._checked_at -= 60
+        assert not store.healthy()
+    assert not store.healthy()  # the last answer, until the interval has passed
+    store._checked_at -= 60
+    assert store.healthy() and store.append([event()], CATALOG)["accepted"] == 1
+
+
+def test_cli_export_of_a_corrupt_store_is_one_message(tmp_path):
+    path = tmp_path / "fb.db"
+    _store_with_events(path, 10)
+    _overwrite(path, 0, 256)
+    result = CliRunner().invoke(app, ["export-feedback", "--db", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert f"export-feedback: feedback store {path}: file is not a database" in result.output
+    assert "Traceback" not in result.output

@@ -404,7 +404,7 @@ def test_constraints_filter_and_are_reported(engine):
     with pytest.raises(ValueError, match="unknown filter"):
         engine.search("candle", filters={"size": "xl"})
     for bad, says in (({"category": ["Candles"]}, "'category' must be a string"),
-                      ({"max_price": "10"}, "'max_price' must be a number"), ({"min_price": True}, "must be a number")):
+                      ({"max_price": "10"}, "'max_price' must be a finite number"), ({"min_price": True}, "must be a finite number")):
         with pytest.raises(ValueError, match=says):
             engine.search("candle", filters=bad)
     assert engine.search("candle", filters={"category": None, "max_price": 10.5})["items"]  # None: no constraint

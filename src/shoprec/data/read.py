@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shoprec.config import IngestParams
+from shoprec.data.readers import ReadLimits
 from shoprec.data.sources.base import RawTables
 from shoprec.data.sources.feedback import add_feedback
 from shoprec.data.validation.errors import DataValidationError
@@ -20,10 +21,11 @@ def read_source(source: str, path: Path | None, params: IngestParams) -> RawTabl
     The source is the sample generator, an Online Retail file, or contract files; the
     feedback batches are appended to its events, to be validated like them.
     """
-    return add_feedback(_read_adapter(source, path, params), Path(params.feedback_dir))
+    limits = ReadLimits(params.max_field_bytes, params.max_expansion)
+    return add_feedback(_read_adapter(source, path, params, limits), Path(params.feedback_dir), limits)
 
 
-def _read_adapter(source: str, path: Path | None, params: IngestParams) -> RawTables:
+def _read_adapter(source: str, path: Path | None, params: IngestParams, limits: ReadLimits) -> RawTables:
     if source == "sample":
         from shoprec.data.sources.sample import load as load_sample
 
@@ -36,4 +38,4 @@ def _read_adapter(source: str, path: Path | None, params: IngestParams) -> RawTa
         from shoprec.data.sources.online_retail import load
     else:
         from shoprec.data.sources.files import load
-    return load(Path(path))
+    return load(Path(path), limits)

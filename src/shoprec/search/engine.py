@@ -49,6 +49,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -71,6 +72,7 @@ from shoprec.topk import top_rows
 
 MODES = ("lexical", "semantic", "hybrid")
 FILTER_KEYS = ("category", "colour", "min_price", "max_price")
+MAX_FILTER_CHARS = 200
 
 
 @dataclass
@@ -97,10 +99,15 @@ def _check_filter_value(key: str, value) -> None:
     """A filter value of the wrong type is the caller's mistake, said as such (not a crash further on)."""
     example = {"category": '"Candles"', "colour": '"red"', "min_price": "5", "max_price": "20"}[key]
     text = key in ("category", "colour")
-    if value is not None and (not isinstance(value, str) if text else
-                              isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ValueError(f"filter {key!r} must be a {'string' if text else 'number'}, e.g. "
-                         f"{{\"{key}\": {example}}}; got {value!r}")
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_FILTER_CHARS if text else
+                              isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value)):
+        kind = f"string of at most {MAX_FILTER_CHARS} characters" if text else "finite number"
+        raise ValueError(f"filter {key!r} must be a {kind}, e.g. {{\"{key}\": {example}}}; got {_cut(repr(value))}")
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class Analysis(NamedTuple):

@@ -34,6 +34,12 @@ with the field, the rule, the offending value and an example of a valid value. T
 first append in a process imports Great Expectations (~5 s); later ones take ~50 ms,
 almost all of it per validation rather than per event, which is why the server batches
 concurrent requests into one :meth:`FeedbackStore.append_many`.
+
+Before validation, JSON types are strict: a text field holds a JSON string (or null),
+``quantity`` a whole number or a string, and no string is longer than
+:data:`MAX_CHARS` says; anything else would be stored as its Python repr, or verbatim
+at any size. A store whose file is not a sound SQLite database, or cannot be written,
+raises :class:`StoreError` naming the file (:meth:`FeedbackStore.check`).
 """
 
 from __future__ import annotations
@@ -43,9 +49,10 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +70,13 @@ SOURCE_NAME = "feedback"
 DEFAULT_QUANTITY = 1  # an event without a quantity (or with null) is one unit
 NOT_AN_OBJECT = "event: not a JSON object"
 EXPORT_COLUMNS = [*EVENTS.names, "event_id"]
+MAX_ID_CHARS = 200  # user, item, session and event ids (the API's other id fields share it)
+# The longest string each event field may hold (characters); quantity may be a string of at most 20.
+MAX_CHARS = {"user_id": MAX_ID_CHARS, "item_id": MAX_ID_CHARS, "event_type": 20, "timestamp": 64,
+             "session_id": MAX_ID_CHARS, "query": 200, "quantity": 20, "event_id": MAX_ID_CHARS}
+SHOWN_CHARS = 80  # a rejected value longer than this is echoed cut, with its length
+RECORD_CHARS = 4000  # a quarantined event's JSON is kept up to this (a valid event's fields fill at most ~1,100)
+RECHECK_SECONDS = 5.0  # readiness probes check the store at most this often
 
 # What a client is told a valid value looks like, per contract field.
 EXAMPLES: dict[str, Any] = {
@@ -73,6 +87,7 @@ EXAMPLES: dict[str, Any] = {
     "session_id": "session-7",
     "query": "red mug",
     "quantity": 1,
+    "event_id": "3f2c9a7e-retry-safe-id",
 }
 
 SCHEMA = f"""
@@ -101,15 +116,69 @@ CREATE TABLE IF NOT EXISTS exports (
 """
 
 
+class StoreError(RuntimeError):
+    """The feedback store cannot be used: a corrupt or unwritable file (the message names it)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"feedback store {path}: {problem}")
+
+
 class FeedbackStore:
-    """Accepted feedback events and rejected ones, in the SQLite file ``path``."""
+    """Accepted feedback events and rejected ones, in the SQLite file ``path``.
+
+    Every SQLite failure leaves as :class:`StoreError`; after one, :meth:`healthy` is
+    False until a re-check passes (a server's readiness probe reports it).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._failed_at: float | None = None  # when an operation last failed; None: working
+        self._checked_at = time.monotonic()
+        with self._guard():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+                db.executescript(SCHEMA)
+
+    def check(self, thorough: bool = True) -> None:
+        """Raise :class:`StoreError` unless the file reads back sound and takes writes.
+
+        Thorough: ``PRAGMA quick_check`` reads every page of the file (O(size): a server
+        runs it at start, so corrupt pages are found then, not by the first shopper's
+        event, and again before it reports a failed store healthy). Always: a write
+        (the header's ``user_version``, rewritten to itself) rolled back, which fails
+        on a store that cannot be written, without a commit's fsync.
+        """
         with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
-            db.executescript(SCHEMA)
+            if thorough and (problems := [row[0] for row in db.execute("PRAGMA quick_check(5)")]) != ["ok"]:
+                lines = [line for text in problems for line in text.splitlines() if not line.startswith("***")]
+                raise sqlite3.DatabaseError(f"damaged pages ({'; '.join(lines)})")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(f"PRAGMA user_version = {int(db.execute('PRAGMA user_version').fetchone()[0])}")
+            finally:
+                db.execute("ROLLBACK")
+        if thorough:
+            self._failed_at = None
+
+    def healthy(self) -> bool:
+        """Whether the store works, as a readiness probe asks it: at most every RECHECK_SECONDS
+        a light check (or, after a failure, a thorough one, which alone clears it) runs;
+        in between, the last answer."""
+        if time.monotonic() - self._checked_at >= RECHECK_SECONDS:
+            self._checked_at = time.monotonic()
+            with suppress(StoreError):
+                self.check(thorough=self._failed_at is not None)
+        return self._failed_at is None
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite's and the file system's errors as one :class:`StoreError` that names the file."""
+        try:
+            yield
+        except (sqlite3.Error, pd.errors.DatabaseError, OSError) as exc:
+            self._failed_at = time.monotonic()
+            raise StoreError(self.path, _explain(exc)) from exc
 
     def append(self, events: list[Any], known_items: set[str] | None) -> dict:
         """Validate and store ``events`` in one transaction; what happened to each.
@@ -134,8 +203,7 @@ class FeedbackStore:
         received_at = _now()
         events = [event for request in requests for event in request]
         owner = [(r, i) for r, request in enumerate(requests) for i in range(len(request))]  # -> (request, index)
-        frame = _raw_frame(events)
-        rejected = _rejections(events, frame, known_items)
+        frame, rejected = _rejections(events, known_items)
         bad = {r["index"] for r in rejected}
         rows = [(pos, (_event_id(events[pos]), *frame.loc[pos, EVENTS.names], received_at))
                 for pos in frame.index if pos not in bad]
@@ -154,8 +222,8 @@ class FeedbackStore:
             db.executemany(
                 "INSERT INTO quarantine (request_index, field, reason, record, received_at) VALUES (?, ?, ?, ?, ?)",
                 [
-                    (owner[r["index"]][1], r["field"], f"{r['reason']} ({r['value']!r})", _json(events[r["index"]]),
-                     received_at)
+                    (owner[r["index"]][1], r["field"], f"{r['reason']} ({r['value']!r})",
+                     _shown(_json(events[r["index"]]), RECORD_CHARS), received_at)
                     for r in rejected
                 ],
             )
@@ -216,13 +284,14 @@ class FeedbackStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, isolation_level=None)  # autocommit: transactions are explicit
-        try:
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA synchronous=FULL")
-            yield db
-        finally:
-            db.close()
+        with self._guard():
+            db = sqlite3.connect(self.path, isolation_level=None)  # autocommit: transactions are explicit
+            try:
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                db.execute("PRAGMA synchronous=FULL")
+                yield db
+            finally:
+                db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -246,7 +315,7 @@ def warm_up(known_items: set[str] | None) -> None:
     imports Great Expectations and builds its suite (~5 s), which a server does before it
     reports ready rather than in its first client's request."""
     example = _example("event", known_items)
-    if _rejections([example], _raw_frame([example]), known_items):
+    if _rejections([example], known_items)[1]:
         raise RuntimeError(f"the example event {example} does not pass validation")
 
 
@@ -262,10 +331,17 @@ def _raw_frame(events: list[Any]) -> pd.DataFrame:
     return frame.assign(**{SOURCE_COL: SOURCE_NAME, ROW_COL: frame.index.astype("int64")})
 
 
-def _rejections(events: list[Any], frame: pd.DataFrame, known_items: set[str] | None) -> list[dict]:
-    """Every rejected event, in request order, by ingestion's rules (validate_table on EVENTS)."""
-    not_objects = [i for i in range(len(events)) if i not in frame.index]
-    rejected = [_rejection(i, "event", NOT_AN_OBJECT, _json(events[i]), known_items) for i in not_objects]
+def _rejections(events: list[Any], known_items: set[str] | None) -> tuple[pd.DataFrame, list[dict]]:
+    """The events that are well-formed objects as a raw frame, and every rejected event in
+    request order: first the JSON shape (:func:`_shape_problem`), then ingestion's rules
+    (validate_table on EVENTS) for the rest."""
+    rejected = []
+    for i, e in enumerate(events):
+        if (problem := _shape_problem(e)) is not None:
+            field, reason, value = problem
+            rejected.append(_rejection(i, field, reason, value, known_items))
+    bad = {r["index"] for r in rejected}
+    frame = _raw_frame([e if i not in bad else None for i, e in enumerate(events)])
     if len(frame):
         ids = frame["item_id"].str.strip()
         # Membership in the catalog equals membership in (catalog ∩ this batch's ids), and the
@@ -275,11 +351,41 @@ def _rejections(events: list[Any], frame: pd.DataFrame, known_items: set[str] | 
         for row, rule in zip(result.quarantine["row"], result.quarantine["rule"]):
             field = _field(rule)
             rejected.append(_rejection(int(row), field, rule, frame.at[int(row), field], known_items))
-    return sorted(rejected, key=lambda r: r["index"])
+    return frame, sorted(rejected, key=lambda r: r["index"])
+
+
+def _shape_problem(event: Any) -> tuple[str, str, Any] | None:
+    """(field, reason, value) when ``event`` is not an object of JSON strings within :data:`MAX_CHARS`."""
+    if not isinstance(event, dict):
+        return "event", NOT_AN_OBJECT, _json(event)
+    for name, limit in MAX_CHARS.items():
+        value = event.get(name)
+        if value is None:
+            continue
+        whole_number = name == "quantity" and isinstance(value, int) and not isinstance(value, bool)
+        if not (isinstance(value, str) or whole_number):
+            kind = "a string or a whole number" if name == "quantity" else "a string"
+            return name, f"{name}: must be {kind}, not {_json_type(value)}", _json(value)
+        if isinstance(value, str) and len(value) > limit:
+            return name, f"{name}: longer than {limit} characters ({len(value)})", value
+    return None
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
 
 
 def _rejection(index: int, field: str, reason: str, value: str, known_items: set[str] | None) -> dict:
-    return {"index": index, "field": field, "reason": reason, "value": value, "example": _example(field, known_items)}
+    return {"index": index, "field": field, "reason": reason, "value": _shown(value),
+            "example": _example(field, known_items)}
+
+
+def _shown(value: Any, limit: int = SHOWN_CHARS) -> Any:
+    """A string over ``limit`` cut, with its length: rejected input is never echoed (or kept) at any size."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}... ({len(value)} characters)"
+    return value
 
 
 def _example(field: str, known_items: set[str] | None) -> Any:
@@ -302,6 +408,17 @@ def _event_id(event: dict) -> str:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _explain(exc: BaseException) -> str:
+    """What is wrong with the store, and what an operator can do about it."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text or "damaged" in text:
+        return (f"{text}: the file is corrupt; restore it from a backup, or move it aside to start an empty "
+                "store (its events not yet exported stay in the moved file)")
+    if "readonly" in text or "read-only" in text or isinstance(exc, PermissionError):
+        return f"{text}: the server must be able to write the file and its folder (for the -wal and -shm files)"
+    return text
 
 
 def _json(value: Any) -> str:

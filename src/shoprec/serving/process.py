@@ -8,6 +8,9 @@ a user does.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import os
 import signal
 import socket
 import subprocess
@@ -22,6 +25,44 @@ import psutil
 
 
 REFUSAL_ENV = "SHOPREC_REFUSAL_FILE"  # where a worker that cannot load its model writes why
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent exits
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Have Linux send ``sig`` to this process when its parent exits, however it exits.
+
+    BentoML's workers are children of its process manager, but not in the process group
+    of the command that started it, so a ``kill -9`` of that group (or an OOM kill of
+    the manager) would leave them serving on the shared socket, and a restart on the same
+    port would fail. Called in each worker and (through ``preexec_fn``) in the manager.
+    If the parent died before the request took effect, the signal is sent now. A no-op
+    where prctl does not exist (not Linux).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why a server could not listen on ``host:port`` (in use, no such address), or None if it can.
+
+    Bound the way uvicorn binds (SO_REUSEADDR), so a port in TIME_WAIT counts as free.
+    """
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (f"port {port} on {host} is in use (another server, perhaps an earlier `shoprec serve`); "
+                    "stop it or choose another --port")
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def run_foreground(command: list[str], env: dict[str, str]) -> int:
@@ -35,7 +76,7 @@ def run_foreground(command: list[str], env: dict[str, str]) -> int:
     """
     with tempfile.TemporaryDirectory(prefix="shoprec-serve-") as tmp:
         refusal = Path(tmp) / "refusal.txt"
-        child = subprocess.Popen(command, env=env | {REFUSAL_ENV: str(refusal)})
+        child = subprocess.Popen(command, env=env | {REFUSAL_ENV: str(refusal)}, preexec_fn=die_with_parent)
         signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         status = child.wait()
@@ -56,6 +97,7 @@ class Server:
     process: subprocess.Popen
     url: str
     log: Path
+    feedback_db: Path
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
         """Signal the server and every process under it, and wait until all are gone.
@@ -92,7 +134,7 @@ def start_server(root: Path, feedback_db: Path, log: Path, workers: int = 1, tim
     process = subprocess.Popen(
         [shoprec, "serve", "--port", str(port), "--feedback-db", str(feedback_db), "--workers", str(workers),
          *(["--model", model] if model else [])], cwd=root, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    server = Server(process, f"http://127.0.0.1:{port}", log, feedback_db)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -28,6 +28,7 @@ loaded objects out of the garbage collector, whose full passes over them were th
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -37,18 +38,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
-from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound
-from pydantic import Field
+import bentoml._internal.server.http.instruments as bentoml_metrics
+from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
+from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound, ServiceUnavailable
+from pydantic import Field, ValidationError
 
 from shoprec.serving.batching import BackgroundBatcher, Coalescer
 from shoprec.config import load_params
+from shoprec.serving.feedback import MAX_ID_CHARS, StoreError
 from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
+from shoprec.serving.process import die_with_parent
 from shoprec.serving.schemas import FeedbackReceipt, Recommendations, SearchResults, Shopper, Shoppers, SimilarItems
 from shoprec.serving.ui import ui_app
 
 MAX_ENCODE_BATCH = 64  # queries per MiniLM call: larger batches gain little and pad to the longest query
 MODEL_TAG = os.environ.get("SHOPREC_MODEL", "shoprec:latest")
 FEEDBACK_DB = os.environ.get("SHOPREC_FEEDBACK_DB")  # default: params serving.feedback_db, relative to the cwd
+API_DESCRIPTION = ("shoprec: recommendations (/recommend, /similar), hybrid search (/search) and shopper feedback "
+                   "(/feedback) from one packaged model. Every POST body is JSON; every 4xx is one object "
+                   "{\"error\"[, \"detail\"]}. The storefront is at /ui/.")
+LOG = logging.getLogger("bentoml.shoprec")  # under BentoML's logger: its handler and level apply in the workers
 
 
 def _bundle_path(tag: str) -> Path:
@@ -68,26 +77,59 @@ SETTINGS = load_params(_bundle_path(MODEL_TAG) / "params.yaml").serving
 WORKERS = int(os.environ.get("SHOPREC_WORKERS", SETTINGS.workers))
 
 
-class BodyLimit:
-    """ASGI middleware: a POST body over ``max_bytes`` gets 413 before anything reads it.
+class BoundedBody:
+    """ASGI middleware: a POST body is read whole, within a size and a time bound, before any handler runs.
 
-    The size is taken from ``Content-Length``; a POST without one (a chunked body, whose
-    size is only known after reading it all) gets 411, so no body is ever read unbounded.
+    The size is taken from ``Content-Length``: over ``max_bytes`` gets 413 before a byte
+    is read, and a POST without one (a chunked body, whose size is only known after
+    reading it all) gets 411, so no body is ever read unbounded. A body that stops
+    arriving (fewer bytes than announced, the connection left open) gets 400 after
+    ``timeout`` seconds instead of holding a worker slot until the request timeout; a
+    client that hangs up mid-body is logged as one line, not as a server error.
     """
 
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, timeout: float) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is None:
-                return await _reject(send, 411, "send the body with a Content-Length header")
-            if not length.isdigit() or int(length) > self.max_bytes:
-                return await _reject(send, 413, f"request body of {length.decode(errors='replace')} bytes is over "
-                                                f"the limit of {self.max_bytes} (serving.max_body_bytes); "
-                                                "send fewer events per request")
-        return await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is None:
+            return await _reject(send, 411, "send the body with a Content-Length header")
+        if not length.isdigit() or int(length) > self.max_bytes:
+            return await _reject(send, 413, f"request body of {length.decode(errors='replace')} bytes is over "
+                                            f"the limit of {self.max_bytes} (serving.max_body_bytes); "
+                                            "send fewer events per request")
+        body, expected = bytearray(), int(length)
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except asyncio.TimeoutError:
+                return await _reject(send, 400, f"request body truncated: {len(body)} of the {expected} bytes "
+                                                f"announced by Content-Length arrived within {self.timeout:g} s")
+            if message["type"] == "http.disconnect":
+                LOG.info("Client gone on %s [POST]: disconnected after %d of %d body bytes",
+                         scope["path"], len(body), expected)
+                return None
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        return await self.app(scope, _replay(bytes(body), receive), send)
+
+
+def _replay(body: bytes, receive):
+    """An ASGI ``receive`` that hands over ``body`` in one message, then listens to the connection."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 class JsonBodiesOnly:
@@ -110,6 +152,53 @@ class JsonBodiesOnly:
                 return await _reject(send, 415, f"send the body as JSON with Content-Type: application/json "
                                                 f"(got {kind.decode(errors='replace') or 'none'})")
         return await self.app(scope, receive, send)
+
+
+class LocalDocsPage:
+    """ASGI middleware: the API docs at ``/`` from this server's own files only.
+
+    BentoML's Swagger page embeds a Google Tag Manager script, Swagger UI sends the spec
+    to validator.swagger.io for its badge, and the spec's description (BentoML's default
+    README, outside a built bento) shows badges from img.shields.io: opening the docs of
+    a shop's internal service would call three third parties. This page loads the same
+    Swagger UI from BentoML's bundled ``/static_content`` with the validator off, and
+    ``/docs.json`` describes the service in words only.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.page = (Path(__file__).parent / "ui" / "docs.html").read_bytes()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        if scope["path"] == "/":
+            return await _answer(send, 200, self.page, b"text/html; charset=utf-8", scope["method"] == "HEAD")
+        if scope["path"] != "/docs.json":
+            return await self.app(scope, receive, send)
+        spec: dict = {}
+
+        async def describe(message) -> None:
+            if message["type"] == "http.response.start":
+                spec.update(start=message, body=b"")
+                return
+            spec["body"] += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            if spec["start"]["status"] != 200:
+                await send(spec["start"])
+                return await send({"type": "http.response.body", "body": spec["body"]})
+            document = json.loads(spec["body"])
+            document.setdefault("info", {})["description"] = API_DESCRIPTION
+            await _answer(send, 200, json.dumps(document).encode(), b"application/json", scope["method"] == "HEAD")
+
+        return await self.app(scope, receive, describe)
+
+
+async def _answer(send, status: int, body: bytes, kind: bytes, head: bool = False) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 class OneErrorShape:
@@ -159,10 +248,46 @@ def _one_error(body: bytes) -> bytes:
 
 
 async def _reject(send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await _answer(send, status, json.dumps({"error": message}).encode(), b"application/json")
+
+
+class RouteLabelledMetrics(RunnerTrafficMetricsMiddleware):
+    """BentoML's request metrics, labelled by route rather than by the raw URL path.
+
+    BentoML labels its request counters and latency histograms with ``scope["path"]``,
+    so every distinct unknown URL a scanner tries adds a score of series, kept on disk
+    (multiprocess mode) and sent in every scrape. Here the label is the route that
+    answered: an API route, a fixed page, a mounted app's prefix (``/ui``,
+    ``/static_content``), or ``"(unknown)"`` for everything else. The real path is put
+    back for the app inside; only the metrics see the label.
+    """
+
+    def __init__(self, app, *args, **kwargs) -> None:
+        super().__init__(_RealPath(app), *args, **kwargs)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        return await super().__call__({**scope, "path": route_label(scope["path"]), REAL_PATH: scope["path"]},
+                                      receive, send)
+
+
+class _RealPath:
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if REAL_PATH in scope:
+            scope = {**scope, "path": scope[REAL_PATH]}
+        return await self.app(scope, receive, send)
+
+
+def route_label(path: str) -> str:
+    """The metrics label of a request path: its route, or ``(unknown)``."""
+    if path in ROUTES:
+        return path
+    prefix = next((p for p in MOUNTS if path == p or path.startswith(p + "/")), None)
+    return prefix or UNKNOWN_ROUTE
 
 
 def _share_cores(workers: int) -> None:
@@ -191,7 +316,7 @@ def _stop_server(reason: str) -> None:
 
     from shoprec.serving.process import REFUSAL_ENV
 
-    logging.getLogger(__name__).critical(reason)
+    LOG.critical(reason)
     try:
         if os.environ.get(REFUSAL_ENV):  # `shoprec serve` exits with 1 and this reason
             Path(os.environ[REFUSAL_ENV]).write_text(reason + "\n")
@@ -203,15 +328,21 @@ def _stop_server(reason: str) -> None:
 
 class ClientErrorsAreNotServerErrors(logging.Filter):
     """BentoML logs every exception of an endpoint at ERROR with its traceback, a 404 for an
-    unknown item included; a client's mistake is one INFO line (the status and message)."""
+    unknown item and a body that fails pydantic's validation included; a client's mistake
+    is one INFO line (the status and what was wrong, without the client's input)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, BentoMLException) and error.error_code < 500:
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            message = record.getMessage().replace("Exception on", "Client error on")
-            record.msg, record.args = f"{message}: {int(error.error_code)} {error}", ()  # no %-formatting of user text
-            record.exc_info = None
+            said = f"{int(error.error_code)} {error}"
+        elif isinstance(error, ValidationError):
+            said = "400 " + "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()[:3])
+        else:
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        message = record.getMessage().replace("Exception on", "Client error on")
+        record.msg, record.args = f"{message}: {said}", ()  # no %-formatting of user text
+        record.exc_info = None
         return True
 
 
@@ -223,7 +354,17 @@ logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorsAre
 API_ROUTES = ("/recommend", "/search", "/similar", "/feedback", "/user", "/users")
 UNTRACED = [rf"{route}(\?|$)" for route in API_ROUTES]  # OpenTelemetry searches these in the whole URL
 
+# The metrics label of every request (RouteLabelledMetrics): BentoML's own pages and probes, ours, mounted apps.
+ROUTES = frozenset((*API_ROUTES, "/", "/docs.json", "/schema.json", "/metrics", "/livez", "/readyz", "/healthz"))
+MOUNTS = ("/ui", "/static_content")
+UNKNOWN_ROUTE = "(unknown)"
+REAL_PATH = "shoprec.real_path"
+bentoml_metrics.RunnerTrafficMetricsMiddleware = RouteLabelledMetrics  # what BentoML's app factory instantiates
+
 K = Annotated[int, Field(ge=1, le=100, description="number of items, 1..100")]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, description=f"1..{MAX_ID_CHARS} characters")]
+Query = Annotated[str, Field(max_length=SETTINGS.max_query_chars,
+                             description=f"what the shopper typed, at most {SETTINGS.max_query_chars} characters")]
 Weight = Annotated[float, Field(ge=0.0, le=1.0, description="MMR diversity weight, 0..1")]
 
 
@@ -234,8 +375,12 @@ class Shoprec:
     bundle = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
+        die_with_parent()
         try:
             self._load()
+        except StoreError as exc:
+            _stop_server(f"shoprec: refusing to serve: {exc}")
+            raise
         except Exception as exc:
             _stop_server(f"shoprec: refusing to serve: model {self.bundle.tag} does not load in a worker: {exc}")
             raise
@@ -244,10 +389,11 @@ class Shoprec:
         from shoprec.serving.feedback import FeedbackStore
         from shoprec.serving.feedback import warm_up as warm_up_feedback
 
+        store = self.store = FeedbackStore(Path(FEEDBACK_DB or SETTINGS.feedback_db))
+        store.check()  # every page read: a corrupt or unwritable store stops the server now, not at a shopper's event
         _share_cores(WORKERS)
         self.model = ServingModel.load(Path(self.bundle.path), version=str(self.bundle.tag))
-        serving = self.model.params.serving
-        store, known_items = FeedbackStore(Path(FEEDBACK_DB or serving.feedback_db)), set(self.model.item_index)
+        serving, known_items = self.model.params.serving, set(self.model.item_index)
         # Concurrent /feedback calls share one validation and one durable commit.
         self.store_feedback = Coalescer(lambda requests: store.append_many(requests, known_items),
                                         max_batch=serving.max_feedback_events, size=len)
@@ -260,18 +406,22 @@ class Shoprec:
         gc.collect()
         gc.freeze()
 
+    def __is_ready__(self) -> bool:
+        """/readyz: 503 while the feedback store is failing (a load balancer sends traffic elsewhere)."""
+        return self.store.healthy()
+
     # Microsecond handlers are coroutines: run on the event loop, not handed to a thread
     # (a thread hop costs more than the work). /feedback (a durable commit) stays a plain
     # function, which BentoML runs in its thread pool; /search awaits its encoder thread.
     @bentoml.api(route="/recommend")
-    async def recommend(self, user_id: Annotated[str, Field(min_length=1, max_length=200)], k: K = 10,
+    async def recommend(self, user_id: Id, k: K = 10,
                         exclude_purchased: bool = False, diversity: Weight | None = None) -> Recommendations:
         """Top-k for a shopper with a reason per item; an unknown user gets the new-visitor list."""
         return Recommendations(**self.model.recommend(user_id, k, exclude_purchased, diversity),
                                model_version=self.model.version)
 
     @bentoml.api(route="/search")
-    async def search(self, query: Annotated[str, Field(max_length=200)], user_id: str | None = None, k: K = 10,
+    async def search(self, query: Query, user_id: Id | None = None, k: K = 10,
                      filters: dict[str, Any] | None = None) -> SearchResults:
         """Hybrid search: items, scores and the parsed query (what was understood).
 
@@ -292,7 +442,7 @@ class Shoprec:
         return SearchResults(**answer, model_version=self.model.version)
 
     @bentoml.api(route="/similar")
-    async def similar(self, item_id: Annotated[str, Field(min_length=1, max_length=200)], k: K = 10) -> SimilarItems:
+    async def similar(self, item_id: Id, k: K = 10) -> SimilarItems:
         """Items bought together with ``item_id``, then the most similar ones."""
         try:
             return SimilarItems(**self.model.similar(item_id, k), model_version=self.model.version)
@@ -302,14 +452,24 @@ class Shoprec:
 
     @bentoml.api(route="/feedback")
     def feedback(self, events: list[Any]) -> FeedbackReceipt:
-        """Append shopper events durably; invalid ones are quarantined and reported back."""
+        """Append shopper events durably; invalid ones are quarantined and reported back.
+
+        Each event is an object of JSON strings (``quantity`` a whole number or a string):
+        ``user_id``, ``item_id``, ``event_type``, ``timestamp`` (ISO 8601), optional
+        ``session_id``, ``query``, ``quantity`` (default 1) and ``event_id`` (an idempotency
+        key). Ids, session and query hold at most 200 characters each, ``timestamp`` 64.
+        """
         limit = self.model.params.serving.max_feedback_events
         if not events:
             raise InvalidArgument("events is empty; send at least one event")
         if len(events) > limit:
             raise InvalidArgument(f"{len(events)} events in one request; the limit is {limit} "
                                   "(serving.max_feedback_events)")
-        result = self.store_feedback(events)
+        try:
+            result = self.store_feedback(events)
+        except StoreError as exc:  # nothing was stored: the client may retry; /readyz now says 503
+            LOG.error("feedback not stored: %s", exc)
+            raise ServiceUnavailable(str(exc)) from None
         if not result["accepted"] and not result["duplicates"]:
             first = result["rejected"][0]
             raise InvalidArgument(f"no event accepted: event {first['index']} field {first['field']}: "
@@ -318,7 +478,7 @@ class Shoprec:
         return FeedbackReceipt(**result, model_version=self.model.version)
 
     @bentoml.api(route="/user")
-    async def user(self, user_id: Annotated[str, Field(min_length=1, max_length=200)]) -> Shopper:
+    async def user(self, user_id: Id) -> Shopper:
         """What the shop knows about a shopper: recent purchases (empty for a new visitor)."""
         return Shopper(**self.model.user(user_id), model_version=self.model.version)
 
@@ -328,6 +488,7 @@ class Shoprec:
         return Shoppers(users=self.model.users(limit), model_version=self.model.version)
 
 
-Shoprec.add_asgi_middleware(BodyLimit, max_bytes=SETTINGS.max_body_bytes)
+Shoprec.add_asgi_middleware(LocalDocsPage)
 Shoprec.add_asgi_middleware(JsonBodiesOnly)
+Shoprec.add_asgi_middleware(BoundedBody, max_bytes=SETTINGS.max_body_bytes, timeout=SETTINGS.body_timeout_s)
 Shoprec.add_asgi_middleware(OneErrorShape)

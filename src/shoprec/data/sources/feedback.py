@@ -18,33 +18,36 @@ from pathlib import Path
 import pandas as pd
 
 from shoprec.data.contracts import EVENTS
-from shoprec.data.readers import to_strings
-from shoprec.data.sources.base import ROW_COL, SOURCE_COL, RawTables
+from shoprec.data.readers import ReadLimits, to_strings
+from shoprec.data.sources.base import ROW_COL, SOURCE_COL, RawTables, empty_quarantine
 from shoprec.data.sources.files import read_contract_file
 
 BATCH_NAME = "feedback-{first}-{last}.parquet"  # first and last seq of the store's events in the batch
 BATCH_PATTERN = re.compile(r"feedback-(\d+)-(\d+)\.parquet")
 
 
-def load_feedback(folder: Path) -> pd.DataFrame:
-    """Every exported batch in ``folder`` as raw event rows; an empty frame when there are none."""
+def load_feedback(folder: Path, limits: ReadLimits = ReadLimits()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every exported batch in ``folder`` as raw event rows (an empty frame when there are none),
+    and the rows quarantined for a cell over ``limits.max_field_bytes``."""
     folder = Path(folder)
     batches = [(m, p) for p in folder.glob("feedback-*.parquet") if (m := BATCH_PATTERN.fullmatch(p.name))]
     batches.sort(key=lambda mp: int(mp[0].group(1)))
-    frames = [read_contract_file(path, EVENTS) for _, path in batches]
-    if not frames:
+    read = [read_contract_file(path, EVENTS, limits) for _, path in batches]
+    if not read:
         columns = {name: pd.Series(dtype=object) for name in [*EVENTS.names, SOURCE_COL]}
-        return pd.DataFrame({**columns, ROW_COL: pd.Series(dtype="int64")})
-    return pd.concat(frames, ignore_index=True)
+        return pd.DataFrame({**columns, ROW_COL: pd.Series(dtype="int64")}), empty_quarantine()
+    return (pd.concat([frame for frame, _ in read], ignore_index=True),
+            pd.concat([invalid for _, invalid in read], ignore_index=True))
 
 
-def add_feedback(raw: RawTables, folder: Path) -> RawTables:
+def add_feedback(raw: RawTables, folder: Path, limits: ReadLimits = ReadLimits()) -> RawTables:
     """``raw`` with the feedback of ``folder`` appended to its events (as text, like the raw hand-over)."""
-    feedback = load_feedback(folder)
-    if feedback.empty:
+    feedback, invalid = load_feedback(folder, limits)
+    if feedback.empty and invalid.empty:
         return raw
     events = pd.concat([to_strings(raw.events, keep=(ROW_COL,)), feedback], ignore_index=True)
     raw_rows = dict(raw.raw_rows)
-    if "events" in raw_rows:  # otherwise validation counts the frame itself
-        raw_rows["events"] += len(feedback)
-    return replace(raw, events=events, raw_rows=raw_rows)
+    if "events" in raw_rows:  # otherwise validation counts the frame itself (and the quarantined rows)
+        raw_rows["events"] += len(feedback) + len(invalid)
+    excluded = pd.concat([raw.excluded, invalid], ignore_index=True) if len(invalid) else raw.excluded
+    return replace(raw, events=events, excluded=excluded, raw_rows=raw_rows)

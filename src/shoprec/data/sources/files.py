@@ -8,9 +8,9 @@ quarantined by validation with its row, never crashes the reader.
 
 Columns: the contract columns are taken, extra columns are ignored. A *missing*
 optional column (``description``, ``category``, ``brand``, ``session_id``, ``query``)
-is added empty, since many shops have no such data; a missing required column is left
-missing so that the table-level check names it. The files adapter has no policy
-exclusions.
+is added empty, since many shops have no such data, unless a required column is missing:
+then the table-level check names it, and lists only the columns the file has. The files adapter has no policy
+exclusions; rows with a cell too long to read on are quarantined as invalid here.
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ from pathlib import Path
 import pandas as pd
 
 from shoprec.data.contracts import TABLES, Table
-from shoprec.data.readers import read_table
+from shoprec.data.readers import ReadLimits, read_table
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL, RawTables
 from shoprec.data.validation.errors import DataValidationError
+from shoprec.data.validation.quarantine import INVALID, adapter_rows
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".xlsx")
 REQUIRED_TABLES = ("items", "events")
 
 
-def load(path: Path | Sequence[Path]) -> RawTables:
+def load(path: Path | Sequence[Path], limits: ReadLimits = ReadLimits()) -> RawTables:
     """Raw tables from a folder, or from explicit files named after their tables."""
     if isinstance(path, Path) and not path.exists():
         raise DataValidationError(str(path), "input files present", "no such file or folder")
@@ -42,23 +43,29 @@ def load(path: Path | Sequence[Path]) -> RawTables:
             "input files present",
             f"no {' or '.join(f'{t}{s}' for t in missing for s in SUFFIXES)} found",
         )
-    frames = {name: read_contract_file(file, TABLES[name]) for name, file in found.items()}
+    read = {name: read_contract_file(file, TABLES[name], limits) for name, file in found.items()}
+    frames = {name: frame for name, (frame, _) in read.items()}
     return RawTables(
         items=frames["items"],
         events=frames["events"],
         query_labels=frames.get("query_labels"),
-        raw_rows={name: len(frame) for name, frame in frames.items()},
+        excluded=pd.concat([invalid for _, invalid in read.values()], ignore_index=True),
+        raw_rows={name: len(frame) + len(invalid) for name, (frame, invalid) in read.items()},
     )
 
 
-def read_contract_file(file: Path, table: Table) -> pd.DataFrame:
-    """One table file as contract columns (text) plus ``_source``/``_row``."""
-    frame = read_table(file)
-    for column in table.columns:
-        if not column.required and column.name not in frame.columns:
-            frame[column.name] = ""
+def read_contract_file(file: Path, table: Table, limits: ReadLimits) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One table file as contract columns (text) plus ``_source``/``_row``, and its rows
+    quarantined for a cell over ``limits.max_field_bytes``."""
+    frame, too_long = read_table(file, limits)
+    if all(c.name in frame.columns for c in table.columns if c.required):  # else the table-level check names
+        for column in table.columns:                                        # what is missing, beside what is there
+            if column.name not in frame.columns:
+                frame[column.name] = ""
     present = [c for c in table.names if c in frame.columns]
-    return frame[present].assign(**{SOURCE_COL: str(file), ROW_COL: range(len(frame))})
+    frame = frame[present].assign(**{SOURCE_COL: str(file), ROW_COL: range(len(frame))})
+    invalid = adapter_rows(table.name, str(file), frame.loc[too_long.index], INVALID, too_long, limits.max_field_bytes)
+    return frame.drop(index=too_long.index), invalid
 
 
 def _find_in_folder(folder: Path) -> dict[str, Path]:

@@ -33,10 +33,10 @@ from pathlib import Path
 import pandas as pd
 
 from shoprec.data.contracts import EVENTS, ITEMS
-from shoprec.data.readers import read_table
+from shoprec.data.readers import ReadLimits, read_table
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL, RawTables
 from shoprec.data.validation.errors import DataValidationError
-from shoprec.data.validation.quarantine import POLICY, records_json
+from shoprec.data.validation.quarantine import INVALID, POLICY, adapter_rows, records_json
 
 COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
 NON_PRODUCT_CODES = frozenset(
@@ -45,9 +45,13 @@ NON_PRODUCT_CODES = frozenset(
 NON_PRODUCT_PREFIX = "gift"
 
 
-def load(path: Path) -> RawTables:
-    """Read the Online Retail file (CSV, CSV.gz, or .xlsx with openpyxl) into raw tables."""
-    lines = read_table(path)
+def load(path: Path, limits: ReadLimits = ReadLimits()) -> RawTables:
+    """Read the Online Retail file (CSV, CSV.gz, or .xlsx with openpyxl) into raw tables.
+
+    A line with a cell over ``limits.max_field_bytes`` is quarantined as invalid before
+    any policy applies (its text is not worth deriving a title from).
+    """
+    lines, too_long = read_table(path, limits)
     name = str(path)
     missing = [c for c in COLUMNS[:-1] if c not in lines.columns]
     if missing:
@@ -59,25 +63,17 @@ def load(path: Path) -> RawTables:
             total=len(lines),
         )
     lines = lines.assign(**{SOURCE_COL: name, ROW_COL: range(len(lines))})
+    invalid = adapter_rows("events", name, lines.loc[too_long.index], INVALID, too_long, limits.max_field_bytes)
+    lines = lines.drop(index=too_long.index)
     reasons = policy_reasons(lines)
     accepted = lines[reasons.isna()]
-    excluded_rows = lines[reasons.notna()]
-    excluded = pd.DataFrame(
-        {
-            "table": "events",
-            "source": name,
-            "row": excluded_rows[ROW_COL].to_numpy(),
-            "kind": POLICY,
-            "reason": reasons[reasons.notna()].to_numpy(),
-            "record": records_json(excluded_rows),
-        }
-    )
+    excluded = adapter_rows("events", name, lines[reasons.notna()], POLICY, reasons[reasons.notna()])
     items = derive_items(accepted)
     return RawTables(
         items=items,
         events=to_events(accepted),
-        excluded=excluded,
-        raw_rows={"items": len(items), "events": len(lines)},
+        excluded=pd.concat([invalid, excluded], ignore_index=True),
+        raw_rows={"items": len(items), "events": len(lines) + len(invalid)},
     )
 
 

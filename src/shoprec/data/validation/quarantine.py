@@ -21,17 +21,44 @@ RULE_COL = "rule"
 POLICY, INVALID = "policy", "invalid"
 
 
-def records_json(frame: pd.DataFrame) -> list[str]:
+KEPT_CHARS = 200  # a cell over the field limit keeps this much of itself in its quarantine record
+
+
+def records_json(frame: pd.DataFrame, cut_over: int | None = None) -> list[str]:
     """Each row of ``frame`` (bookkeeping columns left out) as one JSON object of text values.
 
     Values are rendered as :func:`~shoprec.data.readers.to_strings` does, so a record
     reads the same whether the source was typed (the generator) or text (a CSV, the raw
-    Parquet hand-over).
+    Parquet hand-over). A value longer than ``cut_over`` characters is kept as its first
+    :data:`KEPT_CHARS` and its length: the row can be found, the blob is not copied.
     """
     data = to_strings(frame.drop(columns=[SOURCE_COL, ROW_COL], errors="ignore"))
     if data.empty:
         return ["{}"] * len(frame)
-    return data.to_json(orient="records", lines=True, force_ascii=False).splitlines()
+    if cut_over is not None:
+        for col in data.columns:
+            length = data[col].str.len()
+            long = length > cut_over
+            data.loc[long, col] = data.loc[long, col].str[:KEPT_CHARS] + "... (" + length[long].astype(str) + \
+                " characters, cut)"
+    # one record per "\n" (escaped inside values); not splitlines(), which also splits at U+0085, U+2028 ...
+    return data.to_json(orient="records", lines=True, force_ascii=False).rstrip("\n").split("\n")
+
+
+def adapter_rows(table: str, source: str, rows: pd.DataFrame, kind: str, reasons: pd.Series,
+                 cut_over: int | None = None) -> pd.DataFrame:
+    """Quarantine rows that a source adapter sets aside itself (policy exclusions, cells too
+    long to read on), without the in-memory ``rule`` column: their reason is their rule."""
+    return pd.DataFrame(
+        {
+            "table": table,
+            "source": source,
+            "row": rows[ROW_COL].astype("int64").to_numpy(),
+            "kind": kind,
+            "reason": reasons.astype(str).to_numpy(),
+            "record": records_json(rows, cut_over),
+        }
+    )
 
 
 def quarantine_rows(

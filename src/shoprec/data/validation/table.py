@@ -72,7 +72,8 @@ def check_table(table: Table, raw: pd.DataFrame, label: str) -> list[dict[str, A
     outcomes = expectations.run(table.name, raw, expectations.table_expectations(table))
     columns, rows = outcomes
     if not columns.success:
-        missing = [c for c in table.names if c not in raw.columns]
+        absent = [c for c in table.columns if c.name not in raw.columns]
+        missing = [c.name for c in absent if c.required] or [c.name for c in absent]  # the required ones first
         found = [c for c in raw.columns if not str(c).startswith("_")]
         raise DataValidationError(
             label,
