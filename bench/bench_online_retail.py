@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
 from repo_copy import REPO, copy_repo  # noqa: E402
 
@@ -37,11 +39,14 @@ def main() -> None:
                            stdout=subprocess.DEVNULL)
             timings[stage] = time.perf_counter() - start
         metrics = json.loads((root / "reports" / "metrics.json").read_text())
+        params = load_params(root / "params.yaml")
+        decision = decide(metrics, pd.read_parquet(root / "reports" / "recommendations.parquet"),
+                          pd.read_parquet(root / "data" / "split" / "test_truth.parquet"), params.gate, params.seed)
     print(f"{'system':<12} {'R@20 all':>9} {'nDCG@20 all':>12} {'R@20 new':>9} {'nDCG@20 new':>12}")
     for system, views in metrics.items():
         a, n = views["all"], views["new"]
         print(f"{system:<12} {a['recall@20']:>9.3f} {a['ndcg@20']:>12.3f} {n['recall@20']:>9.3f} {n['ndcg@20']:>12.3f}")
-    print("gate:", decide(metrics, load_params(REPO / "params.yaml").gate)["reason"])
+    print("gate:", decision["reason"])
     print("wall time per stage (s):", {k: round(v, 1) for k, v in timings.items()},
           f"total {sum(timings.values()):.0f} s")
 

@@ -175,17 +175,17 @@ def evaluate(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: Re
 
 
 @app.command(rich_help_panel=STAGES)
-def gate(metrics: Annotated[Path, typer.Option(help="metrics.json from evaluate")],
-         out: Annotated[Path, typer.Option(help="gate decision JSON")],
-         search_metrics: Annotated[Optional[Path], typer.Option(help="search_metrics.json (hybrid >= lexical)")] = None,
-         headline: Annotated[Optional[Path], typer.Option(help="headline metrics JSON (what `dvc metrics` reads)")] = None,
+def gate(reports: Annotated[Path, typer.Option(help="folder of the evaluate (and evaluate-search) reports; "
+                                                 "gate.json, search_gate.json and headline.json go there")],
+         truth: Annotated[Path, typer.Option(help="test_truth.parquet of the split")],
+         labels: Annotated[Optional[Path], typer.Option(help="query_labels.parquet: also gate search")] = None,
          params: ParamsOpt = DEFAULT_PARAMS) -> None:
-    """Pass only a model that beats the best baseline on the primary metric (and search not worse than lexical)."""
+    """Pass only a model whose lead over the best baseline (and hybrid over lexical search) is beyond noise."""
     from shoprec.evaluation.gate import GateRefused
     from shoprec.stages.gate import gate as run
 
     try:
-        decision = run(metrics, out, _params(params).gate, search_metrics, headline)
+        decision = run(reports, truth, _params(params), labels)
         typer.echo("; ".join([decision["reason"]] + ([decision["search"]["reason"]] if "search" in decision else [])))
     except GateRefused as exc:
         _fail(str(exc))

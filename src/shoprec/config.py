@@ -98,10 +98,15 @@ class EvaluateParams(_Section):
 
 
 class GateParams(_Section):
+    """The gate (``shoprec.evaluation.gate``): a paired bootstrap against the best baseline."""
+
     system: str = "shoprec"
-    metric: str = "ndcg@20"
+    metric: str = Field("ndcg@20", pattern=r"^(recall|hitrate|ndcg|map)@[1-9][0-9]*$")
     view: Literal["all", "new"] = "all"
-    margin: float = 0.0
+    margin: float = 0.0  # the interval's lower bound of (system - best baseline) must be above this
+    search_margin: float = 0.0  # ... and of (hybrid - lexical search) nDCG@10
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)  # the interval's level
+    resamples: int = Field(1000, ge=100)  # paired bootstrap draws
 
 
 class SearchParams(_Section):

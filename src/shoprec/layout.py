@@ -104,6 +104,7 @@ class ReportFiles:
     recall_plot = _file("recall_curves.png")
     search_metrics = _file("search_metrics.json")
     search_table = _file("search_metrics.md")
+    search_lists = _file("search_lists.parquet", "Each search system's ranked list per labelled query.")
     gate = _file("gate.json")
     search_gate = _file("search_gate.json")
     headline = _file("headline.json", "The small file ``dvc metrics show`` and ``dvc metrics diff`` read.")

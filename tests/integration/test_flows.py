@@ -184,7 +184,7 @@ def test_flow_run_publishes_validation_metrics_and_gate_artifacts(trained):
     rows = json.loads(found["shoprec-metrics"])  # a table artifact's data is its JSON
     assert {row["system"] for row in rows} >= {"popularity", "own_history", "itemknn", "ease", "two_tower", "shoprec"}
     assert all("ndcg@20" in row and "ndcg@50" not in row for row in rows)
-    assert "# Gate PASSED" in found["shoprec-gate"]
+    assert "# Gate PASSED" in found["shoprec-gate"] and "95% interval" in found["shoprec-gate"]
 
 
 def test_flow_leaves_the_same_metrics_as_dvc_repro(trained, pipeline_run):

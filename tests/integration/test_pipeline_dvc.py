@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
+from shoprec.evaluation.gate import per_user_scores
 from repo_copy import SMALL_SAMPLE as SMALL  # noqa: F401  (re-exported for other pipeline tests)
 
 STAGES = ("ingest", "validate", "split", "embed_items", "train_retrieval", "train_ranking", "evaluate", "gate")
@@ -52,6 +54,13 @@ def test_metrics_recommendations_and_gate(pipeline_run):
     assert gate["best_baseline"] in {"popularity", "own_history", "itemknn", "ease"} and gate["reason"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert SYSTEMS == set(metrics)
+    assert gate["low"] <= gate["difference"] <= gate["high"] and gate["resamples"] == 1000 and gate["units"] > 0
+    # The gate's per-user scores, recomputed from the lists and the split's truth, average to evaluate's means.
+    lists, truth = pd.read_parquet(repo / "reports/recommendations.parquet"), pd.read_parquet(
+        repo / "data/split/test_truth.parquet")
+    for view in ("all", "new"):
+        for system, scores in per_user_scores(lists, truth, ["shoprec", "own_history"], view, "ndcg@20").items():
+            assert scores.mean() == pytest.approx(metrics[system][view]["ndcg@20"], abs=1e-6), (system, view)
     headline = json.loads((repo / "reports/headline.json").read_text())
     assert headline["gate"]["passed"] == gate["passed"]
     assert headline["recommend"]["shoprec"]["all"]["ndcg@20"] == gate["value"] == metrics["shoprec"]["all"]["ndcg@20"]

@@ -1,8 +1,7 @@
-"""Search parts on hand-made catalogs: parsing, spelling, BM25, fusion, filters, the engine, the gate."""
+"""Search parts on hand-made catalogs: parsing, spelling, BM25, fusion, filters, the engine."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import numpy as np
@@ -10,7 +9,6 @@ import pandas as pd
 import pytest
 
 from shoprec.config import Params
-from shoprec.evaluation.gate import decide_search
 from shoprec.search.evaluate import ceiling_ndcg, query_metrics
 from shoprec.search.index.lexical import LexicalIndex, token_counts
 from shoprec.search.index.semantic import SemanticIndex
@@ -346,35 +344,6 @@ def test_text_ceiling_by_hand():
     assert ceiling_ndcg(np.array([3, 2, 1, 0])) == pytest.approx((5 + 5 / np.log2(3) + 0.5) / (7 + 3 / np.log2(3) + 0.5))
 
 
-def test_gate_stage_writes_both_decisions_and_refuses_a_worse_hybrid(tmp_path):
-    from shoprec.config import GateParams
-    from shoprec.evaluation.gate import GateRefused
-    from shoprec.stages.gate import gate
-
-    views = {"all": {"ndcg@20": 0.1}}
-    (tmp_path / "m.json").write_text(json.dumps({s: views for s in ("popularity", "own_history", "itemknn", "ease")}
-                                                | {"shoprec": {"all": {"ndcg@20": 0.2}}}))
-    search = {"queries": 3, "lexical": {"all": {"ndcg@10": 0.5}}, "hybrid": {"all": {"ndcg@10": 0.6}}}
-    (tmp_path / "s.json").write_text(json.dumps(search))
-    decision = gate(tmp_path / "m.json", tmp_path / "gate.json", GateParams(), tmp_path / "s.json")
-    assert decision["passed"] and decision["search"]["passed"]
-    assert "search" not in json.loads((tmp_path / "gate.json").read_text())  # the recommender decision as before
-    search["hybrid"]["all"]["ndcg@10"] = 0.4
-    (tmp_path / "s.json").write_text(json.dumps(search))
-    with pytest.raises(GateRefused, match="search models"):
-        gate(tmp_path / "m.json", tmp_path / "gate.json", GateParams(), tmp_path / "s.json")
-    assert json.loads((tmp_path / "gate.json").read_text())["passed"]
-    assert not json.loads((tmp_path / "search_gate.json").read_text())["passed"]
-
-
-def test_search_gate_compares_hybrid_with_lexical():
-    metrics = {"queries": 10, "lexical": {"all": {"ndcg@10": 0.6}}, "hybrid": {"all": {"ndcg@10": 0.59}}}
-    assert not decide_search(metrics)["passed"]
-    metrics["hybrid"]["all"]["ndcg@10"] = 0.6
-    assert decide_search(metrics)["passed"]
-    assert decide_search({"queries": 0})["passed"]
-
-
 @pytest.fixture(scope="module")
 def engine():
     """Engine over ITEMS with the real MiniLM, zero-shot semantic leg, no intent, no personalisation."""
@@ -404,7 +373,8 @@ def test_constraints_filter_and_are_reported(engine):
     with pytest.raises(ValueError, match="unknown filter"):
         engine.search("candle", filters={"size": "xl"})
     for bad, says in (({"category": ["Candles"]}, "'category' must be a string"),
-                      ({"max_price": "10"}, "'max_price' must be a finite number"), ({"min_price": True}, "must be a finite number")):
+                      ({"max_price": "10"}, "'max_price' must be a finite number"),
+                      ({"min_price": True}, "must be a finite number")):
         with pytest.raises(ValueError, match=says):
             engine.search("candle", filters=bad)
     assert engine.search("candle", filters={"category": None, "max_price": 10.5})["items"]  # None: no constraint

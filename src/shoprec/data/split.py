@@ -8,9 +8,10 @@ Online Retail):
   models selected on it are retrained on the whole of train;
 * ``test``: events from ``test_start`` on, by users seen in train;
 * ``test_truth``: per test user, the distinct items purchased in the test window, with
-  ``known_item`` telling whether the item had any event in train. The headline metrics
-  use known items only (a recommender cannot rank what it never saw); the cold-start
-  slice uses the others.
+  ``known_item`` telling whether the item had any event in train (the headline metrics
+  use known items only: a recommender cannot rank what it never saw; the cold-start
+  slice uses the others) and ``bought_before`` whether this user bought it in train
+  (the "new" view leaves those out).
 
 Splitting by time, never at random, is what makes the numbers honest: a random split
 leaks a shopper's future into training.
@@ -33,9 +34,12 @@ def resolve_test_start(events: pd.DataFrame, source: str, params: SplitParams) -
 
 
 def ground_truth(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
-    """Distinct (user, item) purchases of the test window, flagged by whether train saw the item."""
+    """Distinct (user, item) purchases of the test window, flagged by whether train saw the item
+    and whether the user bought it in train."""
     bought = test.loc[test["event_type"] == "purchase", ["user_id", "item_id"]].drop_duplicates()
-    bought = bought.assign(known_item=bought["item_id"].isin(set(train["item_id"])))
+    before = pd.MultiIndex.from_frame(train.loc[train["event_type"] == "purchase", ["user_id", "item_id"]])
+    bought = bought.assign(known_item=bought["item_id"].isin(set(train["item_id"])),
+                           bought_before=pd.MultiIndex.from_frame(bought[["user_id", "item_id"]]).isin(before))
     return bought.sort_values(["user_id", "item_id"], ignore_index=True)
 
 

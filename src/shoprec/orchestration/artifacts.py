@@ -61,10 +61,11 @@ def gate_markdown(decision: dict[str, Any]) -> str:
         "",
         decision["reason"],
         "",
-        "| | system | metric | view | value | best baseline | baseline value | margin |",
-        "| --- | --- | --- | --- | ---: | --- | ---: | ---: |",
+        "| | system | metric | view | value | best baseline | baseline value | difference | interval | margin |",
+        "| --- | --- | --- | --- | ---: | --- | ---: | ---: | --- | ---: |",
         f"| {verdict} | {decision['system']} | {decision['metric']} | {decision['view']} | {decision['value']:.4f} "
-        f"| {decision['best_baseline']} | {decision['baseline_value']:.4f} | {decision['margin']} |",
+        f"| {decision['best_baseline']} | {decision['baseline_value']:.4f} | {decision['difference']:+.4f} "
+        f"| {decision['level']:.0%}: [{decision['low']:+.4f}, {decision['high']:+.4f}] | {decision['margin']} |",
     ]) + "\n"
 
 

@@ -32,13 +32,15 @@ def evaluate_search(labels_path: Path, items_path: Path, lexical_dir: Path, quer
     out_dir.mkdir(parents=True, exist_ok=True)
     report = ReportFiles(out_dir)
     metrics: dict = {"queries": int(labels["query_id"].nunique())}
+    ranked: dict[str, dict[str, list[str]]] = {}  # system -> query text -> its list (the gate resamples them)
     if metrics["queries"]:
         engine = load_engine(params, items_path, LexicalFiles(lexical_dir), QueryModelFiles(query_model_dir),
                              user_vectors)
         for name, (mode, personal) in SYSTEMS.items():
             user = "" if personal else None  # labels carry no shopper: the cold-start affinity
-            metrics[name] = evaluate_queries(
-                labels, lambda q: [engine.item_ids[i] for i in engine.rank(q, mode, user)[1]])
+            lists = ranked[name] = {}
+            metrics[name] = evaluate_queries(labels, lambda q: lists.setdefault(
+                q, [engine.item_ids[i] for i in engine.rank(q, mode, user)[1]]))
         metrics["text_ceiling"] = text_ceiling(labels)
         lex, hyb = metrics["lexical"]["all"]["ndcg@10"], metrics["hybrid"]["all"]["ndcg@10"]
         metrics["hybrid_over_lexical"] = round(hyb / lex, 4) if lex else None
@@ -48,6 +50,17 @@ def evaluate_search(labels_path: Path, items_path: Path, lexical_dir: Path, quer
             s: round(metrics[s]["by_type"]["typo"]["ndcg@10"] / max(metrics[s]["by_type"]["clean"]["ndcg@10"], 1e-9), 4)
             for s in SYSTEMS if {"typo", "clean"} <= metrics[s]["by_type"].keys()}
     report.search_metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    _write_lists(labels, ranked, report)
     summary = table(metrics, list(SYSTEMS)) if metrics["queries"] else "No query labels: search not evaluated."
     report.search_table.write_text(f"# Search on {metrics['queries']} labelled queries\n\n{summary}\n")
     return report.search_metrics
+
+
+def _write_lists(labels: pd.DataFrame, ranked: dict[str, dict[str, list[str]]], report: ReportFiles) -> None:
+    """``search_lists.parquet``: system, query_id, rank, item_id of every evaluated list (none without labels)."""
+    texts = labels.drop_duplicates("query_id").set_index("query_id")["query"].astype(str)
+    rows = [(system, qid, rank, item) for system, lists in ranked.items() for qid, text in texts.items()
+            for rank, item in enumerate(lists[text], 1)]
+    frame = pd.DataFrame(rows, columns=["system", "query_id", "rank", "item_id"])
+    frame.astype({"system": str, "query_id": str, "rank": "int64", "item_id": str}).to_parquet(
+        report.search_lists, index=False)

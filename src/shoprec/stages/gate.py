@@ -1,37 +1,44 @@
-"""DVC stage ``gate``: pass only models that beat the strongest simple baseline (rules in
-:mod:`shoprec.evaluation.gate`), and write the headline metrics file."""
+"""DVC stage ``gate``: pass only models that beat the strongest simple baseline beyond noise (rules
+in :mod:`shoprec.evaluation.gate`), and write the headline metrics file."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from shoprec.config import GateParams
+import pandas as pd
+
+from shoprec.config import Params
 from shoprec.evaluation.gate import GateRefused, decide, decide_search, headline
+from shoprec.layout import ReportFiles
 
 
-def gate(metrics_path: Path, out_path: Path, params: GateParams, search_metrics_path: Path | None = None,
-         headline_path: Path | None = None) -> dict:
-    """Write the decision to ``out_path`` (and ``search_gate.json`` beside it for search metrics) and the
-    headline metrics; raise :class:`GateRefused` on either refusal.
+def gate(reports_dir: Path, test_truth: Path, params: Params, query_labels: Path | None = None,
+         out_dir: Path | None = None) -> dict:
+    """Decide on the evaluate (and evaluate_search) outputs in ``reports_dir``; write ``gate.json``,
+    ``search_gate.json`` and ``headline.json`` to ``out_dir`` (default: the same folder).
 
-    Returns the recommender decision, with the search decision under ``"search"`` when given.
+    ``test_truth`` is the split's truth the per-user scores are recomputed from; ``query_labels``
+    the search labels. Returns the recommender decision, with the search decision under
+    ``"search"`` when labels are given; raises :class:`GateRefused` on either refusal.
     """
-    metrics = json.loads(metrics_path.read_text())
-    decision = decide(metrics, params)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(decision, indent=2) + "\n")
-    refusals = [] if decision["passed"] else [f"gate refused the model: {decision['reason']} (decision in {out_path})"]
-    search_metrics = json.loads(search_metrics_path.read_text()) if search_metrics_path is not None else None
-    if search_metrics is not None:
-        search = decide_search(search_metrics)
-        search_path = out_path.with_name("search_gate.json")
-        search_path.write_text(json.dumps(search, indent=2) + "\n")
+    reports, out = ReportFiles(reports_dir), ReportFiles(out_dir or reports_dir)
+    metrics = json.loads(reports.metrics.read_text())
+    decision = decide(metrics, pd.read_parquet(reports.recommendations), pd.read_parquet(test_truth), params.gate,
+                      params.seed)
+    out.folder.mkdir(parents=True, exist_ok=True)
+    out.gate.write_text(json.dumps(decision, indent=2) + "\n")
+    refusals = [] if decision["passed"] else [f"gate refused the model: {decision['reason']} (decision in {out.gate})"]
+    search_metrics = None
+    if query_labels is not None:
+        search_metrics = json.loads(reports.search_metrics.read_text())
+        search = decide_search(search_metrics, pd.read_parquet(reports.search_lists), pd.read_parquet(query_labels),
+                               params.gate, params.seed)
+        out.search_gate.write_text(json.dumps(search, indent=2) + "\n")
         decision = decision | {"search": search}
         if not search["passed"]:
-            refusals.append(f"gate refused the search models: {search['reason']} (decision in {search_path})")
-    if headline_path is not None:
-        headline_path.write_text(json.dumps(headline(metrics, search_metrics, decision), indent=2) + "\n")
+            refusals.append(f"gate refused the search models: {search['reason']} (decision in {out.search_gate})")
+    out.headline.write_text(json.dumps(headline(metrics, search_metrics, decision), indent=2) + "\n")
     if refusals:
         raise GateRefused("; ".join(refusals))
     return decision
