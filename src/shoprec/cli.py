@@ -396,6 +396,28 @@ def run(
         typer.echo("\n" + serve_instructions(LAYOUT.bundle.folder))
 
 
+@app.command(rich_help_panel=USE)
+def tune(
+    out: Annotated[Path, typer.Option(help="the table of trials (CSV), best first")] = LAYOUT.reports.tuning,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Search params.yaml's tune.grid on the validation window (one DVC experiment per combination; test unread)."""
+    from shoprec.tuning import tune as run_tune
+
+    cfg = _params(params).tune
+    if not cfg.grid:
+        _fail("tune: params.yaml tune.grid is empty; list the keys and values to try, e.g. ranking.epochs: [1, 2]")
+    try:
+        table, best = run_tune(Path("."), cfg, out)
+    except RuntimeError as exc:
+        _fail(f"tune: {exc}")
+    typer.echo(table.to_string(index=False, max_colwidth=24))
+    column = f"shoprec {cfg.metric} {cfg.view}"
+    settings = " ".join(f"--set {k}={v}" for k, v in best.items())
+    typer.echo(f"\nbest on the validation window by {column}: {best}\ntable: {out}\n"
+               f"score it on test once: shoprec run {settings}")
+
+
 flow_app = typer.Typer(no_args_is_help=True, help="Prefect flows (ephemeral Prefect unless PREFECT_API_URL is set).")
 app.add_typer(flow_app, name="flow", rich_help_panel=FLOWS)
 RootOpt = Annotated[Path, typer.Option(help="repository root (dvc.yaml, params.yaml, flows/)")]

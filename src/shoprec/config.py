@@ -46,6 +46,15 @@ class SplitParams(_Section):
     test_start: dict[str, str] = {"sample": "2024-04-16", "online_retail": "2011-11-01", "files": ""}
     test_days: int = Field(14, ge=1)
     validation_days: int = Field(30, ge=1)
+    tune: bool = False  # true: drop the test window, score the validation window as test (shoprec tune)
+
+
+class TuneParams(_Section):
+    """``shoprec tune``: the grid searched on the validation window (``shoprec.tuning``)."""
+
+    metric: str = Field("ndcg@20", pattern=r"^(recall|hitrate|ndcg|map)@[1-9][0-9]*$")
+    view: Literal["all", "new"] = "all"
+    grid: dict[str, list] = {}  # params.yaml key -> values; every combination is one trial
 
 
 class InteractionParams(_Section):
@@ -173,6 +182,7 @@ class ServingParams(_Section):
 class Params(_Section):
     ingest: IngestParams = IngestParams()
     split: SplitParams = SplitParams()
+    tune: TuneParams = TuneParams()
     seed: int = 42
     interactions: InteractionParams = InteractionParams()
     text: TextParams = TextParams()

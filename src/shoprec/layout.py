@@ -105,6 +105,7 @@ class ReportFiles:
     search_metrics = _file("search_metrics.json")
     search_table = _file("search_metrics.md")
     search_lists = _file("search_lists.parquet", "Each search system's ranked list per labelled query.")
+    tuning = _file("tuning.csv", "shoprec tune's trials: overrides and validation-window metrics, best first.")
     gate = _file("gate.json")
     search_gate = _file("search_gate.json")
     headline = _file("headline.json", "The small file ``dvc metrics show`` and ``dvc metrics diff`` read.")

@@ -13,9 +13,17 @@ from shoprec.layout import SplitFiles
 
 
 def split(events_path: Path, out_dir: Path, source: str, params: SplitParams) -> SplitFiles:
-    """Read clean events, write the four tables and a summary."""
+    """Read clean events, write the four tables and a summary.
+
+    With ``split.tune`` the test window is dropped and every cut moves back by
+    ``validation_days``: the validation window is scored as the test window (and the
+    replay window is the one before it), so a hyperparameter search never sees test.
+    """
     events = pd.read_parquet(events_path)
     test_start = resolve_test_start(events, source, params)
+    if params.tune:
+        events = events[events["timestamp"] < test_start]
+        test_start -= pd.Timedelta(days=params.validation_days)
     parts = split_events(events, test_start, params.validation_days)
     paths = SplitFiles(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -24,6 +32,7 @@ def split(events_path: Path, out_dir: Path, source: str, params: SplitParams) ->
     truth = parts["test_truth"]
     summary = {
         "source": source,
+        "tune": params.tune,
         "test_start": test_start.isoformat(),
         "valid_start": (test_start - pd.Timedelta(days=params.validation_days)).isoformat(),
         "rows": {name: len(frame) for name, frame in parts.items()},

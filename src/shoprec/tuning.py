@@ -1,0 +1,100 @@
+"""Hyperparameter search on the validation window, as DVC experiments; the test split is never read.
+
+A *trial* is one DVC experiment (``dvc exp run --temp``, in a temporary copy, so the
+workspace and its ``dvc.lock`` stay as they were) of the pipeline up to the gate, with
+``split.tune=true`` and one combination of ``tune.grid``. With ``split.tune`` the split
+stage drops the test window and moves every cut back by ``split.validation_days``: the
+validation window is scored as the test window, and the ranker's replay window is the
+one before it. So a trial's headline metrics are validation metrics, and selecting on
+them never looks at the test split. A trial's gate has margins of -1 (it never refuses):
+tuning compares configurations; the gate judges the chosen one in the real run.
+
+:func:`tune` runs every combination, writes the table (one row per trial: its
+overrides and its validation metrics) and names the best by ``tune.metric``. Applying
+it is the user's step (``shoprec run --set ...`` or an edit of params.yaml): the one run
+that scores the test split.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from shoprec.config import TuneParams
+from shoprec.layout import Layout
+
+# every trial: the validation window, and a gate that never refuses (of the model or of search)
+TRIAL_SETTINGS = {"split.tune": "true", "gate.margin": "-1", "gate.search_margin": "-1"}
+
+
+def trials(grid: dict[str, list]) -> list[dict[str, str]]:
+    """Every combination of the grid's values, as ``-S`` overrides (params.yaml keys -> YAML text)."""
+    keys = sorted(grid)
+    return [{k: json.dumps(v) for k, v in zip(keys, values)} for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def run_trial(root: Path, name: str, overrides: dict[str, str]) -> dict:
+    """One DVC experiment up to the gate; its headline metrics (validation window)."""
+    settings = TRIAL_SETTINGS | overrides
+    command = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", name,
+               *[arg for key, value in settings.items() for arg in ("-S", f"{key}={value}")], "gate"]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"trial {name} ({overrides}) failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    ref = subprocess.run(["git", "rev-parse", f"refs/exps/{_exp_ref(root, name)}"], cwd=root, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    headline = subprocess.run(["git", "show", f"{ref}:{Layout().reports.headline.as_posix()}"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout
+    return json.loads(headline)
+
+
+def _exp_ref(root: Path, name: str) -> str:
+    """The ref path (under refs/exps/) of the experiment called ``name``."""
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], cwd=root, capture_output=True,
+                          text=True, check=True).stdout.split()
+    found = [r for r in refs if r.rsplit("/", 1)[-1] == name]
+    if not found:
+        raise RuntimeError(f"experiment {name} left no ref under refs/exps/")
+    return found[-1].removeprefix("refs/exps/")
+
+
+def tune(root: Path, params: TuneParams, out: Path, prefix: str = "tune") -> tuple[pd.DataFrame, dict[str, str]]:
+    """Run every trial of ``params.grid``; write the table to ``out``; return it and the best overrides.
+
+    Trials start from the last commit, and DVC restores the stages a trial does not change
+    (ingest, validate) from its run cache against that commit's ``dvc.lock``; so the
+    pipeline must be up to date up to the gate (``dvc status gate`` clean; the package
+    stage reads all of params.yaml, tune.grid included) and ``params.yaml`` and
+    ``dvc.lock`` committed as that run left them.
+    """
+    status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json", "gate"], cwd=root, capture_output=True,
+                            text=True, check=True).stdout
+    changed = subprocess.run(["git", "status", "--porcelain", "--", "params.yaml", "dvc.lock"], cwd=root,
+                             capture_output=True, text=True, check=True).stdout.strip()
+    stale = sorted(json.loads(status or "{}"))
+    if stale or changed:
+        raise RuntimeError(f"trials start from the last commit, which must hold a finished run: "
+                           f"{'stages not up to date: ' + ', '.join(stale) if stale else 'uncommitted: ' + changed}; "
+                           "run the pipeline (shoprec run) and commit params.yaml and dvc.lock first")
+    rows = []
+    for n, overrides in enumerate(trials(params.grid), 1):
+        headline = run_trial(root, f"{prefix}-{n:02d}", overrides)
+        metrics = headline["recommend"]
+        row = {"trial": f"{prefix}-{n:02d}", **overrides}
+        for system in ("shoprec", "two_tower", "own_history", "ease"):
+            for view in ("all", "new"):
+                for metric, value in metrics[system][view].items():
+                    row[f"{system} {metric} {view}"] = value
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    column = f"shoprec {params.metric} {params.view}"
+    table = table.sort_values(column, ascending=False, kind="stable").reset_index(drop=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    best = {k: str(table.loc[0, k]) for k in params.grid}
+    return table, best
