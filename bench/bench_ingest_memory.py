@@ -15,40 +15,25 @@ Run: .venv/bin/python bench/bench_ingest_memory.py [rounds]
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
+from ingest_memory import MIB, gzip_bomb, ingest_peak, peak_of  # noqa: E402
+from repo_copy import REPO  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
-# VmHWM, not getrusage's ru_maxrss, which also counts the parent's pages at the fork
-PEAK = "import sys\nprint('peak_kib', open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
-INGEST = ("import sys\nfrom shoprec.cli import main\nsys.argv = ['shoprec', 'ingest', '--raw-only', '--source', "
-          "'{source}', '--path', '{path}', '--out', '{out}']\ntry:\n    main()\nexcept SystemExit:\n    pass\n")
-BASELINE = ("import gzip, io, pandas as pd\nimport shoprec.cli\ndata = gzip.decompress(open('{path}', 'rb').read())\n"
+# The reader's work without its bounds: the whole file unpacked, then parsed (in a fresh interpreter).
+BASELINE = ("import gzip, io, sys, pandas as pd\nimport shoprec.cli\n"
+            "data = gzip.decompress(open(sys.argv[1], 'rb').read())\n"
             "frame = pd.read_csv(io.StringIO(data.decode('utf-8-sig')), dtype=str, keep_default_na=False)\n")
 
 
-def peak_mib(script: str) -> tuple[float, float]:
-    """(peak RSS in MiB, wall seconds) of ``script`` run in a fresh interpreter."""
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", script + PEAK], capture_output=True, text=True, check=True)
-    return int(done.stderr.rsplit("peak_kib", 1)[1].split()[0]) / 1024, time.monotonic() - started
-
-
-def make_bomb(folder: Path) -> Path:
-    import gzip
-
-    folder.mkdir(parents=True)
-    with gzip.open(folder / "items.csv.gz", "wb", compresslevel=9) as out:
-        out.write(b"item_id,title,price\nA0,")
-        for _ in range(200):
-            out.write(b"\0" * 2**20)
-        out.write(b",3.5\n")
-    (folder / "events.csv").write_text("user_id,item_id,event_type,timestamp,quantity\nu,A0,view,2024-01-01,1\n")
-    return folder
+def mib(run: tuple) -> tuple[float, float]:
+    """(peak RSS in MiB, wall seconds) of a measured run."""
+    _, peak, seconds = run
+    return peak / MIB, seconds
 
 
 def main() -> None:
@@ -57,12 +42,12 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     results: dict[str, list[tuple[float, float]]] = {"ingest": [], "baseline": [], "bomb": []}
     with tempfile.TemporaryDirectory() as tmp:
-        bomb = make_bomb(Path(tmp) / "bomb")
+        bomb = gzip_bomb(Path(tmp) / "bomb", nul_mib=200)
         print(f"bomb: {(bomb / 'items.csv.gz').stat().st_size:,} bytes on disk, 200 MiB unpacked")
         for n in range(rounds):
-            results["ingest"].append(peak_mib(INGEST.format(source="online_retail", path=DATA, out=f"{tmp}/raw{n}")))
-            results["baseline"].append(peak_mib(BASELINE.format(path=DATA)))
-            results["bomb"].append(peak_mib(INGEST.format(source="files", path=bomb, out=f"{tmp}/bomb{n}")))
+            results["ingest"].append(mib(ingest_peak("online_retail", DATA, Path(tmp) / f"raw{n}", raw_only=True)))
+            results["baseline"].append(mib(peak_of(BASELINE, str(DATA))))
+            results["bomb"].append(mib(ingest_peak("files", bomb, Path(tmp) / f"bomb{n}", raw_only=True)))
     print(f"{'run':<10} {'peak RSS MiB (median)':>22} {'wall s (median)':>16}   ({rounds} rounds)")
     for name, runs in results.items():
         print(f"{name:<10} {statistics.median(r[0] for r in runs):>22.0f} {statistics.median(r[1] for r in runs):>16.1f}")

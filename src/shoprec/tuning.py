@@ -46,21 +46,19 @@ def run_trial(root: Path, name: str, overrides: dict[str, str]) -> dict:
     done = subprocess.run(command, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"trial {name} ({overrides}) failed:\n{(done.stdout + done.stderr)[-3000:]}")
-    ref = subprocess.run(["git", "rev-parse", f"refs/exps/{_exp_ref(root, name)}"], cwd=root, capture_output=True,
-                         text=True, check=True).stdout.strip()
-    headline = subprocess.run(["git", "show", f"{ref}:{Layout().reports.headline.as_posix()}"], cwd=root,
-                              capture_output=True, text=True, check=True).stdout
+    headline = subprocess.run(["git", "show", f"{_exp_ref(root, name)}:{Layout().reports.headline.as_posix()}"],
+                              cwd=root, capture_output=True, text=True, check=True).stdout
     return json.loads(headline)
 
 
 def _exp_ref(root: Path, name: str) -> str:
-    """The ref path (under refs/exps/) of the experiment called ``name``."""
+    """The git ref (``refs/exps/...``) of the experiment called ``name``."""
     refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], cwd=root, capture_output=True,
                           text=True, check=True).stdout.split()
     found = [r for r in refs if r.rsplit("/", 1)[-1] == name]
     if not found:
         raise RuntimeError(f"experiment {name} left no ref under refs/exps/")
-    return found[-1].removeprefix("refs/exps/")
+    return found[-1]
 
 
 def tune(root: Path, params: TuneParams, out: Path, prefix: str = "tune") -> tuple[pd.DataFrame, dict[str, str]]:

@@ -6,14 +6,9 @@ with its row, and say what is wrong with a file it cannot read as a table.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
-import subprocess
-import sys
-import time
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -31,40 +26,13 @@ ITEMS_CSV = "item_id,title,price\nA0,Red mug,3.5\nA1,Blue mug,4\nA2,Candle,6\n"
 MIB = 2**20
 
 
-def _gzip_bomb(path: Path, nul_bytes: int) -> None:
-    """A CSV whose one title is ``nul_bytes`` NUL bytes, gzipped a chunk at a time (never all in memory)."""
-    with gzip.open(path, "wb", compresslevel=9) as out:
-        out.write(b"item_id,title,price\nA0,")
-        for _ in range(nul_bytes // MIB):
-            out.write(b"\0" * MIB)
-        out.write(b",3.5\n")
-
-
-def _ingest(folder: Path, out: Path) -> tuple[subprocess.CompletedProcess, int, float]:
-    """`shoprec ingest` of a files folder in its own process: the result, its peak RSS (bytes), wall seconds.
-
-    The peak is the process's VmHWM: getrusage's ru_maxrss would also count the parent's
-    pages at the fork (Linux keeps the larger of the two across exec).
-    """
-    script = ("import sys\nfrom shoprec.cli import main\n"
-              f"sys.argv = ['shoprec', 'ingest', '--source', 'files', '--path', {str(folder)!r}, '--out', {str(out)!r}]\n"
-              "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
-              "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0], 'peak_rss_kib', file=sys.stderr)\n"
-              "sys.exit(code)\n")
-    started = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    peak = int(result.stderr.rsplit("peak_rss_kib", 1)[0].split()[-1]) * 1024
-    return result, peak, time.monotonic() - started
-
-
 def test_a_gzip_bomb_stops_at_the_bound_naming_the_file_and_the_limit(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    _gzip_bomb(folder / "items.csv.gz", 200 * MIB)
-    (folder / "events.csv").write_text(EVENTS_CSV)
+    from ingest_memory import gzip_bomb, ingest_peak
+
+    folder = gzip_bomb(tmp_path / "in", nul_mib=200)
     assert (folder / "items.csv.gz").stat().st_size < 400_000
 
-    result, peak, seconds = _ingest(folder, tmp_path / "out")
+    result, peak, seconds = ingest_peak("files", folder, tmp_path / "out")
     assert result.returncode == 1, result.stderr[-2000:]
     assert f"{folder / 'items.csv.gz'}: check 'unpacked size bounded' failed" in result.stderr
     assert "ingest.max_expansion" in result.stderr and "Traceback" not in result.stderr

@@ -159,7 +159,8 @@ def _read_csv(name: str, data: bytes) -> pd.DataFrame:
             "re-save the file as UTF-8",
             [f"line {line_no}: {line}"],
         ) from exc
-    _check_header(name, next(csv.reader(io.StringIO(text[: text.find("\n") + 1 or len(text)])), []))
+    end = text.find("\n")  # the header is the first line; the csv module reads it without copying the rest
+    _check_header(name, next(csv.reader([text if end < 0 else text[:end]]), []))
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

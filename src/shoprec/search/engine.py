@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import SearchParams
+from shoprec.echo import shown
 from shoprec.search.index.lexical import LexicalIndex
 from shoprec.search.index.semantic import SemanticIndex
 from shoprec.search.index.titles import DefiningWords, TitleIndex, title_tokens
@@ -103,11 +104,7 @@ def _check_filter_value(key: str, value) -> None:
                               isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value)):
         kind = f"string of at most {MAX_FILTER_CHARS} characters" if text else "finite number"
-        raise ValueError(f"filter {key!r} must be a {kind}, e.g. {{\"{key}\": {example}}}; got {_cut(repr(value))}")
-
-
-def _cut(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+        raise ValueError(f"filter {key!r} must be a {kind}, e.g. {{\"{key}\": {example}}}; got {shown(repr(value))}")
 
 
 class Analysis(NamedTuple):

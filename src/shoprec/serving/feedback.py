@@ -64,6 +64,7 @@ from shoprec.data.contracts import EVENT_TYPES, EVENTS
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL
 from shoprec.data.sources.feedback import BATCH_NAME
 from shoprec.data.validation.table import validate_table
+from shoprec.echo import shown
 
 BUSY_TIMEOUT_MS = 10_000
 SOURCE_NAME = "feedback"
@@ -74,7 +75,6 @@ MAX_ID_CHARS = 200  # user, item, session and event ids (the API's other id fiel
 # The longest string each event field may hold (characters); quantity may be a string of at most 20.
 MAX_CHARS = {"user_id": MAX_ID_CHARS, "item_id": MAX_ID_CHARS, "event_type": 20, "timestamp": 64,
              "session_id": MAX_ID_CHARS, "query": 200, "quantity": 20, "event_id": MAX_ID_CHARS}
-SHOWN_CHARS = 80  # a rejected value longer than this is echoed cut, with its length
 RECORD_CHARS = 4000  # a quarantined event's JSON is kept up to this (a valid event's fields fill at most ~1,100)
 RECHECK_SECONDS = 5.0  # readiness probes check the store at most this often
 
@@ -223,7 +223,7 @@ class FeedbackStore:
                 "INSERT INTO quarantine (request_index, field, reason, record, received_at) VALUES (?, ?, ?, ?, ?)",
                 [
                     (owner[r["index"]][1], r["field"], f"{r['reason']} ({r['value']!r})",
-                     _shown(_json(events[r["index"]]), RECORD_CHARS), received_at)
+                     shown(_json(events[r["index"]]), RECORD_CHARS), received_at)
                     for r in rejected
                 ],
             )
@@ -377,15 +377,8 @@ def _json_type(value: Any) -> str:
 
 
 def _rejection(index: int, field: str, reason: str, value: str, known_items: set[str] | None) -> dict:
-    return {"index": index, "field": field, "reason": reason, "value": _shown(value),
+    return {"index": index, "field": field, "reason": reason, "value": shown(value),
             "example": _example(field, known_items)}
-
-
-def _shown(value: Any, limit: int = SHOWN_CHARS) -> Any:
-    """A string over ``limit`` cut, with its length: rejected input is never echoed (or kept) at any size."""
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]}... ({len(value)} characters)"
-    return value
 
 
 def _example(field: str, known_items: set[str] | None) -> Any:

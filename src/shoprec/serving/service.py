@@ -82,9 +82,9 @@ class BoundedBody:
 
     The size is taken from ``Content-Length``: over ``max_bytes`` gets 413 before a byte
     is read, and a POST without one (a chunked body, whose size is only known after
-    reading it all) gets 411, so no body is ever read unbounded. A body that stops
-    arriving (fewer bytes than announced, the connection left open) gets 400 after
-    ``timeout`` seconds instead of holding a worker slot until the request timeout; a
+    reading it all) gets 411, so no body is ever read unbounded. A body that has not
+    arrived whole ``timeout`` seconds after the headers (fewer bytes than announced, the
+    connection left open) gets 400 instead of holding a worker slot until the request timeout; a
     client that hangs up mid-body is logged as one line, not as a server error.
     """
 
@@ -102,19 +102,20 @@ class BoundedBody:
                                             f"the limit of {self.max_bytes} (serving.max_body_bytes); "
                                             "send fewer events per request")
         body, expected = bytearray(), int(length)
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), self.timeout)
-            except asyncio.TimeoutError:
-                return await _reject(send, 400, f"request body truncated: {len(body)} of the {expected} bytes "
-                                                f"announced by Content-Length arrived within {self.timeout:g} s")
-            if message["type"] == "http.disconnect":
-                LOG.info("Client gone on %s [POST]: disconnected after %d of %d body bytes",
-                         scope["path"], len(body), expected)
-                return None
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        try:
+            async with asyncio.timeout(self.timeout):  # one deadline for the whole body; no task per read
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        LOG.info("Client gone on %s [POST]: disconnected after %d of %d body bytes",
+                                 scope["path"], len(body), expected)
+                        return None
+                    body += message.get("body", b"")
+                    if not message.get("more_body"):
+                        break
+        except TimeoutError:
+            return await _reject(send, 400, f"request body truncated: {len(body)} of the {expected} bytes "
+                                            f"announced by Content-Length arrived within {self.timeout:g} s")
         return await self.app(scope, _replay(bytes(body), receive), send)
 
 
@@ -266,10 +267,9 @@ class RouteLabelledMetrics(RunnerTrafficMetricsMiddleware):
         super().__init__(_RealPath(app), *args, **kwargs)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await super().__call__(scope, receive, send)
-        return await super().__call__({**scope, "path": route_label(scope["path"]), REAL_PATH: scope["path"]},
-                                      receive, send)
+        if scope["type"] != "http" or (label := route_label(scope["path"])) == scope["path"]:
+            return await super().__call__(scope, receive, send)  # an exact route (every API call): as it came
+        return await super().__call__({**scope, "path": label, REAL_PATH: scope["path"]}, receive, send)
 
 
 class _RealPath:
