@@ -63,4 +63,4 @@ def test_prefect_yaml_has_an_hourly_feedback_deployment(pipeline_run):
     hourly = deployments["feedback-hourly"]
     assert hourly.flow_name == "shoprec-feedback" and hourly.entrypoint.endswith("flows/feedback.py:feedback")
     (schedule,) = hourly.schedules
-    assert schedule.schedule.cron == "0 * * * *"
+    assert schedule.schedule.cron == "30 * * * *"
