@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,17 +85,29 @@ def top20(user_vectors: np.ndarray, item_vectors: np.ndarray, item_ids: np.ndarr
     return out
 
 
-def main() -> None:
-    if not DATA.exists():
-        sys.exit(f"skipped: {DATA} not found")
-    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    temperature = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+@dataclass
+class Reference:
+    """The fitted reference: normalised user and item vectors over the ids of its training rows."""
+
+    user_of: dict
+    item_ids: np.ndarray
+    user_vectors: np.ndarray
+    item_vectors: np.ndarray
+    rows: int
+    seconds: float
+
+    def top20(self, users: np.ndarray, bought: dict | None) -> dict:
+        """Top 20 of each user with a vector (without the items in ``bought[user]`` when given)."""
+        known = [u for u in users if u in self.user_of]
+        vectors = self.user_vectors[[self.user_of[u] for u in known]]
+        item_of = {t: i for i, t in enumerate(self.item_ids)}
+        masks = None if bought is None else [{item_of[i] for i in bought.get(u, ()) if i in item_of} for u in known]
+        return dict(zip(known, top20(vectors, self.item_vectors, self.item_ids, masks)))
+
+
+def fit_reference(train: pd.DataFrame, epochs: int, temperature: float) -> Reference:
+    """Train the reference on the distinct (customer, item, invoice) purchase rows of ``train``."""
     tf.keras.utils.set_random_seed(SEED)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = copy_repo(Path(tmp), {"ingest.source": "online_retail", "ingest.path": str(DATA)})
-        split = split_of_online_retail(root)
-        train, truth = pd.read_parquet(split / "train.parquet"), pd.read_parquet(split / "test_truth.parquet")
     buys = train[train["event_type"] == "purchase"]
     rows = buys.drop_duplicates(["user_id", "item_id", "session_id"])
     user_ids, item_ids = np.array(sorted(rows["user_id"].unique())), np.array(sorted(rows["item_id"].unique()))
@@ -110,25 +123,49 @@ def main() -> None:
     started = time.perf_counter()
     model.fit(data, epochs=epochs, verbose=0)
     seconds = time.perf_counter() - started
+    return Reference(user_of, item_ids, model.user_vectors(tf.range(len(user_ids))).numpy(),
+                     model.item_vectors(tf.range(len(item_ids))).numpy(), len(items), seconds)
 
-    test_users = np.array(sorted(set(truth.loc[truth["known_item"], "user_id"]) & set(user_of)))
-    rows_of = np.array([user_of[u] for u in test_users])
-    user_vectors = model.user_vectors(tf.constant(rows_of)).numpy()
-    item_vectors = model.item_vectors(tf.range(len(item_ids))).numpy()
-    bought = buys.groupby("user_id")["item_id"].agg(lambda s: {item_of[i] for i in s})
-    popular = item_ids[np.argsort(-np.bincount(items, minlength=len(item_ids)), kind="stable")]
-    results = {}
-    for name, recommend in (("reference two-tower", lambda b: top20(user_vectors, item_vectors, item_ids, b)),
-                            ("popularity", lambda b: [[i for i in popular if b is None or item_of[i] not in s][:20]
-                                                      for s in (b or [None] * len(test_users))])):
-        everything, fresh = recommend(None), recommend([bought.get(u, set()) for u in test_users])
-        results[name] = scores(dict(zip(test_users, everything)), truth) | {
-            k: v for k, v in scores(dict(zip(test_users, fresh)), truth).items() if k.endswith("new")}
-    print(f"{len(items):,} distinct (customer, item, invoice) rows, {len(user_ids):,} customers, "
-          f"{len(item_ids):,} items; {epochs} epochs at temperature {temperature} in {seconds:.0f} s")
-    print(f"{'system':<20} {'R@20 all':>9} {'nDCG@20 all':>12} {'R@20 new':>9} {'nDCG@20 new':>12}")
+
+def popularity_top20(train: pd.DataFrame, users: np.ndarray, bought: dict | None) -> dict:
+    """The 20 items with the most distinct (customer, item, invoice) purchase rows, minus ``bought``."""
+    rows = train[train["event_type"] == "purchase"].drop_duplicates(["user_id", "item_id", "session_id"])
+    popular = rows["item_id"].value_counts(sort=False).sort_index().sort_values(ascending=False, kind="stable").index
+    fresh = lambda u: [i for i in popular[:20 + len(bought.get(u, ()))] if i not in bought.get(u, ())][:20]  # noqa: E731
+    return {u: list(popular[:20]) if bought is None else fresh(u) for u in users}
+
+
+def both_views(recommend, users: np.ndarray, truth: pd.DataFrame, bought: dict) -> dict[str, float]:
+    """R@20 and nDCG@20, "all" from ``recommend(users, None)`` and "new" from ``recommend(users, bought)``."""
+    fresh = {k: v for k, v in scores(recommend(users, bought), truth).items() if k.endswith("new")}
+    return scores(recommend(users, None), truth) | fresh
+
+
+def print_table(results: dict[str, dict[str, float]], header: bool = True) -> None:
+    if header:
+        print(f"{'system':<28} {'R@20 all':>9} {'nDCG@20 all':>12} {'R@20 new':>9} {'nDCG@20 new':>12}")
     for name, m in results.items():
-        print(f"{name:<20} {m['R@20 all']:>9.3f} {m['nDCG@20 all']:>12.3f} {m['R@20 new']:>9.3f} {m['nDCG@20 new']:>12.3f}")
+        print(f"{name:<28} {m['R@20 all']:>9.3f} {m['nDCG@20 all']:>12.3f} {m['R@20 new']:>9.3f} {m['nDCG@20 new']:>12.3f}")
+
+
+def main() -> None:
+    if not DATA.exists():
+        sys.exit(f"skipped: {DATA} not found")
+    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    temperature = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = copy_repo(Path(tmp), {"ingest.source": "online_retail", "ingest.path": str(DATA)})
+        split = split_of_online_retail(root)
+        train, truth = pd.read_parquet(split / "train.parquet"), pd.read_parquet(split / "test_truth.parquet")
+    reference = fit_reference(train, epochs, temperature)
+    users = np.array(sorted(set(truth.loc[truth["known_item"], "user_id"])))
+    bought = train[train["event_type"] == "purchase"].groupby("user_id")["item_id"].agg(set).to_dict()
+    results = {"reference two-tower": both_views(reference.top20, users, truth, bought),
+               "popularity": both_views(lambda u, b: popularity_top20(train, u, b), users, truth, bought)}
+    print(f"{reference.rows:,} distinct (customer, item, invoice) rows, {len(reference.user_of):,} customers, "
+          f"{len(reference.item_ids):,} items; {epochs} epochs at temperature {temperature} in {reference.seconds:.0f} s")
+    print_table(results)
     ratio = results["reference two-tower"]["R@20 all"] / results["popularity"]["R@20 all"]
     print(f"reference / popularity R@20 (all): {ratio:.2f}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -79,7 +79,17 @@ class RetrievalParams(_Section):
     min_item_count: int = Field(2, ge=1)
     user_dropout: float = Field(0.1, ge=0, lt=1)
     history_length: int = Field(20, ge=1)
+    item_features: list[Literal["id", "text", "category", "brand", "price"]] = ["id", "text", "category", "brand", "price"]
+    query_features: list[Literal["user", "history", "dow"]] = ["user", "history", "dow"]
+    examples: Literal["distinct", "events"] = "distinct"
     mixed_precision: bool = False
+
+    @field_validator("item_features", "query_features")
+    @classmethod
+    def _some_features(cls, value: list[str]) -> list[str]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"needs at least one feature, each once (got {value})")
+        return value
 
 
 class RankingParams(_Section):

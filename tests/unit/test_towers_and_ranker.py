@@ -12,7 +12,7 @@ import tensorflow as tf
 from shoprec.config import RankingParams, RetrievalParams
 from shoprec.models.catalog import Catalog
 from shoprec.models.ranking import Ranker
-from shoprec.models.retrieval import TwoTower
+from shoprec.models.retrieval import TwoTower, build_examples
 from shoprec.models.towers import CandidateTower, ItemEncoder, QueryTower
 
 TEXT_DIM, DIM = 6, 4
@@ -69,6 +69,47 @@ def test_two_tower_learns_to_retrieve_each_users_item(catalog):
                            "dow": tf.zeros(4, tf.int32)}).numpy()
     c = model.candidate_tower(tf.constant([1, 2, 3, 4])).numpy()
     assert (np.argmax(q @ c.T, axis=1) == np.arange(4)).all()
+
+
+def test_feature_switches_build_only_the_parts_named(catalog):
+    """An ids-only item encoder cannot tell two items apart by content: items sharing the rare
+    bucket get one vector; a query tower without the user id ignores it."""
+    tf.keras.utils.set_random_seed(0)
+    items = ItemEncoder(catalog, id_buckets=np.array([1, 2, 0, 0]), dim=DIM, features=("id",))
+    vectors = items(tf.constant([1, 2, 3, 4])).numpy()
+    np.testing.assert_allclose(vectors[2], vectors[3])
+    assert not np.allclose(vectors[0], vectors[1])
+    query = QueryTower(n_users=3, items=items, dim=DIM, features=("history",))
+    assert query.user_embedding is None and query.dow_embedding is None
+    same_history = {"history": tf.constant([[1, 2], [1, 2]]), "dow": tf.constant([0, 5])}
+    q = query(same_history | {"user": tf.constant([1, 2])}).numpy()
+    np.testing.assert_allclose(q[0], q[1], atol=1e-6)
+
+
+def test_examples_are_distinct_per_user_item_session(catalog):
+    """A re-clicked item and an invoice's duplicate lines are one example, at the first event, with the
+    strongest event's weight; the same item in another session (or without one) is another example."""
+    t = pd.Timestamp("2024-01-01", tz="UTC")
+    events = pd.DataFrame({
+        "user_id": ["u1", "u1", "u1", "u1", "u1", "u2", "u2"],
+        "item_id": ["a", "a", "a", "a", "b", "a", "a"],
+        "event_type": ["click", "click", "purchase", "purchase", "purchase", "purchase", "purchase"],
+        "session_id": ["s1", "s1", "s1", "s2", "s2", None, None],
+        "timestamp": [t, t + pd.Timedelta(minutes=1), t + pd.Timedelta(minutes=2), t + pd.Timedelta(days=1),
+                      t + pd.Timedelta(days=1), t, t + pd.Timedelta(hours=1)],
+    })
+    weights, types = {"view": 0.0, "click": 0.3, "add_to_cart": 0.6, "purchase": 1.0}, ["click", "purchase"]
+    distinct = build_examples(events, catalog, weights, types, RetrievalParams(history_length=3))
+    every = build_examples(events, catalog, weights, types, RetrievalParams(history_length=3, examples="events"))
+    assert len(every.features["item"]) == 7
+    f = distinct.features
+    # u1: (a, s1) at its first click with weight 1.0, (a, s2), (b, s2); u2: two sessionless purchases of a
+    assert f["user"].tolist() == [1, 1, 1, 2, 2]
+    assert f["item"].tolist() == [1, 1, 2, 1, 1]
+    assert f["weight"].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0]
+    # the history before (a, s1) is empty: it starts at the session's first event
+    assert f["history"][0].tolist() == [0, 0, 0]
+    assert f["history"][1].tolist() == [1, 1, 1]
 
 
 def _pairs(n: int, seed: int = 0) -> dict[str, np.ndarray]:

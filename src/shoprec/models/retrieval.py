@@ -30,8 +30,8 @@ from shoprec.models.towers import CandidateTower, ItemEncoder, QueryTower
 class TwoTower(tfrs.Model):
     def __init__(self, catalog: Catalog, id_buckets: np.ndarray, n_users: int, cfg: RetrievalParams):
         super().__init__()
-        self.items = ItemEncoder(catalog, id_buckets, cfg.embedding_dim)
-        self.query_tower = QueryTower(n_users, self.items, cfg.embedding_dim)
+        self.items = ItemEncoder(catalog, id_buckets, cfg.embedding_dim, tuple(cfg.item_features))
+        self.query_tower = QueryTower(n_users, self.items, cfg.embedding_dim, tuple(cfg.query_features))
         self.candidate_tower = CandidateTower(self.items)
         self.task = tfrs.tasks.Retrieval(temperature=cfg.temperature, remove_accidental_hits=True)
         self.user_dropout = cfg.user_dropout
@@ -64,25 +64,42 @@ class RetrievalData:
     id_buckets: np.ndarray  # per catalog item: its id-embedding bucket (0 = shared rare bucket)
 
 
+def distinct_examples(events: pd.DataFrame) -> pd.DataFrame:
+    """One example per (user, item, session), at its first event, weighted by its strongest event.
+
+    Repeats inside a session (an invoice's duplicate lines, a re-clicked item) say the
+    same thing once; counting them would tilt the softmax towards what shoppers repeat.
+    Events without a session stay one example each. ``events`` is sorted by (user, time).
+    """
+    session = events["session_id"] if "session_id" in events else pd.Series(None, index=events.index, dtype=object)
+    session = session.astype(object).where(session.notna(), events["timestamp"].astype(str))
+    keys = pd.DataFrame({"user": events["user_id"], "item": events["item_id"], "session": session})
+    strongest = events["w"].groupby([keys["user"], keys["item"], keys["session"]], sort=False).transform("max")
+    first = ~keys.duplicated()
+    return events[first].assign(w=strongest[first])
+
+
 def build_examples(
     train: pd.DataFrame, catalog: Catalog, weights: dict[str, float], history_types: list[str], cfg: RetrievalParams
 ) -> RetrievalData:
-    """One example per weighted train event, with the user's history before it."""
+    """Training examples (``cfg.examples``: distinct (user, item, session) or every weighted event), each with
+    the user's history before it."""
     item_index = catalog.row_of
     ev = train[train["item_id"].isin(item_index.keys())].copy()
     ev["w"] = ev["event_type"].map(weights).fillna(0.0)
+    ev["token"] = ev["item_id"].map(item_index).to_numpy(dtype=np.int64) + 1
     ev = ev.sort_values(["user_id", "timestamp"], kind="stable")
     users = sorted(ev["user_id"].unique())
     user_index = {u: i + 1 for i, u in enumerate(users)}
-    tokens = ev["item_id"].map(item_index).to_numpy(dtype=np.int64) + 1
 
-    hist_mask = ev["event_type"].isin(history_types).to_numpy()
+    hist = ev[ev["event_type"].isin(history_types)]
     examples = ev[ev["w"] > 0]
-    ex_tokens = tokens[(ev["w"] > 0).to_numpy()]
+    if cfg.examples == "distinct":
+        examples = distinct_examples(examples)
+    ex_tokens = examples["token"].to_numpy(dtype=np.int64)
     history = example_histories(
         examples["user_id"].to_numpy(), examples["timestamp"].to_numpy(),
-        ev["user_id"].to_numpy()[hist_mask], ev["timestamp"].to_numpy()[hist_mask], tokens[hist_mask],
-        cfg.history_length,
+        hist["user_id"].to_numpy(), hist["timestamp"].to_numpy(), hist["token"].to_numpy(), cfg.history_length,
     )
     counts = np.bincount(ex_tokens - 1, minlength=catalog.n_items)
     frequent = counts >= cfg.min_item_count

@@ -21,6 +21,8 @@ Query tower::
 Sharing the item encoder puts the pooled history in the candidates' space, so "more
 like what you bought" is easy to represent; the user id embedding adds what the history
 does not say. Both outputs are L2-normalised, so the retrieval logit is a cosine.
+``retrieval.item_features`` and ``retrieval.query_features`` choose the parts of each
+sum, so each part's worth can be measured by leaving it out.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ import tensorflow as tf
 from shoprec.models.catalog import Catalog
 
 
+ITEM_FEATURES = ("id", "text", "category", "brand", "price")
+QUERY_FEATURES = ("user", "history", "dow")
+
+
 def _with_padding_row(a: np.ndarray) -> np.ndarray:
     """Prepend a zero row so that token 0 (padding) gathers zeros."""
     a = np.asarray(a)
@@ -38,41 +44,39 @@ def _with_padding_row(a: np.ndarray) -> np.ndarray:
 
 
 class ItemEncoder(tf.keras.layers.Layer):
-    """Token -> unnormalised item vector ``v_i`` (see module docstring)."""
+    """Token -> unnormalised item vector ``v_i`` from the parts named in ``features`` (see module docstring)."""
 
-    def __init__(self, catalog: Catalog, id_buckets: np.ndarray, dim: int, **kwargs):
+    def __init__(self, catalog: Catalog, id_buckets: np.ndarray, dim: int,
+                 features: tuple[str, ...] = ITEM_FEATURES, **kwargs):
         super().__init__(**kwargs)
-        self.id_bucket = tf.constant(_with_padding_row(id_buckets.astype(np.int32)))
-        self.text = tf.constant(_with_padding_row(catalog.text_emb))
-        self.category = tf.constant(_with_padding_row(catalog.category_idx))
-        self.brand = tf.constant(_with_padding_row(catalog.brand_idx))
-        self.price = tf.constant(_with_padding_row(catalog.price_bucket))
-        self.id_embedding = tf.keras.layers.Embedding(int(id_buckets.max()) + 1, dim)
-        self.text_projection = tf.keras.layers.Dense(dim, use_bias=False)
-        self.category_embedding = tf.keras.layers.Embedding(catalog.n_categories, 16)
-        self.brand_embedding = tf.keras.layers.Embedding(catalog.n_brands, 16)
-        self.price_embedding = tf.keras.layers.Embedding(catalog.n_price_buckets, 8)
+        # part name -> (constant table token -> index or vector, the layer that embeds it)
+        tables = {
+            "id": (id_buckets.astype(np.int32), lambda: tf.keras.layers.Embedding(int(id_buckets.max()) + 1, dim)),
+            "text": (catalog.text_emb, lambda: tf.keras.layers.Dense(dim, use_bias=False)),
+            "category": (catalog.category_idx, lambda: tf.keras.layers.Embedding(catalog.n_categories, 16)),
+            "brand": (catalog.brand_idx, lambda: tf.keras.layers.Embedding(catalog.n_brands, 16)),
+            "price": (catalog.price_bucket, lambda: tf.keras.layers.Embedding(catalog.n_price_buckets, 8)),
+        }
+        self.features = tuple(features)
+        self.tables = [tf.constant(_with_padding_row(tables[f][0])) for f in self.features]
+        self.parts = [tables[f][1]() for f in self.features]
         self.mix = tf.keras.layers.Dense(dim)
 
     def call(self, tokens: tf.Tensor) -> tf.Tensor:
-        parts = [
-            self.id_embedding(tf.gather(self.id_bucket, tokens)),
-            self.text_projection(tf.gather(self.text, tokens)),
-            self.category_embedding(tf.gather(self.category, tokens)),
-            self.brand_embedding(tf.gather(self.brand, tokens)),
-            self.price_embedding(tf.gather(self.price, tokens)),
-        ]
+        parts = [layer(tf.gather(table, tokens)) for table, layer in zip(self.tables, self.parts)]
         return self.mix(tf.concat(parts, axis=-1))
 
 
 class QueryTower(tf.keras.layers.Layer):
-    """(user token, history tokens, day of week) -> normalised query vector ``q_u``."""
+    """(user token, history tokens, day of week) -> normalised query vector ``q_u``, from the inputs in ``features``."""
 
-    def __init__(self, n_users: int, items: ItemEncoder, dim: int, **kwargs):
+    def __init__(self, n_users: int, items: ItemEncoder, dim: int, features: tuple[str, ...] = QUERY_FEATURES,
+                 **kwargs):
         super().__init__(**kwargs)
         self.items = items
-        self.user_embedding = tf.keras.layers.Embedding(n_users + 1, dim)
-        self.dow_embedding = tf.keras.layers.Embedding(7, 8)
+        self.features = tuple(features)
+        self.user_embedding = tf.keras.layers.Embedding(n_users + 1, dim) if "user" in self.features else None
+        self.dow_embedding = tf.keras.layers.Embedding(7, 8) if "dow" in self.features else None
         self.hidden = tf.keras.layers.Dense(2 * dim, activation="relu")
         self.out = tf.keras.layers.Dense(dim)
 
@@ -82,14 +86,12 @@ class QueryTower(tf.keras.layers.Layer):
         return tf.reduce_sum(vectors, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
     def call(self, features: dict) -> tf.Tensor:
-        x = tf.concat(
-            [
-                tf.cast(self.user_embedding(features["user"]), tf.float32),
-                self.pooled_history(features["history"]),
-                tf.cast(self.dow_embedding(features["dow"]), tf.float32),
-            ],
-            axis=-1,
-        )
+        parts = {
+            "user": lambda: tf.cast(self.user_embedding(features["user"]), tf.float32),
+            "history": lambda: self.pooled_history(features["history"]),
+            "dow": lambda: tf.cast(self.dow_embedding(features["dow"]), tf.float32),
+        }
+        x = tf.concat([parts[f]() for f in self.features], axis=-1)
         return tf.math.l2_normalize(tf.cast(self.out(self.hidden(x)), tf.float32), axis=-1)
 
 
