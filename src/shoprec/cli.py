@@ -145,22 +145,34 @@ def embed_items(items: ItemsOpt, out: Annotated[Path, typer.Option(help="output 
     typer.echo(f"item embeddings written to {run(items, out, _params(params).text)}")
 
 
+def _on_cluster(stage, *args):
+    """A training stage, with a TF_CONFIG that names no cluster as one line."""
+    from shoprec.models.training import ClusterConfigError
+
+    try:
+        return stage(*args)
+    except ClusterConfigError as exc:
+        _fail(str(exc))
+
+
 @app.command("train-retrieval", rich_help_panel=STAGES)
 def train_retrieval(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, out: OutDir,
                     params: ParamsOpt = DEFAULT_PARAMS) -> None:
-    """Fit the TFRS two-tower retrieval model (replay and final phases) and export it."""
+    """Fit the TFRS two-tower retrieval model (replay and final phases) and export it (on each worker of
+    a cluster when TF_CONFIG is set)."""
     from shoprec.stages.train_retrieval import train_retrieval as run
 
-    typer.echo(f"retrieval models written to {run(data, items, text_emb, out, _params(params))}")
+    typer.echo(f"retrieval models written to {_on_cluster(run, data, items, text_emb, out, _params(params))}")
 
 
 @app.command("train-ranking", rich_help_panel=STAGES)
 def train_ranking(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, out: OutDir,
                   params: ParamsOpt = DEFAULT_PARAMS) -> None:
-    """Fit the DCN ranking model (click and purchase heads) on the replay window."""
+    """Fit the DCN ranking model (click and purchase heads) on the replay window (on each worker of a
+    cluster when TF_CONFIG is set)."""
     from shoprec.stages.train_ranking import train_ranking as run
 
-    typer.echo(f"ranking model written to {run(data, items, text_emb, retrieval, out, _params(params))}")
+    typer.echo(f"ranking model written to {_on_cluster(run, data, items, text_emb, retrieval, out, _params(params))}")
 
 
 @app.command(rich_help_panel=STAGES)

@@ -29,9 +29,10 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from shoprec.config import RankingParams
+from shoprec.models.training import ScaledLossModel, batches
 
 
-class Ranker(tfrs.Model):
+class Ranker(ScaledLossModel):
     def __init__(self, heads: list[str], cfg: RankingParams, numeric_sample: np.ndarray):
         super().__init__()
         self.heads = list(heads)
@@ -44,7 +45,8 @@ class Ranker(tfrs.Model):
         self.outputs_ = {o: tf.keras.layers.Dense(1, activation="sigmoid", dtype="float32") for o in outputs}
         self.tasks = {
             h: tfrs.tasks.Ranking(
-                loss=tf.keras.losses.BinaryCrossentropy(), metrics=[tf.keras.metrics.AUC(name=f"{h}_auc")]
+                loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.NONE),
+                metrics=[tf.keras.metrics.AUC(name=f"{h}_auc")],
             )
             for h in self.heads
         }
@@ -63,19 +65,17 @@ class Ranker(tfrs.Model):
 
     def compute_loss(self, features: dict, training: bool = False) -> tf.Tensor:
         predictions = self(features)
-        return tf.add_n([self.tasks[h](labels=features[f"label_{h}"], predictions=predictions[h]) for h in self.heads])
+        per_example = tf.add_n([self.tasks[h](labels=features[f"label_{h}"][:, None], predictions=predictions[h][:, None])
+                                for h in self.heads])
+        # the mean over the global batch: each replica divides its share's sum by the global batch size, and
+        # the replicas' gradients are summed (one replica: the batch mean)
+        return tf.nn.compute_average_loss(per_example)
 
 
 def train_ranker(
     features: dict[str, np.ndarray], heads: list[str], cfg: RankingParams, strategy: tf.distribute.Strategy, seed: int
 ) -> tuple[Ranker, list[float]]:
-    n = len(features["numeric"])
-    ds = (
-        tf.data.Dataset.from_tensor_slices(features)
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        .batch(cfg.batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    ds = batches(features, cfg.batch_size, seed, drop_remainder=False)
     with strategy.scope():
         model = Ranker(heads, cfg, features["numeric"])
         model.compile(optimizer=tf.keras.optimizers.Adam(cfg.learning_rate))

@@ -25,15 +25,17 @@ from shoprec.config import RetrievalParams
 from shoprec.models.catalog import Catalog
 from shoprec.models.history import example_histories, latest_histories
 from shoprec.models.towers import CandidateTower, ItemEncoder, QueryTower
+from shoprec.models.training import ScaledLossModel, batches, float32_layers, global_batch
 
 
-class TwoTower(tfrs.Model):
+class TwoTower(ScaledLossModel):
     def __init__(self, catalog: Catalog, id_buckets: np.ndarray, n_users: int, cfg: RetrievalParams):
         super().__init__()
         self.items = ItemEncoder(catalog, id_buckets, cfg.embedding_dim, tuple(cfg.item_features))
         self.query_tower = QueryTower(n_users, self.items, cfg.embedding_dim, tuple(cfg.query_features))
         self.candidate_tower = CandidateTower(self.items)
-        self.task = tfrs.tasks.Retrieval(temperature=cfg.temperature, remove_accidental_hits=True)
+        with float32_layers():
+            self.task = tfrs.tasks.Retrieval(temperature=cfg.temperature, remove_accidental_hits=True)
         self.user_dropout = cfg.user_dropout
         self.logq = cfg.logq_correction
 
@@ -44,15 +46,18 @@ class TwoTower(tfrs.Model):
             keep = tf.random.uniform(tf.shape(user)) >= self.user_dropout
             user = tf.where(keep, user, tf.zeros_like(user))
         query = self.query_tower({"user": user, "history": features["history"], "dow": features["dow"]})
-        candidates = self.candidate_tower(features["item"])
-        return self.task(
-            query,
-            candidates,
-            sample_weight=features["weight"],
-            candidate_sampling_probability=features["probability"] if self.logq else None,
-            candidate_ids=features["item"],
-            compute_metrics=False,
-        )
+        # every replica scores its queries against the whole global batch's candidates
+        candidates, items, probability = global_batch(
+            self.candidate_tower(features["item"]), features["item"], features["probability"])
+        with float32_layers():  # the task makes its logQ and accidental-hit layers as it runs
+            return self.task(
+                query,
+                candidates,
+                sample_weight=features["weight"],
+                candidate_sampling_probability=probability if self.logq else None,
+                candidate_ids=items,
+                compute_metrics=False,
+            )
 
 
 @dataclass
@@ -120,13 +125,7 @@ def train_two_tower(
     data: RetrievalData, catalog: Catalog, cfg: RetrievalParams, strategy: tf.distribute.Strategy, seed: int
 ) -> tuple[TwoTower, list[float]]:
     """Fit the model; returns it and the loss per epoch."""
-    n = len(data.features["item"])
-    ds = (
-        tf.data.Dataset.from_tensor_slices(data.features)
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        .batch(cfg.batch_size, drop_remainder=n >= cfg.batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    ds = batches(data.features, cfg.batch_size, seed, drop_remainder=len(data.features["item"]) >= cfg.batch_size)
     with strategy.scope():
         model = TwoTower(catalog, data.id_buckets, len(data.user_index), cfg)
         model.compile(optimizer=tf.keras.optimizers.Adam(cfg.learning_rate))

@@ -11,26 +11,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from shoprec.config import Params
 from shoprec.layout import RetrievalFiles, SplitFiles
+from shoprec.models.catalog import Catalog
 from shoprec.models.export import export_retrieval
 from shoprec.models.multistage import fit_retrieval, query_embedder
 from shoprec.models.retrieval import embed_candidates
 from shoprec.models.store import load_catalog, phases
-from shoprec.models.training import configure_precision, distribution, set_seeds, write_losses
+from shoprec.models.training import configure_precision, distribution, output_folder, set_seeds, write_losses
 from shoprec.text.catalog_embeddings import write_embeddings
 
 
 def train_retrieval(split_dir: Path, items_path: Path, text_emb_path: Path, out_dir: Path, params: Params) -> Path:
-    """Fit the replay and final two-towers; write their vectors, the loss curves and the export."""
+    """Fit the replay and final two-towers; write their vectors, the loss curves and the export.
+
+    Under ``TF_CONFIG`` every worker runs this same function; the chief writes ``out_dir``.
+    """
+    strategy = distribution()
     set_seeds(params.seed)
     configure_precision(params.retrieval.mixed_precision)
-    strategy = distribution()
     catalog = load_catalog(items_path, text_emb_path)
-    out = RetrievalFiles(out_dir)
+    with output_folder(out_dir, strategy) as folder:
+        _fit_phases(SplitFiles(split_dir), catalog, RetrievalFiles(folder), params, strategy)
+    return out_dir
+
+
+def _fit_phases(split: SplitFiles, catalog: Catalog, out: RetrievalFiles, params: Params,
+                strategy: tf.distribute.Strategy) -> None:
     losses: dict[str, list[float]] = {}
-    for phase, (events, cutoff) in phases(SplitFiles(split_dir)).items():
+    for phase, (events, cutoff) in phases(split).items():
         fitted = fit_retrieval(events, catalog, params, strategy)
         embed = query_embedder(fitted, events, catalog, cutoff, params)
         users = np.asarray(sorted(fitted.data.user_index), dtype=object)
@@ -43,4 +54,3 @@ def train_retrieval(split_dir: Path, items_path: Path, text_emb_path: Path, out_
             write_embeddings(catalog.item_ids, item_emb, out.item_embeddings)
             export_retrieval(fitted, catalog, item_emb, out.saved_model)
     write_losses(losses, out.losses)
-    return out_dir
