@@ -61,9 +61,12 @@ bench: install
 	$(BIN)/python bench/bench_online_retail.py
 	$(BIN)/python bench/bench_sample_scale.py
 
+# The serving lock (the bento's requirements) is resolved within the full lock's pins, so the dev
+# venv and the bento run the same versions.
 lock: $(BIN)/python
 	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.lock
 	$(UV) pip compile requirements-gpu.in --python-version 3.11 -o requirements-gpu.lock
+	$(UV) pip compile requirements-serving.in -c requirements.lock --python-version 3.11 -o requirements-serving.lock
 
 clean:
 	rm -rf $(VENV) data models reports .dvc/tmp

@@ -11,7 +11,7 @@ Runs hourly (``prefect.yaml``):
 4. otherwise the training flow reproduces the pipeline with packaging: the gate stops
    the run (the flow fails, nothing is promoted) when the new models lose to the
    baselines;
-5. the new package is smoke-tested in a real server and only then promoted.
+5. the new package's bento is smoke-tested (served from its own environment) and only then promoted.
 
 Run it by hand with ``shoprec flow feedback``.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -76,12 +77,18 @@ def bundle(pipeline_run) -> Path:
 
 
 @pytest.fixture(scope="session")
-def served(pipeline_run, tmp_path_factory):
+def package_record(pipeline_run) -> dict:
+    """What the package stage of pipeline_run built: its model tag, bento tag, commit and data hash."""
+    if pipeline_run.first.returncode != 0:
+        pytest.fail(f"shoprec run failed:\n{(pipeline_run.first.stdout + pipeline_run.first.stderr)[-3000:]}")
+    return json.loads((pipeline_run.root / "var/package.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def served(pipeline_run, package_record, tmp_path_factory):
     """A real `shoprec serve` (bentoml serve, 2 workers) on the pipeline_run models."""
     from shoprec.serving.process import start_server
 
-    if pipeline_run.first.returncode != 0:
-        pytest.fail(f"shoprec run failed:\n{(pipeline_run.first.stdout + pipeline_run.first.stderr)[-3000:]}")
     folder = tmp_path_factory.mktemp("served")
     server = start_server(pipeline_run.root, folder / "feedback.db", folder / "server.log", workers=2)
     yield server

@@ -131,6 +131,9 @@ class BundleFiles:
     item_index = _file("serving/items.faiss", "HNSW index of the item embeddings (large catalogs only).")
     semantic_index = _file("serving/semantic.faiss",
                            "HNSW index of the semantic search vectors (large catalogs only).")
+    text_model = _file("serving/minilm", "MiniLM's tokenizer files, and its float weights with "
+                                         "search.query_encoder: float (the service reads no installed package).")
+    text_vocab = _file("serving/minilm/vocab.txt", "The WordPiece vocabulary in text_model, which every bundle has.")
 
     def name(self, path: Path) -> str:
         """``path`` as the manifest lists it (relative to the bundle)."""

@@ -34,11 +34,6 @@ def descendants(pid: int) -> list[psutil.Process]:
 
 
 @pytest.fixture(scope="module")
-def package_record(pipeline_run) -> dict:
-    return json.loads((pipeline_run.root / "var/package.json").read_text())
-
-
-@pytest.fixture(scope="module")
 def shoppers(served) -> list[str]:
     return post(served, "users", {"limit": 5}).json()["users"]
 

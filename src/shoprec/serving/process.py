@@ -1,8 +1,8 @@
 """Start and stop a real ``shoprec serve`` (``bentoml serve``) as a child process.
 
-Used by the promotion smoke test (a new model must load and answer before it is
-served), by the tests and by the load benchmark, so all three start the server the way
-a user does.
+Used by the tests and the load benchmark, so both start the server the way a user
+does, and by the promotion smoke test, which serves the built bento in its own
+environment (:func:`start_bento`), the way its image does.
 """
 
 from __future__ import annotations
@@ -130,10 +130,39 @@ def start_server(root: Path, feedback_db: Path, log: Path, workers: int = 1, tim
     """
     port = free_port()
     shoprec = str(Path(sys.executable).with_name("shoprec"))
+    command = [shoprec, "serve", "--port", str(port), "--feedback-db", str(feedback_db), "--workers", str(workers),
+               *(["--model", model] if model else [])]
+    return _ready(command, root, None, port, feedback_db, log, timeout)
+
+
+def start_bento(bento: str, venv: Path, workdir: Path, feedback_db: Path, log: Path, workers: int = 1,
+                timeout: float = 180.0, model: str | None = None) -> Server:
+    """``bentoml serve <bento>`` (a bento tag or folder) with the bento's own environment ``venv``
+    (:func:`shoprec.serving.bento.install_env`), in ``workdir``, on a free port; returns once ready.
+
+    Nothing of the caller's checkout reaches it: the venv's interpreter and packages only, no
+    ``PYTHONPATH``. ``model`` picks the model-store tag (default: the service's, ``shoprec:latest``,
+    which in a bento's own model folder is its model). Raises ``RuntimeError`` like :func:`start_server`.
+    """
+    port = free_port()
+    env = isolated_env(venv) | {"SHOPREC_FEEDBACK_DB": str(feedback_db), "SHOPREC_WORKERS": str(workers)}
+    if model:
+        env["SHOPREC_MODEL"] = model
+    command = [str(venv / "bin" / "bentoml"), "serve", bento, "--host", "127.0.0.1", "--port", str(port)]
+    return _ready(command, workdir, env, port, feedback_db, log, timeout)
+
+
+def isolated_env(venv: Path) -> dict[str, str]:
+    """This process's environment with ``venv`` active and no path into another Python's packages."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "SHOPREC_MODEL")}
+    return env | {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _ready(command: list[str], cwd: Path, env: dict[str, str] | None, port: int, feedback_db: Path, log: Path,
+           timeout: float) -> Server:
+    """Start ``command`` (a server on ``port``), logging to ``log``, and wait until ``/readyz`` answers 200."""
     fh = log.open("w")
-    process = subprocess.Popen(
-        [shoprec, "serve", "--port", str(port), "--feedback-db", str(feedback_db), "--workers", str(workers),
-         *(["--model", model] if model else [])], cwd=root, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(process, f"http://127.0.0.1:{port}", log, feedback_db)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,8 +1,10 @@
 """Promotion: a packaged model becomes the served one only after it loads and answers.
 
 The package stage runs after the gate, so a packaged model already beats the baselines;
-the smoke test adds what offline metrics cannot see: the bundle loads in a real
-``shoprec serve`` and ``/recommend``, ``/search`` and ``/similar`` answer with items.
+the smoke test adds what offline metrics cannot see: the bento the package stage built
+for the model, in a fresh environment installed from the bento's own ``env/`` (as in its
+image) and started from an empty folder, loads and ``/recommend``, ``/search`` and
+``/similar`` answer with items. What is promoted is what deploys, not the working tree.
 Only then is ``serving.promoted_file`` rewritten (atomically) to name the model, which
 is what ``shoprec serve`` serves by default. A server already running keeps its model
 until it is restarted (the service loads its model once, at start).
@@ -19,22 +21,27 @@ from pathlib import Path
 import httpx
 
 from shoprec.layout import Layout
-from shoprec.serving.bento import packaged_tag
-from shoprec.serving.process import start_server
+from shoprec.serving.bento import bento_of, install_env, packaged_tag
+from shoprec.serving.process import start_bento
 
 
 class SmokeTestFailed(RuntimeError):
     pass
 
 
-def smoke_test(root: Path, model_tag: str, timeout: float = 300.0) -> dict:
-    """Start ``model_tag`` on a free port, ask each read endpoint once, stop; the answers' sizes."""
+def smoke_test(bento: str, model_tag: str, timeout: float = 300.0) -> dict:
+    """Serve ``bento`` with ``model_tag`` on a free port, ask each read endpoint once, stop; the answers' sizes."""
+    import bentoml
+
     with tempfile.TemporaryDirectory(prefix="shoprec-smoke-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "work").mkdir()
         try:
-            server = start_server(root, Path(tmp) / "feedback.db", Path(tmp) / "server.log", workers=1,
-                                  timeout=timeout, model=model_tag)
+            venv = install_env(Path(bentoml.bentos.get(bento).path), scratch / "venv")
+            server = start_bento(bento, venv, scratch / "work", scratch / "feedback.db", scratch / "server.log",
+                                 timeout=timeout, model=model_tag)
         except RuntimeError as exc:
-            raise SmokeTestFailed(f"{model_tag} did not start: {exc}") from exc
+            raise SmokeTestFailed(f"bento {bento} of {model_tag} did not start: {exc}") from exc
         try:
             return _ask(server.url, model_tag)
         finally:
@@ -62,10 +69,12 @@ def _ask(url: str, model_tag: str) -> dict:
 
 def promote(root: Path, promoted_file: Path, model_tag: str | None = None, timeout: float = 300.0,
             extra: dict | None = None) -> dict:
-    """Smoke-test ``model_tag`` (default: the last package) and record it (with ``extra``) as the served model."""
+    """Smoke-test the bento of ``model_tag`` (default: the last package) and record both (with ``extra``) as served."""
     tag = model_tag or packaged_tag(Layout(root).bundle.folder)
-    record = {"model_tag": tag, "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "smoke_test": smoke_test(root, tag, timeout)} | (extra or {})
+    bento = bento_of(tag)
+    record = {"model_tag": tag, "bento_tag": bento,
+              "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "smoke_test": smoke_test(bento, tag, timeout)} | (extra or {})
     promoted_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = promoted_file.with_name(f".{promoted_file.name}.new")
     tmp.write_text(json.dumps(record, indent=2) + "\n")

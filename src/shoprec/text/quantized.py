@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from shoprec.text.minilm import STRING_BATCH, MiniLMEncoder
 from shoprec.text.tokenizer import WordPieceTokenizer
-from shoprec.text.weights import read_do_lower_case, read_vocab, resolve_model_dir
+from shoprec.text.weights import TOKENIZER_FILES, read_do_lower_case, read_vocab, resolve_model_dir
 
 IDS = tf.TensorSpec([None, None], tf.int32, name="input_ids")
 MASK = tf.TensorSpec([None, None], tf.int32, name="attention_mask")
@@ -62,8 +62,8 @@ class QuantizedEncoder:
     """``embed(texts: tf.string [batch]) -> float32 [batch, 384]``, like :meth:`MiniLMEncoder.embed`.
 
     ``model_dir`` names the vocabulary (the one the flatbuffer was exported with: the
-    same ``text.model_dir``); ``threads`` the interpreter's CPU threads (None: LiteRT's
-    default).
+    same ``text.model_dir``, or the serving bundle's copy of its tokenizer files);
+    ``threads`` the interpreter's CPU threads (None: LiteRT's default).
     """
 
     def __init__(self, path: Path, model_dir: str | Path | None = None, max_length: int = 128,
@@ -73,7 +73,7 @@ class QuantizedEncoder:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no quantised query encoder; re-run train_query_model "
                                     f"or set search.query_encoder: float")
-        vocab_dir = resolve_model_dir(model_dir)
+        vocab_dir = resolve_model_dir(model_dir, TOKENIZER_FILES)
         tokenizer = WordPieceTokenizer(read_vocab(vocab_dir), max_length, read_do_lower_case(vocab_dir))
         self._tokenize = tf.function(tokenizer, input_signature=[STRING_BATCH])
         self._run = Interpreter(model_path=str(path), num_threads=threads).get_signature_runner()

