@@ -38,7 +38,7 @@ from shoprec.pipeline import run_stage  # noqa: E402
 CONTENT = ["text", "category", "brand", "price"]
 VARIANTS: dict[str, dict] = {
     "as configured": {},
-    "every event (not distinct)": {"examples": "events"},
+    "distinct rows": {"examples": "distinct"},
     "ids only": {"item_features": ["id"], "query_features": ["user"]},
     "no content": {"item_features": ["id"]},
     "no history": {"query_features": ["user", "dow"]},

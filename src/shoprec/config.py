@@ -81,7 +81,7 @@ class RetrievalParams(_Section):
     history_length: int = Field(20, ge=1)
     item_features: list[Literal["id", "text", "category", "brand", "price"]] = ["id", "text", "category", "brand", "price"]
     query_features: list[Literal["user", "history", "dow"]] = ["user", "history", "dow"]
-    examples: Literal["distinct", "events"] = "distinct"
+    examples: Literal["events", "distinct"] = "events"
     mixed_precision: bool = False
 
     @field_validator("item_features", "query_features")

@@ -99,8 +99,8 @@ def test_examples_are_distinct_per_user_item_session(catalog):
                       t + pd.Timedelta(days=1), t, t + pd.Timedelta(hours=1)],
     })
     weights, types = {"view": 0.0, "click": 0.3, "add_to_cart": 0.6, "purchase": 1.0}, ["click", "purchase"]
-    distinct = build_examples(events, catalog, weights, types, RetrievalParams(history_length=3))
-    every = build_examples(events, catalog, weights, types, RetrievalParams(history_length=3, examples="events"))
+    distinct = build_examples(events, catalog, weights, types, RetrievalParams(history_length=3, examples="distinct"))
+    every = build_examples(events, catalog, weights, types, RetrievalParams(history_length=3))
     assert len(every.features["item"]) == 7
     f = distinct.features
     # u1: (a, s1) at its first click with weight 1.0, (a, s2), (b, s2); u2: two sessionless purchases of a
