@@ -24,6 +24,12 @@ Workloads (fixed seed, built from the bundle the server loads):
 * ``/similar``: catalog items in turn, k=10; every 20th an unknown item, which must get 404;
 * ``/feedback``: one event per request with a unique ``event_id`` (a durable SQLite commit).
 
+Impression logging (``serving.impressions``): ``--impressions on,off`` serves the same
+workload once with each setting (a fresh server each time, in that order; repeat a setting,
+e.g. ``off,on,off,on``, and its median counts), so the table shows what logging what every
+answer showed costs, and after each logging server has stopped, how many of the answers
+it sent are in its store (a graceful stop commits what is queued).
+
 An error is a transport error or a status other than the one the request is meant to get
 (200, or 404 for the unknown items above). Besides the client's view, the table gives the
 server's CPU time per request (all worker processes, from /proc) and how that CPU was
@@ -36,6 +42,7 @@ halves the figures, and this column says when that happened.
     python bench/bench_load.py --full-sample [--workers 2] [--pin none,split] [--keep]
     python bench/bench_load.py --root /tmp/copy  # reuse a built copy
     python bench/bench_load.py --root /tmp/copy --items 1000000 --endpoints recommend,similar
+    python bench/bench_load.py --root /tmp/copy --endpoints recommend --concurrency 16 --impressions off,on,off,on
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -70,10 +78,12 @@ from scale_bundle import scale_bundle  # noqa: E402
 from shoprec.layout import Layout  # noqa: E402
 from shoprec.serving.bento import import_bundle  # noqa: E402
 from shoprec.serving.process import Server, start_server  # noqa: E402
+from shoprec.serving.sqlite_store import SqliteStore  # noqa: E402
 
 BUNDLE = Layout(Path(".")).bundle.folder
 ENDPOINTS = ("recommend", "search", "similar", "feedback")
 TARGETS = {"recommend": (1000.0, 30.0), "search": (None, 60.0)}  # (min requests/s, max p99 ms) at 16 callers
+LOGGING_COST = (0.15, 25.0)  # impressions on vs off, /recommend at 16 callers: at most this share of req/s lost, p99 ms
 REFERENCE = "plain BentoML + TFRS BruteForce SavedModel per request: ~220 requests/s, p99 ~270 ms at 16 callers, 2 cores"
 
 
@@ -85,6 +95,8 @@ class Call:
 
 @dataclass
 class Result:
+    pin: str  # none | split
+    impressions: str  # on | off: whether the server logged what each answer showed
     endpoint: str
     concurrency: int
     latencies_ms: np.ndarray
@@ -95,6 +107,10 @@ class Result:
     client_cpu_s: float
     other_cpu_s: float  # everything else the machine ran meanwhile (other users' jobs skew the figures)
     window_s: float  # wall time the CPU figures cover (the run plus connecting)
+
+    @property
+    def setup(self) -> str:
+        return f"{self.pin} / impressions {self.impressions}"
 
     @property
     def rps(self) -> float:
@@ -240,7 +256,7 @@ async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[flo
     return latencies, errors, first_error, time.perf_counter() - begin
 
 
-def measure(server: Server, endpoint: str, calls: list[Call], concurrency: int) -> Result:
+def measure(server: Server, setup: tuple[str, str], endpoint: str, calls: list[Call], concurrency: int) -> Result:
     gc.collect()
     gc.freeze()  # the client's own full collections (tens of ms over pandas & co.) would show up as server latency
     before, client_before, machine_before = server_cpu(server), time.process_time(), machine_cpu()
@@ -249,7 +265,7 @@ def measure(server: Server, endpoint: str, calls: list[Call], concurrency: int) 
     window = time.perf_counter() - window
     client_cpu, after, machine = time.process_time() - client_before, server_cpu(server), machine_cpu() - machine_before
     workers = [after[pid] - before.get(pid, 0.0) for pid in after if pid != server.process.pid]
-    return Result(endpoint, concurrency, np.asarray(latencies), errors, first_error, seconds,
+    return Result(*setup, endpoint, concurrency, np.asarray(latencies), errors, first_error, seconds,
                   sorted(workers, reverse=True), client_cpu, max(0.0, machine - sum(workers) - client_cpu), window)
 
 
@@ -261,17 +277,17 @@ def warm_up(server: Server, work: Workload, n: int) -> None:
 
 # --- report ----------------------------------------------------------------------------------------------------
 
-def row(pin: str, r: Result) -> str:
+def row(r: Result) -> str:
     total = sum(r.server_cpu_s) or 1.0
     split = "/".join(f"{100 * w / total:.0f}" for w in r.server_cpu_s if w / total >= 0.01)
-    return (f"| {pin} | /{r.endpoint} | {r.concurrency} | {len(r.latencies_ms):,} | {r.rps:,.0f} | {r.pct(50):.1f} | "
+    return (f"| {r.setup} | /{r.endpoint} | {r.concurrency} | {len(r.latencies_ms):,} | {r.rps:,.0f} | {r.pct(50):.1f} | "
             f"{r.pct(99):.1f} | {r.latencies_ms.max():.0f} | {r.errors} | {1000 * total / len(r.latencies_ms):.2f} | "
             f"{split} | {100 * r.client_cpu_s / r.window_s:.0f}% | {100 * r.other_cpu_s / r.window_s:.0f}% |")
 
 
-def verdicts(results: list[tuple[str, Result]]) -> list[str]:
+def verdicts(results: list[Result]) -> list[str]:
     out = []
-    for pin, r in results:
+    for r in results:
         if r.concurrency != 16 or r.endpoint not in TARGETS:
             continue
         min_rps, max_p99 = TARGETS[r.endpoint]
@@ -279,7 +295,30 @@ def verdicts(results: list[tuple[str, Result]]) -> list[str]:
                  [f"p99 {r.pct(99):.1f} ms {'<=' if r.pct(99) <= max_p99 else '>'} {max_p99:.0f}",
                   f"{r.errors} errors in {len(r.latencies_ms):,}"]
         ok = (not min_rps or r.rps >= min_rps) and r.pct(99) <= max_p99 and r.errors == 0
-        out.append(f"- /{r.endpoint} at 16, pin {pin}: {'MEETS' if ok else 'MISSES'} the target ({'; '.join(checks)})")
+        out.append(f"- /{r.endpoint} at 16, {r.setup}: {'MEETS' if ok else 'MISSES'} the target ({'; '.join(checks)})")
+    return out + logging_verdicts(results)
+
+
+def logging_verdicts(results: list[Result]) -> list[str]:
+    """Impressions on vs off for /recommend at 16 callers, per pin mode (the median run of each setting)."""
+    out = []
+    runs: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        if r.endpoint == "recommend" and r.concurrency == 16:
+            runs.setdefault((r.pin, r.impressions), []).append(r)
+    max_loss, max_p99 = LOGGING_COST
+    for pin in dict.fromkeys(pin for pin, _ in runs):
+        if not {(pin, "on"), (pin, "off")} <= set(runs):
+            continue
+        on, off = ([float(np.median([r.rps for r in runs[pin, mode]])),
+                    float(np.median([r.pct(99) for r in runs[pin, mode]]))] for mode in ("on", "off"))
+        loss = 1.0 - on[0] / off[0]
+        ok = loss <= max_loss and on[1] <= max_p99
+        out.append(f"- impression logging, /recommend at 16, pin {pin} (median of {len(runs[pin, 'on'])} on / "
+                   f"{len(runs[pin, 'off'])} off runs): {'MEETS' if ok else 'MISSES'} the target (on {on[0]:,.0f} "
+                   f"vs off {off[0]:,.0f} req/s: {100 * loss:+.1f}% lost {'<=' if loss <= max_loss else '>'} "
+                   f"{100 * max_loss:.0f}%; p99 on {on[1]:.1f} ms {'<=' if on[1] <= max_p99 else '>'} {max_p99:.0f}, "
+                   f"off {off[1]:.1f} ms)")
     return out
 
 
@@ -299,23 +338,26 @@ def machine(workers: int, bundle: Path) -> list[str]:
             "it shares the CPUs with the server unless pinned (column `client CPU`)"]
 
 
-def report(args, results: list[tuple[str, Result]], bundle: Path) -> str:
+def report(args, results: list[Result], logged: list[str], bundle: Path) -> str:
     command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
     lines = [f"## Load benchmark: `shoprec serve`, {args.workers} workers", "",
              f"Command: `{command}`", "", *machine(args.workers, bundle), "",
-             "pin `none`: client and server on all CPUs; `split`: server on CPUs "
-             f"{_cpus('server')}, client on CPU {_cpus('client')}. Latencies in ms as the client saw them; "
+             "setup: pin `none`: client and server on all CPUs; `split`: server on CPUs "
+             f"{_cpus('server')}, client on CPU {_cpus('client')}; impressions on or off: whether the server logs "
+             "what each answer showed (a fresh server per setup, in the order shown). Latencies in ms as the client saw them; "
              "server CPU is per request summed over worker processes; worker split is the share of that CPU "
              "each worker process used; client and other CPU are in % of one CPU (other: every other process of the "
              "machine during the run, a sign of interference).", "",
-             "| pin | endpoint | callers | requests | req/s | p50 | p99 | max | errors | server CPU ms/req "
+             "| setup | endpoint | callers | requests | req/s | p50 | p99 | max | errors | server CPU ms/req "
              "| worker split % | client CPU | other CPU |",
              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|",
-             *(row(pin, r) for pin, r in results), "",
+             *(row(r) for r in results), "",
              "Targets (issue), at 16 callers: /recommend >= 1,000 req/s and p99 <= 30 ms, /search p99 <= 60 ms, "
-             f"zero errors. Reference: {REFERENCE}.", *verdicts(results)]
-    errors = [f"- first error of /{r.endpoint} at {r.concurrency} (pin {pin}): {r.first_error}"
-              for pin, r in results if r.errors]
+             f"zero errors; impression logging on vs off: /recommend loses at most {100 * LOGGING_COST[0]:.0f}% "
+             f"of its req/s, p99 <= {LOGGING_COST[1]:.0f} ms. Reference: {REFERENCE}.", *verdicts(results),
+             *(["", "Impressions in the store after each logging server stopped:", *logged] if logged else [])]
+    errors = [f"- first error of /{r.endpoint} at {r.concurrency} ({r.setup}): {r.first_error}"
+              for r in results if r.errors]
     return "\n".join(lines + (["", "Errors:", *errors] if errors else [])) + "\n"
 
 
@@ -327,29 +369,42 @@ def _cpus(side: str) -> str:
 
 # --- main ------------------------------------------------------------------------------------------------------
 
-def run(args, root: Path, bundle: Path, model: str, scratch: Path) -> list[tuple[str, Result]]:
+def run(args, root: Path, bundle: Path, model: str, scratch: Path) -> tuple[list[Result], list[str]]:
+    """Every (pin, impressions) setup on a fresh server; the results, and per logging server what its store kept."""
     all_cpus = os.sched_getaffinity(0)
     server_cpus, client_cpus = ({int(c) for c in _cpus(side).split(",")} for side in ("server", "client"))
     n = {"recommend": args.requests, "similar": args.requests, "search": args.search_requests,
          "feedback": args.feedback_requests}
     work = Workload(bundle)
-    results = []
-    for pin in args.pin:
+    results, logged = [], []
+    for run_no, (pin, logging) in enumerate(itertools.product(args.pin, args.impressions)):
+        setup = (pin, logging)
         os.sched_setaffinity(0, server_cpus if pin == "split" else all_cpus)  # inherited by the server
-        server = start_server(root, scratch / f"feedback-{pin}.db", scratch / f"server-{pin}.log",
-                              workers=args.workers, model=model, timeout=900)
+        db = scratch / f"feedback-{run_no}.db"
+        server = start_server(root, db, scratch / f"server-{run_no}.log", workers=args.workers, model=model,
+                              timeout=900, impressions=logging == "on")
         os.sched_setaffinity(0, client_cpus if pin == "split" else all_cpus)
         try:
             warm_up(server, work, args.warmup)
             for endpoint in args.endpoints:
                 for concurrency in args.concurrency:
-                    result = measure(server, endpoint, work.calls(endpoint, n[endpoint]), concurrency)
-                    print(row(pin, result), flush=True)
-                    results.append((pin, result))
+                    result = measure(server, setup, endpoint, work.calls(endpoint, n[endpoint]), concurrency)
+                    print(row(result), flush=True)
+                    results.append(result)
+            sent = answers_sent(server)
         finally:
             server.stop()
             os.sched_setaffinity(0, all_cpus)
-    return results
+        if logging == "on":
+            logged.append(f"- run {run_no + 1} ({results[-1].setup}): {sent:,.0f} answers sent, "
+                          f"{len(SqliteStore(db).impressions()):,} impressions stored")
+    return results, logged
+
+
+def answers_sent(server: Server) -> float:
+    """The server's ``shoprec_answers_sent_total`` (0 when it logs no impressions)."""
+    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=30).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("shoprec_answers_sent_total"))
 
 
 def main() -> None:
@@ -365,14 +420,18 @@ def main() -> None:
     parser.add_argument("--search-requests", type=int, default=20000, help="per run of /search")
     parser.add_argument("--feedback-requests", type=int, default=2000, help="per run of /feedback")
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests per endpoint after start")
+    parser.add_argument("--impressions", type=lambda s: s.split(","), default=["on"],
+                        help="on | off | on,off | off,on,off,on: a server per setting, in this order (the "
+                             "comparison of issue 19 is off,on)")
     parser.add_argument("--pin", type=lambda s: s.split(","), default=["none"],
                         help="none | split | none,split (split: client on the last CPU, server on the others)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir: its repo copy (reuse it with "
                         "--root) and the grown bundle of --items")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     args = parser.parse_args()
-    if unknown := set(args.endpoints) - set(ENDPOINTS) or set(args.pin) - {"none", "split"}:
-        parser.error(f"unknown endpoint or pin mode: {sorted(unknown)}")
+    if unknown := (set(args.endpoints) - set(ENDPOINTS) or set(args.pin) - {"none", "split"}
+                   or set(args.impressions) - {"on", "off"}):
+        parser.error(f"unknown endpoint, pin mode or impressions setting: {sorted(unknown)}")
 
     scratch = Path(tempfile.mkdtemp(prefix="shoprec-load-"))
     # DVC stages call `shoprec`; the package stage and the server use a private model store.
@@ -385,8 +444,8 @@ def main() -> None:
             print(f"growing the bundle to {args.items:,} items ...", flush=True)
             bundle = scale_bundle(bundle, scratch / "scaled-bundle", args.items)
         model = import_bundle(bundle)  # into this run's private model store
-        results = run(args, root, bundle, model, scratch)
-        text = report(args, results, bundle)
+        results, logged = run(args, root, bundle, model, scratch)
+        text = report(args, results, logged, bundle)
         print("\n" + text)
         if args.out:
             args.out.write_text(text)

@@ -4,7 +4,9 @@ Runs hourly (``prefect.yaml``):
 
 1. *export*: accepted events of the service's SQLite store that no batch holds yet are
    written as one Parquet batch into ``ingest.feedback_dir``, an input of the ingest
-   stage (so they are validated like every other event);
+   stage (so they are validated like every other event); the impressions likewise into
+   ``serving.impressions_dir`` (for experiment reports; those older than
+   ``serving.impressions_days`` are deleted);
 2. *count*: events in batches no promoted model was trained on yet
    (``serving.promoted_file`` lists the batches behind the served model);
 3. below ``serving.feedback_min_events``: stop, the batches wait for the next run;
@@ -30,11 +32,21 @@ from shoprec.data.sources.feedback import BATCH_PATTERN
 
 @task(cache_policy=NO_CACHE)
 def export_feedback(db: Path, batch_dir: Path) -> str | None:
-    from shoprec.serving.feedback import FeedbackStore
+    from shoprec.serving.store import open_store
 
     if not db.is_file():
         return None
-    path = FeedbackStore(db).export(batch_dir)
+    path = open_store(db).export_events(batch_dir)
+    return path.name if path else None
+
+
+@task(cache_policy=NO_CACHE)
+def export_impressions(db: Path, batch_dir: Path, keep_days: int) -> str | None:
+    from shoprec.serving.store import open_store
+
+    if not db.is_file():
+        return None
+    path = open_store(db).export_impressions(batch_dir, keep_days).path
     return path.name if path else None
 
 
@@ -77,9 +89,11 @@ def feedback(root: str = ".", min_events: int | None = None) -> dict:
     db, promoted_file = repo / cfg.serving.feedback_db, repo / cfg.serving.promoted_file
     batch_dir = repo / cfg.ingest.feedback_dir
     exported = export_feedback(db, batch_dir)
+    impressions = export_impressions(db, repo / cfg.serving.impressions_dir, cfg.serving.impressions_days)
     pending = untrained_batches(batch_dir, promoted_file)
     new_events, needed = sum(pending.values()), min_events or cfg.serving.feedback_min_events
-    summary = {"exported": exported, "new_events": new_events, "retrained": False, "promoted": None}
+    summary = {"exported": exported, "impressions_exported": impressions, "new_events": new_events,
+               "retrained": False, "promoted": None}
     if new_events < needed:
         logger.info("%d new feedback events, %d needed to retrain: waiting", new_events, needed)
         return summary

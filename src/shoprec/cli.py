@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -298,16 +299,39 @@ def export_feedback(
 
     import pyarrow.parquet as pq
 
-    from shoprec.serving.feedback import FeedbackStore, StoreError
-
-    if not db.is_file():
-        _fail(f"{db}: no feedback database (the service creates it on the first POST /feedback)")
-    try:
-        path = FeedbackStore(db).export(out or Path(_params(params).ingest.feedback_dir))
-    except StoreError as exc:
-        _fail(f"export-feedback: {exc}")
+    with _store_at(db, "export-feedback") as store:
+        path = store.export_events(out or Path(_params(params).ingest.feedback_dir))
     count = pq.read_metadata(path).num_rows if path else 0
     typer.echo(json.dumps({"path": str(path) if path else None, "count": count}))
+
+
+@app.command("export-impressions", rich_help_panel=SERVING)
+def export_impressions(
+    db: Annotated[Path, typer.Option(help="the service's feedback SQLite file (it keeps the impressions too)")],
+    out: Annotated[Optional[Path], typer.Option(help="batch folder (default: params serving.impressions_dir)")] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Write the impressions not yet exported as one Parquet batch; delete those older than serving.impressions_days."""
+    import json
+
+    serving = _params(params).serving
+    with _store_at(db, "export-impressions") as store:
+        done = store.export_impressions(out or Path(serving.impressions_dir), serving.impressions_days)
+    typer.echo(json.dumps({"path": str(done.path) if done.path else None, "count": done.count,
+                           "expired": done.expired, "expired_files": [str(p) for p in done.expired_files]}))
+
+
+@contextmanager
+def _store_at(db: Path, command: str):
+    """The store in the file ``db``; any failure of it ends ``command`` with one line naming the file."""
+    from shoprec.serving.store import StoreError, open_store
+
+    if not db.is_file():
+        _fail(f"{db}: no feedback database (the service creates it when it starts)")
+    try:
+        yield open_store(db)
+    except StoreError as exc:
+        _fail(f"{command}: {exc}")
 
 
 @app.command(rich_help_panel=STAGES)
@@ -354,6 +378,9 @@ def serve(
     model: Annotated[Optional[str], typer.Option(help="model-store tag (default: the promoted model, else the last package)")] = None,
     feedback_db: Annotated[Optional[Path], typer.Option(help="feedback SQLite (default: params serving.feedback_db)")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="server processes (default: params serving.workers)")] = None,
+    impressions: Annotated[Optional[bool], typer.Option(
+        "--impressions/--no-impressions", help="log what each answer showed (default: the model's params "
+                                               "serving.impressions)")] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Serve the models of the last `dvc repro` over HTTP (wraps `bentoml serve`)."""
@@ -372,6 +399,8 @@ def serve(
     env = {"SHOPREC_MODEL": tag, "SHOPREC_FEEDBACK_DB": str((feedback_db or Path(cfg.serving.feedback_db)).resolve())}
     if workers:
         env["SHOPREC_WORKERS"] = str(workers)
+    if impressions is not None:
+        env["SHOPREC_IMPRESSIONS"] = str(int(impressions))
     typer.echo(f"serving {tag} on http://{host}:{port} (storefront: http://{host}:{port}/ui/)")
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     raise typer.Exit(run_foreground([bentoml, "serve", "shoprec.serving.service:Shoprec", "--host", host,

@@ -184,7 +184,10 @@ class ServingParams(_Section):
     body_timeout_s: float = Field(5.0, gt=0)  # a body still incomplete after this gets 400 (truncated)
     max_feedback_events: int = Field(1000, ge=1)  # per POST /feedback
     max_query_chars: int = Field(200, ge=1)
-    feedback_db: str = "var/feedback.db"  # SQLite (WAL) file the service appends events to
+    feedback_db: str = "var/feedback.db"  # SQLite (WAL) file the service appends events (and impressions) to
+    impressions: bool = True  # log what every answer showed (shoprec.serving.impressions); off: answers only
+    impressions_days: int = Field(90, ge=1)  # impressions older than this are deleted by their export
+    impressions_dir: str = Field("data/impressions", min_length=1)  # exported impression batches
     promoted_file: str = "var/promoted.json"  # the model `shoprec serve` serves (written by promotion)
     feedback_min_events: int = Field(1000, ge=1)  # new feedback events that trigger a retrain
 

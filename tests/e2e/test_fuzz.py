@@ -31,13 +31,15 @@ json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_
 event = st.one_of(json_values, st.fixed_dictionaries({}, optional={
     "user_id": json_values, "item_id": json_values, "event_type": st.sampled_from(["view", "click", "buy"]),
     "timestamp": st.sampled_from(["2024-05-01T10:00:00Z", "2099-01-01", "not a time"]) | json_values,
-    "session_id": json_values, "query": json_values, "quantity": json_values, "event_id": json_values}))
+    "session_id": json_values, "query": json_values, "quantity": json_values, "request_id": json_values,
+    "position": json_values, "event_id": json_values}))
 FIELDS = {
-    "recommend": {"user_id": json_values, "k": json_values, "exclude_purchased": json_values, "diversity": json_values},
-    "search": {"query": json_values, "user_id": json_values, "k": json_values,
+    "recommend": {"user_id": json_values, "k": json_values, "exclude_purchased": json_values, "diversity": json_values,
+                  "session_id": json_values},
+    "search": {"query": json_values, "user_id": json_values, "k": json_values, "session_id": json_values,
                "filters": st.dictionaries(st.sampled_from(["category", "colour", "min_price", "max_price", "size"]),
                                           json_values, max_size=3) | json_values},
-    "similar": {"item_id": json_values, "k": json_values},
+    "similar": {"item_id": json_values, "k": json_values, "user_id": json_values, "session_id": json_values},
     "feedback": {"events": st.lists(event, max_size=5) | json_values},
     "user": {"user_id": json_values},
     "users": {"limit": json_values},

@@ -132,9 +132,9 @@ def _serve(root: Path, db: Path, port: int = 0) -> subprocess.CompletedProcess:
 def test_refuses_to_start_on_a_corrupt_or_unwritable_store_naming_it(pipeline_run, tmp_path):
     from immutable import immutable
 
-    from shoprec.serving.feedback import FeedbackStore
+    from shoprec.serving.sqlite_store import SqliteStore
 
-    store = FeedbackStore(tmp_path / "pages.db")
+    store = SqliteStore(tmp_path / "pages.db")
     store.append([{"user_id": f"u{i}", "item_id": "x", "event_type": "click", "timestamp": "2024-05-01T10:00:00Z",
                    "query": f"some words {i}"} for i in range(3000)], None)
     with store.path.open("r+b") as f:  # damage data pages in the middle, keep the header
@@ -150,7 +150,7 @@ def test_refuses_to_start_on_a_corrupt_or_unwritable_store_naming_it(pipeline_ru
         assert result.returncode == 1, out[-3000:]
         assert re.search(f"refusing to serve: feedback store {re.escape(str(db))}: .*{says}.*corrupt", out), out[-3000:]
         assert "does not load" not in out  # the model is fine: the store is to blame
-    writable = FeedbackStore(tmp_path / "readonly.db").path
+    writable = SqliteStore(tmp_path / "readonly.db").path
     with immutable(writable):
         result = _serve(pipeline_run.root, writable)
     assert result.returncode == 1 and f"feedback store {writable}: attempt to write a readonly database" in result.stderr

@@ -23,6 +23,10 @@ from shoprec.serving.bundle import file_digests
 pytestmark = pytest.mark.slow
 
 
+# A click on an item no catalog has: the bad-input cases break another rule, which is reported first.
+CLICK = {"user_id": "U-test", "item_id": "NO-SUCH-ITEM", "event_type": "click", "timestamp": "2024-05-01T10:00:00Z"}
+
+
 def post(server, route: str, body) -> httpx.Response:
     return httpx.post(f"{server.url}/{route}", json=body, timeout=30)
 
@@ -148,6 +152,12 @@ def test_a_large_catalog_bundle_searches_through_hnsw_and_finds_what_exact_searc
     ("feedback", {"events": [{"user_id": "u", "item_id": "NO-SUCH-ITEM", "event_type": "click",
                               "timestamp": "2024-05-01T10:00:00Z"}]}, 400, "item_id"),
     ("feedback", {"events": [{"user_id": "u"}] * 1001}, 400, "the limit is 1000"),
+    ("feedback", {"events": [CLICK | {"request_id": 7}]}, 400, "request_id: must be a string, not a number"),
+    ("feedback", {"events": [CLICK | {"request_id": "r" * 201}]}, 400, "request_id: longer than 200 characters"),
+    ("feedback", {"events": [CLICK | {"position": -1}]}, 400, "position: negative (must be >= 0)"),
+    ("feedback", {"events": [CLICK | {"position": 0.5}]}, 400, "position: must be a string or a whole number"),
+    ("feedback", {"events": [CLICK | {"position": "top"}]}, 400, "position: not a number"),
+    ("recommend", {"user_id": "u", "session_id": ""}, 400, "at least 1 character"),
 ])
 def test_bad_input_gets_a_4xx_with_a_message(served, route, body, status, says):
     response = post(served, route, body)
@@ -194,6 +204,48 @@ def test_feedback_is_accepted_once_per_event_id(served, bundle):
     assert again["accepted"] == 0 and again["duplicates"] == 1
 
 
+def test_every_answer_is_logged_as_an_impression_with_its_positions(served, shoppers, package_record):
+    from impressions import logged
+
+    answers = {
+        "recommend": post(served, "recommend", {"user_id": shoppers[0], "k": 5, "session_id": "S-imp"}).json(),
+        "search": post(served, "search", {"query": "gift", "user_id": shoppers[1], "k": 4, "session_id": "S-imp"}).json(),
+    }
+    first = answers["recommend"]["items"][0]["item_id"]
+    answers["similar"] = post(served, "similar", {"item_id": first, "k": 3}).json()  # no shopper named
+    ids = [a["request_id"] for a in answers.values()]
+    assert len(set(ids)) == 3 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert {a["variant"] for a in answers.values()} == {"champion"}
+
+    stored = logged(served.feedback_db, ids)
+    for surface, answer in answers.items():
+        row = stored.loc[answer["request_id"]]
+        assert row["surface"] == surface and row["item_ids"] == [i["item_id"] for i in answer["items"]]
+        assert (row["model_version"], row["variant"]) == (package_record["model_tag"], "champion")
+    assert list(stored.loc[ids, "user_id"]) == [shoppers[0], shoppers[1], ""]
+    assert list(stored.loc[ids, "session_id"]) == ["S-imp", "S-imp", ""]
+    assert list(stored.loc[ids, "query"]) == ["", "gift", ""]
+
+
+def test_feedback_names_its_answer_and_an_unknown_answer_is_stored_and_counted(served, bundle):
+    from impressions import logged, metric
+
+    from shoprec.serving.sqlite_store import SqliteStore
+
+    shown = post(served, "recommend", {"user_id": "U-attribution", "k": 3}).json()
+    item = shown["items"][2]["item_id"]
+    logged(served.feedback_db, [shown["request_id"]])  # another worker may have answered: its commit is due
+    known = CLICK | {"item_id": item, "request_id": shown["request_id"], "position": 2, "event_id": uuid.uuid4().hex}
+    unknown = known | {"request_id": "f" * 32, "event_id": uuid.uuid4().hex}
+    receipts = [post(served, "feedback", {"events": [e]}).json() for e in (known, unknown)]
+    assert [(r["accepted"], r["unattributed"]) for r in receipts] == [(1, 0), (1, 1)]
+    stored = SqliteStore(served.feedback_db).events().set_index("event_id")
+    assert stored.loc[known["event_id"], "attributed"] == 1 and stored.loc[unknown["event_id"], "attributed"] == 0
+    assert stored.loc[known["event_id"], "position"] == "2"
+    counted = metric(served, "shoprec_feedback_unattributed_total")
+    assert counted >= 1 and metric(served, "shoprec_impressions_stored_total") >= 1
+
+
 def test_the_printed_curl_examples_work(pipeline_run, served):
     """`make run` ends with a curl call per endpoint: each one answers 200 on the real server."""
     from shoprec.serving.bento import serve_instructions
@@ -224,7 +276,7 @@ def test_concurrent_burst_has_no_errors(served, shoppers):
 
 def test_acknowledged_feedback_survives_sigkill(pipeline_run, bundle, tmp_path):
     """Events acknowledged before a SIGKILL are all there after a restart, each exactly once."""
-    from shoprec.serving.feedback import FeedbackStore
+    from shoprec.serving.sqlite_store import SqliteStore
     from shoprec.serving.process import start_server
 
     items = pd.read_parquet(bundle / "data/clean/items.parquet")["item_id"].tolist()
@@ -258,7 +310,7 @@ def test_acknowledged_feedback_survives_sigkill(pipeline_run, bundle, tmp_path):
     server.process.wait()
     restarted = start_server(pipeline_run.root, db, tmp_path / "restart.log", workers=1)
     try:
-        stored = FeedbackStore(db).events()["event_id"]
+        stored = SqliteStore(db).events()["event_id"]
         assert stored.is_unique
         assert set(acked) <= set(stored), f"{len(set(acked) - set(stored))} acknowledged events lost"
         again = httpx.post(f"{restarted.url}/feedback", timeout=10, json={"events": [
@@ -267,6 +319,26 @@ def test_acknowledged_feedback_survives_sigkill(pipeline_run, bundle, tmp_path):
         assert again["accepted"] + again["duplicates"] == 1
     finally:
         restarted.stop()
+
+
+def test_a_killed_worker_loses_at_most_a_second_of_impressions_and_metrics_count_the_loss(pipeline_run, shoppers,
+                                                                                           tmp_path):
+    """SIGKILL of a serving process mid-load: the answers it logged in its last moments are lost, none older,
+    and /metrics says how many (answers sent minus impressions stored) after BentoML restarts the worker."""
+    from impressions import kill_worker_under_load
+
+    from shoprec.serving.process import start_server
+
+    server = start_server(pipeline_run.root, tmp_path / "feedback.db", tmp_path / "server.log", workers=1)
+    try:
+        run = kill_worker_under_load(server, shoppers[:3])
+    finally:
+        server.stop()
+    assert all(sent >= run.killed_at - 1.0 for sent in run.lost), \
+        f"lost an answer sent {run.killed_at - min(run.lost):.2f} s before the kill"
+    assert run.stored_metric == run.stored and run.sent_metric >= len(run.answered)
+    # sent - stored: the answers lost, + those in flight at the kill (logged, never received: at most one per caller)
+    assert len(run.lost) <= run.sent_metric - run.stored_metric <= len(run.lost) + 4
 
 
 def _sign_again(bundle: Path) -> None:

@@ -79,10 +79,12 @@ class Storefront:
     def titles(self, list_id: str):
         return self.page.locator(f"#{list_id} [data-testid=item-title]")
 
-    def search(self, query: str) -> None:
+    def search(self, query: str) -> dict:
+        """Search as a shopper does; the service's answer."""
         self.page.fill("#search-input", query)
-        with self.page.expect_response(lambda r: r.url.endswith("/search")):
+        with self.page.expect_response(lambda r: r.url.endswith("/search")) as answer:
             self.page.press("#search-input", "Enter")
+        return answer.value.json()
 
     def pick_user(self, user_id: str) -> None:
         with self.page.expect_response(lambda r: r.url.endswith("/recommend")):
@@ -215,20 +217,28 @@ def test_switching_users_changes_recommendations_and_purchases(shop, shoppers):
     assert all(text.startswith("popular in ") for text in explanations.all_inner_texts())
 
 
-def test_clicking_an_item_shows_similar_items_and_records_a_click(shop, shoppers):
+def test_clicking_an_item_shows_similar_items_and_records_a_click(shop, shoppers, served):
+    from impressions import logged
+
     page = shop.page
     shop.open()
     shop.pick_user(shoppers[0])
-    shop.search(QUERY)
+    searched = shop.search(QUERY)
     card = page.locator("#search-results [data-testid=item]").first
     item_id = card.get_attribute("data-item-id")
 
-    with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer:
+    with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer, \
+            page.expect_response(lambda r: r.url.endswith("/similar")) as shown_similar:
         card.locator("button").click()
     sent = json.loads(answer.value.request.post_data)["events"]
     assert answer.value.status == 200 and answer.value.json()["accepted"] == 1
     assert len(sent) == 1 and sent[0]["item_id"] == item_id and sent[0]["user_id"] == shoppers[0]
     assert sent[0]["event_type"] == "click" and sent[0]["query"] == QUERY and sent[0]["event_id"]
+    # The click names the answer it came from and the item's place in it, and the service logged that answer.
+    assert (sent[0]["request_id"], sent[0]["position"]) == (searched["request_id"], 0)
+    impression = logged(served.feedback_db, [searched["request_id"]]).loc[searched["request_id"]]
+    assert impression["item_ids"][0] == item_id and impression["user_id"] == shoppers[0]
+    assert (impression["surface"], impression["query"]) == ("search", QUERY) and impression["session_id"]
     expect(page.locator("#feedback-count")).to_have_text("feedback sent: 1 accepted")
 
     similar = shop.api("/similar", {"item_id": item_id, "k": 10})["items"]
@@ -239,12 +249,15 @@ def test_clicking_an_item_shows_similar_items_and_records_a_click(shop, shoppers
     assert (again["accepted"], again["duplicates"]) == (0, 1)
     shop.shot("similar")
 
-    # A click in the similar list is a new event (its own event_id) and opens that item's neighbours.
+    # A click in the similar list is a new event (its own event_id, that list's request_id, the place
+    # clicked) and opens that item's neighbours.
     with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer:
-        page.locator("#similar-items [data-testid=item] button").first.click()
-    assert json.loads(answer.value.request.post_data)["events"][0]["event_id"] != sent[0]["event_id"]
+        page.locator("#similar-items [data-testid=item] button").nth(1).click()
+    second = json.loads(answer.value.request.post_data)["events"][0]
+    assert second["event_id"] != sent[0]["event_id"] and "query" not in second
+    assert (second["request_id"], second["position"]) == (shown_similar.value.json()["request_id"], 1)
     expect(page.locator("#feedback-count")).to_have_text("feedback sent: 2 accepted")
-    expect(page.locator("#similar-title")).to_have_text(f"Similar to {similar[0]['title']}")
+    expect(page.locator("#similar-title")).to_have_text(f"Similar to {similar[1]['title']}")
 
 
 def test_an_api_error_is_shown_and_the_page_keeps_working(shop):

@@ -10,7 +10,7 @@ import pytest
 
 from shoprec.orchestration.deployments import load_deployments, load_flow
 from shoprec.pipeline import set_params
-from shoprec.serving.feedback import FeedbackStore
+from shoprec.serving.sqlite_store import SqliteStore
 from shoprec.serving.promote import served_tag
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def test_feedback_waits_then_retrains_smoke_tests_and_promotes(harness, trained_
     flow = load_flow("flows/feedback.py:feedback", root)
     items = pd.read_parquet(root / "data/clean/items.parquet")["item_id"].tolist()
     before = json.loads((root / "var/package.json").read_text())["model_tag"]
-    store = FeedbackStore(root / "var/feedback.db")
+    store = SqliteStore(root / "var/feedback.db")
     events = [{"user_id": "U-feedback-flow", "item_id": items[n], "event_type": "purchase",
                "timestamp": "2024-04-20T10:00:00Z", "event_id": f"flow-{n}"} for n in range(3)]
     assert store.append(events + [{"user_id": "x", "item_id": "NOPE", "event_type": "click",

@@ -16,7 +16,8 @@ from shoprec.data.read import read_source
 from shoprec.stages.validate import validate_tables
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL
 from shoprec.data.sources.feedback import load_feedback
-from shoprec.serving.feedback import FeedbackStore, StoreError
+from shoprec.serving.sqlite_store import SqliteStore
+from shoprec.serving.store import StoreError
 
 CATALOG = {"I000001", "I000002"}
 
@@ -48,7 +49,7 @@ BROKEN = [
 
 
 def test_each_rule_rejects_with_field_reason_and_a_valid_example(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = SqliteStore(tmp_path / "fb.db")
     valid = [event(), event(quantity=3, session_id="s1", query="mug"), event(timestamp="2024-01-05T12:00:00+02:00")]
     result = store.append(valid + [e for e, _, _ in BROKEN], CATALOG)
 
@@ -60,7 +61,7 @@ def test_each_rule_rejects_with_field_reason_and_a_valid_example(tmp_path):
     # Each example is a valid value: putting it in the field makes the event acceptable.
     fixed = [r["example"] if r["field"] == "event" else {**BROKEN[i][0], r["field"]: r["example"]}
              for i, r in enumerate(result["rejected"])]
-    assert store.append(fixed, CATALOG) == {"accepted": len(BROKEN), "duplicates": 0, "rejected": []}
+    assert store.append(fixed, CATALOG) == {"accepted": len(BROKEN), "duplicates": 0, "unattributed": 0, "rejected": []}
 
     quarantined = store.quarantined()
     assert list(quarantined["request_index"]) == list(range(3, 3 + len(BROKEN)))
@@ -70,12 +71,12 @@ def test_each_rule_rejects_with_field_reason_and_a_valid_example(tmp_path):
 
 
 def test_unknown_items_pass_when_no_catalog_is_given(tmp_path):
-    result = FeedbackStore(tmp_path / "fb.db").append([event(item_id="NOPE")], None)
-    assert result == {"accepted": 1, "duplicates": 0, "rejected": []}
+    result = SqliteStore(tmp_path / "fb.db").append([event(item_id="NOPE")], None)
+    assert result == {"accepted": 1, "duplicates": 0, "unattributed": 0, "rejected": []}
 
 
 def test_a_retried_event_id_is_stored_once(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = SqliteStore(tmp_path / "fb.db")
     first = store.append([event(event_id="e1"), event(event_id="e1"), event(), event()], CATALOG)
     retry = store.append([event(event_id="e1", quantity=5)], CATALOG)
     assert (first["accepted"], first["duplicates"]) == (3, 1)
@@ -93,18 +94,18 @@ def test_a_group_commit_answers_each_request_as_if_it_came_alone(tmp_path):
         [event(event_id="g1", quantity=4)],  # an earlier request of the same batch stored g1
         [event(item_id="NOPE")],  # nothing valid
     ]
-    together = FeedbackStore(tmp_path / "together.db").append_many(requests, CATALOG)
-    alone_store = FeedbackStore(tmp_path / "alone.db")
+    together = SqliteStore(tmp_path / "together.db").append_events(requests, CATALOG)
+    alone_store = SqliteStore(tmp_path / "alone.db")
     alone = [alone_store.append(r, CATALOG) for r in requests]
     assert together == alone
     assert [(r["accepted"], r["duplicates"], [x["index"] for x in r["rejected"]]) for r in together] == \
         [(1, 0, [1]), (1, 0, [0]), (0, 1, []), (0, 0, [0])]
-    quarantined = FeedbackStore(tmp_path / "together.db").quarantined()
+    quarantined = SqliteStore(tmp_path / "together.db").quarantined()
     assert sorted(quarantined["request_index"]) == [0, 0, 1]
 
 
 def _append_many(db: Path, worker: int, start: multiprocessing.synchronize.Barrier, out) -> None:
-    store, accepted, duplicates = FeedbackStore(db), 0, 0
+    store, accepted, duplicates = SqliteStore(db), 0, 0
     start.wait()
     for batch in range(25):
         ids = [f"w{worker}-{batch}-{i}" for i in range(3)] + [f"shared-{batch}-{i}" for i in range(2)]
@@ -115,7 +116,7 @@ def _append_many(db: Path, worker: int, start: multiprocessing.synchronize.Barri
 
 def test_two_processes_appending_at_once_lose_nothing_and_store_shared_ids_once(tmp_path):
     db = tmp_path / "fb.db"
-    FeedbackStore(db).append([event()], CATALOG)  # import GX once here; the forked workers inherit it
+    SqliteStore(db).append([event()], CATALOG)  # import GX once here; the forked workers inherit it
     ctx = multiprocessing.get_context("fork")
     start, out = ctx.Barrier(2), ctx.Queue()
     workers = [ctx.Process(target=_append_many, args=(db, w, start, out)) for w in range(2)]
@@ -128,7 +129,7 @@ def test_two_processes_appending_at_once_lose_nothing_and_store_shared_ids_once(
 
     assert sum(a for a, _ in totals) == 2 * 25 * 3 + 25 * 2  # own ids, plus each shared id once
     assert sum(d for _, d in totals) == 25 * 2  # the other copy of each shared id
-    stored = FeedbackStore(db).events()
+    stored = SqliteStore(db).events()
     expected = {f"w{w}-{b}-{i}" for w in range(2) for b in range(25) for i in range(3)}
     expected |= {f"shared-{b}-{i}" for b in range(25) for i in range(2)}
     assert set(stored["event_id"]) - {stored["event_id"].iloc[0]} == expected and len(stored) == len(expected) + 1
@@ -136,14 +137,14 @@ def test_two_processes_appending_at_once_lose_nothing_and_store_shared_ids_once(
 
 
 def test_export_moves_the_watermark_and_writes_each_event_once(tmp_path):
-    store, out = FeedbackStore(tmp_path / "fb.db"), tmp_path / "feedback"
+    store, out = SqliteStore(tmp_path / "fb.db"), tmp_path / "feedback"
     store.append([event(event_id=f"e{i}") for i in range(3)], CATALOG)
-    first = store.export(out)
+    first = store.export_events(out)
     assert first == out / "feedback-1-3.parquet" and store.pending() == 0
-    assert store.export(out) is None
+    assert store.export_events(out) is None
 
     store.append([event(event_id="e3", user_id="later")], CATALOG)
-    assert store.pending() == 1 and store.export(out) == out / "feedback-4-4.parquet"
+    assert store.pending() == 1 and store.export_events(out) == out / "feedback-4-4.parquet"
     batches, _ = load_feedback(out)
     assert list(batches["user_id"]) == ["fb-user"] * 3 + ["later"]
     assert list(batches[ROW_COL]) == [0, 1, 2, 0] and batches[SOURCE_COL].iloc[3].endswith("feedback-4-4.parquet")
@@ -152,18 +153,18 @@ def test_export_moves_the_watermark_and_writes_each_event_once(tmp_path):
 
 
 def test_an_export_that_failed_is_redone_with_the_same_range(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = SqliteStore(tmp_path / "fb.db")
     store.append([event(event_id="a"), event(event_id="b")], CATALOG)
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
     with pytest.raises(OSError):
-        store.export(blocked)  # fails after the range was planned, before the watermark moved
+        store.export_events(blocked)  # fails after the range was planned, before the watermark moved
     store.append([event(event_id="c")], CATALOG)
     assert store.pending() == 3
 
     out = tmp_path / "feedback"
-    assert store.export(out) == out / "feedback-1-2.parquet"  # the planned range, not 1-3
-    assert store.export(out) == out / "feedback-3-3.parquet"
+    assert store.export_events(out) == out / "feedback-1-2.parquet"  # the planned range, not 1-3
+    assert store.export_events(out) == out / "feedback-3-3.parquet"
     assert list(load_feedback(out)[0]["user_id"]) == ["fb-user"] * 3 and store.pending() == 0
 
 
@@ -173,7 +174,7 @@ def test_load_feedback_of_a_missing_or_empty_folder_has_the_raw_columns(tmp_path
 
 
 def test_cli_export_prints_path_and_count(tmp_path):
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = SqliteStore(tmp_path / "fb.db")
     store.append([event(), event()], CATALOG)
     args = ["export-feedback", "--db", str(tmp_path / "fb.db"), "--out", str(tmp_path / "feedback")]
     first, second = CliRunner().invoke(app, args), CliRunner().invoke(app, args)
@@ -182,9 +183,9 @@ def test_cli_export_prints_path_and_count(tmp_path):
 
 
 def test_ingest_validates_exported_feedback_with_the_source_events(tmp_path):
-    store, folder = FeedbackStore(tmp_path / "fb.db"), tmp_path / "feedback"
+    store, folder = SqliteStore(tmp_path / "fb.db"), tmp_path / "feedback"
     store.append([event(user_id="fb-good", event_type="purchase"), event(user_id="fb-gone", item_id="GONE")], None)
-    store.export(folder)
+    store.export_events(folder)
     sample = SampleParams(n_items=40, n_users=30, n_events=400, days=14)
     without_feedback = validate_tables(read_source("sample", None, IngestParams(
         sample=sample, feedback_dir=str(tmp_path / "none"))), tmp_path / "plain", 0.05)
@@ -215,7 +216,7 @@ def test_ingest_validates_exported_feedback_with_the_source_events(tmp_path):
     ("event_id", "e" * 201, "event_id: longer than 200 characters (201)"),
 ])
 def test_fields_must_be_json_strings_of_bounded_length(tmp_path, field, value, says):
-    store = FeedbackStore(tmp_path / "fb.db")
+    store = SqliteStore(tmp_path / "fb.db")
     result = store.append([event(**{field: value}), event(quantity=2, session_id=None)], CATALOG)
 
     assert result["accepted"] == 1  # the well-formed event beside it is stored
@@ -227,8 +228,8 @@ def test_fields_must_be_json_strings_of_bounded_length(tmp_path, field, value, s
     assert set(store.events()["user_id"]) == {"fb-user"}
 
 
-def _store_with_events(path: Path, n: int = 3000) -> FeedbackStore:
-    store = FeedbackStore(path)
+def _store_with_events(path: Path, n: int = 3000) -> SqliteStore:
+    store = SqliteStore(path)
     store.append([event(session_id=f"session-{i:05d}", query=f"query words {i}") for i in range(n)], CATALOG)
     return store  # every connection is closed: the WAL is checkpointed into the file
 
@@ -248,7 +249,7 @@ def test_a_store_with_damaged_pages_fails_its_check_naming_the_file(tmp_path):
 
     with pytest.raises(StoreError, match=f"feedback store {path}: .*(malformed|damaged pages).*corrupt; restore it "
                                          "from a backup"):
-        FeedbackStore(path).check()
+        SqliteStore(path).check()
 
 
 def test_a_store_with_a_damaged_header_is_refused_naming_the_file(tmp_path):
@@ -256,7 +257,7 @@ def test_a_store_with_a_damaged_header_is_refused_naming_the_file(tmp_path):
     _store_with_events(path, 10)
     _overwrite(path, 0, 256)
     with pytest.raises(StoreError, match=f"feedback store {path}: file is not a database: the file is corrupt"):
-        FeedbackStore(path)
+        SqliteStore(path)
 
 
 def test_an_unwritable_store_fails_its_check_and_recovers_when_writable_again(tmp_path):

@@ -49,6 +49,9 @@ def test_frames_have_contract_columns_and_types(data, table):
     assert list(frame.columns) == table.names
     expected = {"string": "str", "double": "float64", "int64": "int64", "timestamp[us, tz=UTC]": "datetime64[us, UTC]"}
     for col in table.columns:
+        if col.nullable:  # request_id's position: generated events were not served, so none has one
+            assert str(frame[col.name].dtype) == "Int64" and frame[col.name].isna().all(), col.name
+            continue
         assert str(frame[col.name].dtype) == expected[str(col.type)], col.name
         assert not frame[col.name].isna().any(), col.name
 

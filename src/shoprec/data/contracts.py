@@ -19,8 +19,13 @@ EVENT_TYPES = ("view", "click", "add_to_cart", "purchase")
 class Column:
     name: str
     type: pa.DataType
-    required: bool = True  # False: may be empty ("" for strings)
+    required: bool = True  # False: may be empty ("" for strings, null for numbers)
     doc: str = ""
+
+    @property
+    def nullable(self) -> bool:
+        """Whether the clean table may hold nulls here: an optional number has no empty value but null."""
+        return not self.required and not pa.types.is_string(self.type)
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Table:
 
     @property
     def schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.type, nullable=False) for c in self.columns])
+        return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -64,6 +69,9 @@ EVENTS = Table(
         Column("session_id", pa.string(), required=False),
         Column("query", pa.string(), required=False, doc="search text that led to the event"),
         Column("quantity", pa.int64(), doc="integer >= 1"),
+        Column("request_id", pa.string(), required=False,
+               doc="the served answer (/recommend, /search, /similar) the event came from, for attribution"),
+        Column("position", pa.int64(), required=False, doc="0-based place of the item in that answer, >= 0"),
     ),
 )
 

@@ -123,15 +123,18 @@ class Server:
 
 
 def start_server(root: Path, feedback_db: Path, log: Path, workers: int = 1, timeout: float = 180.0,
-                 model: str | None = None) -> Server:
+                 model: str | None = None, impressions: bool | None = None) -> Server:
     """``shoprec serve`` in ``root`` on a free port; returns once ``/readyz`` answers 200.
+
+    ``impressions`` True or False turns impression logging on or off (None: as the model's params say).
 
     Raises ``RuntimeError`` with the server's log when it exits or never gets ready.
     """
     port = free_port()
     shoprec = str(Path(sys.executable).with_name("shoprec"))
     command = [shoprec, "serve", "--port", str(port), "--feedback-db", str(feedback_db), "--workers", str(workers),
-               *(["--model", model] if model else [])]
+               *(["--model", model] if model else []),
+               *([] if impressions is None else ["--impressions" if impressions else "--no-impressions"])]
     return _ready(command, root, None, port, feedback_db, log, timeout)
 
 

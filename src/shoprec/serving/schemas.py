@@ -26,13 +26,21 @@ class Answer(BaseModel):
     model_version: str = Field(description="the served model: <git commit>-<data hash>-<content hash>")
 
 
-class Recommendations(Answer):
+class Served(Answer):
+    """An answer that shows items: logged as an impression, and named by feedback on its items."""
+
+    request_id: str = Field(description="this answer's id: send it, with the item's 0-based position, in the "
+                                        "feedback events of what the shopper did with its items")
+    variant: str = Field(description="the experiment arm that answered ('champion' while no experiment runs)")
+
+
+class Recommendations(Served):
     user_id: str
     known_user: bool = Field(description="false: a new visitor, who got the cold-start list")
     items: list[Item]
 
 
-class SearchResults(Answer):
+class SearchResults(Served):
     parsed: dict[str, Any] = Field(description="what the query was understood to ask for: free text, spelling "
                                                "corrections, price range, colour (and the other colours a cut-off "
                                                "colour word may mean), category intent and confidence, "
@@ -41,7 +49,7 @@ class SearchResults(Answer):
     items: list[Item]
 
 
-class SimilarItems(Answer):
+class SimilarItems(Served):
     item_id: str
     items: list[Item]
 
@@ -57,6 +65,7 @@ class Rejection(BaseModel):
 class FeedbackReceipt(Answer):
     accepted: int = Field(description="events stored (durably) by this request")
     duplicates: int = Field(description="events whose event_id was stored before: not stored twice")
+    unattributed: int = Field(description="events stored whose request_id names no logged answer")
     rejected: list[Rejection]
 
 

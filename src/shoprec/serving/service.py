@@ -15,6 +15,13 @@ and the rule), oversize bodies are cut off by :class:`BodyLimit` (413), an unkno
 is a 404, and an unknown user is a cold-start answer. Every 4xx is one JSON object
 ``{"error"[, "detail"]}`` (:class:`OneErrorShape`).
 
+Impressions: every /recommend, /search and /similar answer carries a ``request_id`` and a
+``variant`` and is logged as an impression by the worker's
+:class:`~shoprec.serving.impressions.ImpressionLog` (queued on the request's path, committed
+in groups by a background thread; ``serving.impressions``, or ``$SHOPREC_IMPRESSIONS`` 0/1 set by
+``shoprec serve --[no-]impressions``, turns the logging off). ``/metrics`` counts answers sent,
+impressions stored and unattributed feedback events.
+
 Speed (figures from ``bench/bench_load.py`` in the README): /recommend, /similar, /user
 and /users do microseconds of work, so they are coroutines (no thread hop) and answer
 pydantic models (:mod:`shoprec.serving.schemas`), and uvicorn runs on uvloop + httptools;
@@ -34,6 +41,7 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,10 +53,12 @@ from pydantic import Field, ValidationError
 
 from shoprec.serving.batching import BackgroundBatcher, Coalescer
 from shoprec.config import load_params
-from shoprec.serving.feedback import MAX_ID_CHARS, StoreError
+from shoprec.serving.feedback import MAX_ID_CHARS
+from shoprec.serving.impressions import VARIANT, ImpressionLog, new_request_id
 from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
 from shoprec.serving.process import die_with_parent
 from shoprec.serving.schemas import FeedbackReceipt, Recommendations, SearchResults, Shopper, Shoppers, SimilarItems
+from shoprec.serving.store import Impression, StoreError
 from shoprec.serving.ui import ui_app
 
 MAX_ENCODE_BATCH = 64  # queries per MiniLM call: larger batches gain little and pad to the longest query
@@ -75,6 +85,7 @@ def _bundle_path(tag: str) -> Path:
 
 SETTINGS = load_params(_bundle_path(MODEL_TAG) / "params.yaml").serving
 WORKERS = int(os.environ.get("SHOPREC_WORKERS", SETTINGS.workers))
+LOG_IMPRESSIONS = os.environ.get("SHOPREC_IMPRESSIONS", str(int(SETTINGS.impressions))) == "1"
 
 
 class BoundedBody:
@@ -386,16 +397,24 @@ class Shoprec:
             raise
 
     def _load(self) -> None:
-        from shoprec.serving.feedback import FeedbackStore
-        from shoprec.serving.feedback import warm_up as warm_up_feedback
+        import prometheus_client  # here, in the worker: BentoML sets up its multiprocess mode before this runs
 
-        store = self.store = FeedbackStore(Path(FEEDBACK_DB or SETTINGS.feedback_db))
+        from shoprec.serving.feedback import warm_up as warm_up_feedback
+        from shoprec.serving.store import open_store
+
+        store = self.store = open_store(FEEDBACK_DB or SETTINGS.feedback_db)
         store.check()  # every page read: a corrupt or unwritable store stops the server now, not at a shopper's event
+        self.unattributed = prometheus_client.Counter(
+            "shoprec_feedback_unattributed", "feedback events stored whose request_id names no logged answer")
+        self.impressions = ImpressionLog(
+            store, prometheus_client.Counter("shoprec_answers_sent", "answers whose impression was logged"),
+            prometheus_client.Counter("shoprec_impressions_stored", "impressions committed to the store"),
+        ) if LOG_IMPRESSIONS else None
         _share_cores(WORKERS)
         self.model = ServingModel.load(Path(self.bundle.path), version=str(self.bundle.tag))
         serving, known_items = self.model.params.serving, set(self.model.item_index)
         # Concurrent /feedback calls share one validation and one durable commit.
-        self.store_feedback = Coalescer(lambda requests: store.append_many(requests, known_items),
+        self.store_feedback = Coalescer(lambda requests: store.append_events(requests, known_items),
                                         max_batch=serving.max_feedback_events, size=len)
         engine = self.model.engine
         self.encode_ahead = BackgroundBatcher(lambda texts: list(engine.embed(texts)), MAX_ENCODE_BATCH, "encoder")
@@ -406,6 +425,23 @@ class Shoprec:
         gc.collect()
         gc.freeze()
 
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        """On a graceful stop: commit the impressions still queued, release the store."""
+        if self.impressions is not None:
+            self.impressions.close()
+        self.store.close()
+
+    def _served(self, surface: str, answer: dict, user_id: str | None, session_id: str | None,
+                query: str = "") -> dict:
+        """``answer`` with its request id and variant; its impression queued for the next group commit."""
+        request_id = new_request_id()
+        if self.impressions is not None:
+            self.impressions.log(Impression(request_id, surface, user_id or "", session_id or "", self.model.version,
+                                            VARIANT, tuple(item["item_id"] for item in answer["items"]), query,
+                                            time.time()))
+        return {**answer, "model_version": self.model.version, "request_id": request_id, "variant": VARIANT}
+
     def __is_ready__(self) -> bool:
         """/readyz: 503 while the feedback store is failing (a load balancer sends traffic elsewhere)."""
         return self.store.healthy()
@@ -414,15 +450,15 @@ class Shoprec:
     # (a thread hop costs more than the work). /feedback (a durable commit) stays a plain
     # function, which BentoML runs in its thread pool; /search awaits its encoder thread.
     @bentoml.api(route="/recommend")
-    async def recommend(self, user_id: Id, k: K = 10,
-                        exclude_purchased: bool = False, diversity: Weight | None = None) -> Recommendations:
+    async def recommend(self, user_id: Id, k: K = 10, exclude_purchased: bool = False,
+                        diversity: Weight | None = None, session_id: Id | None = None) -> Recommendations:
         """Top-k for a shopper with a reason per item; an unknown user gets the new-visitor list."""
-        return Recommendations(**self.model.recommend(user_id, k, exclude_purchased, diversity),
-                               model_version=self.model.version)
+        answer = self.model.recommend(user_id, k, exclude_purchased, diversity)
+        return Recommendations(**self._served("recommend", answer, user_id, session_id))
 
     @bentoml.api(route="/search")
     async def search(self, query: Query, user_id: Id | None = None, k: K = 10,
-                     filters: dict[str, Any] | None = None) -> SearchResults:
+                     filters: dict[str, Any] | None = None, session_id: Id | None = None) -> SearchResults:
         """Hybrid search: items, scores and the parsed query (what was understood).
 
         The search itself runs here on the event loop (~0.4 ms with the query's MiniLM
@@ -439,25 +475,33 @@ class Shoprec:
             answer = self.model.search(query, user_id, k, filters)
         except ValueError as exc:  # an unknown filter key, a filter of the wrong type
             raise InvalidArgument(f"filters: {exc}") from exc
-        return SearchResults(**answer, model_version=self.model.version)
+        return SearchResults(**self._served("search", answer, user_id, session_id, query))
 
     @bentoml.api(route="/similar")
-    async def similar(self, item_id: Id, k: K = 10) -> SimilarItems:
-        """Items bought together with ``item_id``, then the most similar ones."""
+    async def similar(self, item_id: Id, k: K = 10, user_id: Id | None = None,
+                      session_id: Id | None = None) -> SimilarItems:
+        """Items bought together with ``item_id``, then the most similar ones (``user_id`` and
+        ``session_id`` only name who is looking, for attribution)."""
         try:
-            return SimilarItems(**self.model.similar(item_id, k), model_version=self.model.version)
+            answer = self.model.similar(item_id, k)
         except UnknownItem:
             raise NotFound(f"unknown item_id {item_id!r}: not in the served catalog "
                            f"(e.g. {self.model.items['item_id'][0]!r})") from None
+        return SimilarItems(**self._served("similar", answer, user_id, session_id))
 
     @bentoml.api(route="/feedback")
     def feedback(self, events: list[Any]) -> FeedbackReceipt:
         """Append shopper events durably; invalid ones are quarantined and reported back.
 
-        Each event is an object of JSON strings (``quantity`` a whole number or a string):
-        ``user_id``, ``item_id``, ``event_type``, ``timestamp`` (ISO 8601), optional
-        ``session_id``, ``query``, ``quantity`` (default 1) and ``event_id`` (an idempotency
-        key). Ids, session and query hold at most 200 characters each, ``timestamp`` 64.
+        Each event is an object of JSON strings (``quantity`` and ``position`` a whole
+        number or a string): ``user_id``, ``item_id``, ``event_type``, ``timestamp`` (ISO
+        8601), optional ``session_id``, ``query``, ``quantity`` (default 1), ``request_id`` and
+        ``position`` (the answer that showed the item and its 0-based place there) and
+        ``event_id`` (an idempotency key). Ids, session and query hold at most 200
+        characters each, ``timestamp`` 64. An event whose ``request_id`` names no logged
+        answer is stored and counted as unattributed; this worker's own queued impressions
+        are committed first, while an answer of another worker in the last moments (its
+        next group commit, ~0.5 s) may not be stored yet.
         """
         limit = self.model.params.serving.max_feedback_events
         if not events:
@@ -466,6 +510,8 @@ class Shoprec:
             raise InvalidArgument(f"{len(events)} events in one request; the limit is {limit} "
                                   "(serving.max_feedback_events)")
         try:
+            if self.impressions is not None and any(isinstance(e, dict) and e.get("request_id") for e in events):
+                self.impressions.flush()
             result = self.store_feedback(events)
         except StoreError as exc:  # nothing was stored: the client may retry; /readyz now says 503
             LOG.error("feedback not stored: %s", exc)
@@ -475,6 +521,7 @@ class Shoprec:
             raise InvalidArgument(f"no event accepted: event {first['index']} field {first['field']}: "
                                   f"{first['reason']} (e.g. {first['example']!r}); "
                                   f"{len(result['rejected'])} rejected in all")
+        self.unattributed.inc(result["unattributed"])
         return FeedbackReceipt(**result, model_version=self.model.version)
 
     @bentoml.api(route="/user")

@@ -1,7 +1,8 @@
 """Served feedback as an ingestion input: the batches ``shoprec export-feedback`` wrote.
 
 Each batch is ``feedback-<first_seq>-<last_seq>.parquet`` (text columns, see
-:mod:`shoprec.serving.feedback`). :func:`load_feedback` reads them in ``seq`` order as
+:mod:`shoprec.serving.sqlite_store`; batches written before ``request_id`` and ``position``
+existed lack them, and read as empty). :func:`load_feedback` reads them in ``seq`` order as
 raw event rows with ``_source`` (the batch file) and ``_row`` (the row in it), and
 :func:`add_feedback` appends them to a source's raw events, so feedback meets the same
 coercion, rules and quarantine as everything else (an event for an item the catalog no

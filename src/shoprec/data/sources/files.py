@@ -7,8 +7,8 @@
 quarantined by validation with its row, never crashes the reader.
 
 Columns: the contract columns are taken, extra columns are ignored. A *missing*
-optional column (``description``, ``category``, ``brand``, ``session_id``, ``query``)
-is added empty, since many shops have no such data, unless a required column is missing:
+optional column (``description``, ``category``, ``brand``, ``session_id``, ``query``,
+``request_id``, ``position``) is added empty, since many shops have no such data, unless a required column is missing:
 then the table-level check names it, and lists only the columns the file has. The files adapter has no policy
 exclusions; rows with a cell too long to read on are quarantined as invalid here.
 """

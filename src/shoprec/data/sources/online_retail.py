@@ -105,6 +105,8 @@ def to_events(accepted: pd.DataFrame) -> pd.DataFrame:
             "session_id": accepted["InvoiceNo"].str.strip(),
             "query": "",
             "quantity": accepted["Quantity"],
+            "request_id": "",
+            "position": "",
             SOURCE_COL: accepted[SOURCE_COL],
             ROW_COL: accepted[ROW_COL],
         },

@@ -10,7 +10,8 @@ converted by its type:
 * timestamp: ISO 8601 text; a value without an offset is taken as UTC, one with an
   offset is converted to UTC (already-typed datetimes are localised/converted likewise).
 
-Numbers and timestamps always need a value. A row that fails is reported once, for the
+Timestamps and required numbers need a value; an empty optional number is null (an
+optional integer column is pandas' nullable ``Int64``). A row that fails is reported once, for the
 first failing column in contract order, as a *rule* (``"price: not a number"``, the
 key reports count by) and the raw *value* that broke it.
 """
@@ -71,7 +72,7 @@ def _coerce_column(raw: pd.Series, column: Column) -> tuple[pd.Series, pd.Series
         if pa.types.is_integer(column.type):
             not_int64 = np.isfinite(values) & ((values != np.floor(values)) | (values.abs() >= 2.0**63))
             problem[not_int64] = f"{name}: not an integer"
-    problem[empty] = f"{name}: required but empty"
+    problem[empty] = None if column.nullable else f"{name}: required but empty"
     return values, problem
 
 
@@ -80,4 +81,6 @@ def _pandas_dtype(column: Column) -> str:
         return "datetime64[us, UTC]"
     if pa.types.is_string(column.type):
         return "object"
+    if column.nullable and pa.types.is_integer(column.type):
+        return "Int64"
     return str(column.type.to_pandas_dtype().__name__)

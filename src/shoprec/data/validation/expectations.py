@@ -91,6 +91,8 @@ def row_rules(table: Table, known_items: pd.Series | None = None) -> list[RowRul
                 f"timestamp: outside {EARLIEST:%Y-%m-%d} .. now + 1 day",
             ),
             RowRule(gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=1), "quantity: below 1"),
+            RowRule(gxe.ExpectColumnValuesToBeBetween(column="position", min_value=0),
+                    "position: negative (must be >= 0)"),
             in_items,
         ]
     return [

@@ -69,9 +69,10 @@ function clearError() {
 
 const money = (value) => `£${Number(value).toFixed(2)}`;
 
-function renderItems(list, items, { source, showScore = true } = {}) {
+// requestId: the answer the items came from; a click names it and the item's 0-based position (attribution).
+function renderItems(list, items, { source, requestId = null, showScore = true } = {}) {
   const template = $("item-template");
-  list.replaceChildren(...items.map((item) => {
+  list.replaceChildren(...items.map((item, position) => {
     const li = template.content.firstElementChild.cloneNode(true);
     li.dataset.itemId = item.item_id;
     li.querySelector(".title").textContent = item.title;
@@ -81,7 +82,7 @@ function renderItems(list, items, { source, showScore = true } = {}) {
     const score = li.querySelector(".score");
     if (showScore) score.textContent = `score ${item.score.toFixed(3)}`;
     else score.remove();
-    li.querySelector("button").addEventListener("click", () => openItem(item, source));
+    li.querySelector("button").addEventListener("click", () => openItem(item, source, requestId && { requestId, position }));
     return li;
   }));
 }
@@ -130,12 +131,12 @@ function chipsFor(parsed) {
 
 async function search(query) {
   const ticket = ++latest.search;
-  const data = await api("/search", { query, user_id: currentUser(), k: K });
+  const data = await api("/search", { query, user_id: currentUser(), k: K, session_id: SESSION_ID });
   if (ticket !== latest.search) return;
   state.query = query;  // the query behind the results on screen, sent with their clicks
   $("search-title").textContent = `Results for “${data.parsed.query}”`;
   $("chips").replaceChildren(...chipsFor(data.parsed));
-  renderItems($("search-results"), data.items, { source: "search" });
+  renderItems($("search-results"), data.items, { source: "search", requestId: data.request_id });
   $("search-empty").hidden = data.items.length > 0;
   $("search-section").hidden = false;
 }
@@ -151,12 +152,12 @@ async function loadUser(userId) {
   $("recommendations").setAttribute("aria-busy", "true");
   try {
     const [recs, user] = await Promise.all([
-      api("/recommend", { user_id: currentUser(), k: K }),
+      api("/recommend", { user_id: currentUser(), k: K, session_id: SESSION_ID }),
       api("/user", { user_id: currentUser() }),
     ]);
     if (ticket !== latest.user) return;
     if (userId && !recs.known_user) $("recs-title").textContent = `New visitor ${userId}: popular picks`;
-    renderItems($("recommendations"), recs.items, { source: "recommend" });
+    renderItems($("recommendations"), recs.items, { source: "recommend", requestId: recs.request_id });
     renderItems($("recent-purchases"), user.recent_purchases, { source: "recent", showScore: false });
     $("recent-section").hidden = user.recent_purchases.length === 0;
   } finally {
@@ -164,23 +165,23 @@ async function loadUser(userId) {
   }
 }
 
-async function openItem(item, source) {
+async function openItem(item, source, shown) {
   clearError();
-  const results = await Promise.allSettled([showSimilar(item), sendClick(item, source)]);
+  const results = await Promise.allSettled([showSimilar(item), sendClick(item, source, shown)]);
   const failed = results.find((r) => r.status === "rejected");
   if (failed) showError(failed.reason);
 }
 
 async function showSimilar(item) {
-  const data = await api("/similar", { item_id: item.item_id, k: K });
+  const data = await api("/similar", { item_id: item.item_id, k: K, user_id: currentUser(), session_id: SESSION_ID });
   $("similar-title").textContent = `Similar to ${item.title}`;
-  renderItems($("similar-items"), data.items, { source: "similar" });
+  renderItems($("similar-items"), data.items, { source: "similar", requestId: data.request_id });
   const section = $("similar-section");
   section.hidden = false;
   section.scrollIntoView({ block: "nearest", behavior: "smooth" });
 }
 
-async function sendClick(item, source) {
+async function sendClick(item, source, shown) {
   const event = {
     event_id: randomHex(16),  // idempotency key: a retried request is not counted twice
     user_id: currentUser(),
@@ -190,6 +191,7 @@ async function sendClick(item, source) {
     session_id: SESSION_ID,
   };
   if (source === "search" && state.query) event.query = state.query;
+  if (shown) Object.assign(event, { request_id: shown.requestId, position: shown.position });
   const data = await api("/feedback", { events: [event] });
   state.accepted += data.accepted;
   $("feedback-count").textContent = `feedback sent: ${state.accepted} accepted`;

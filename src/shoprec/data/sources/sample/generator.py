@@ -68,8 +68,10 @@ def _events_frame(ev: behaviour.Events, specs: np.ndarray, item_ids: pa.Array, n
         "session_id": catalog.padded_ids("S", len(specs), 7).take(ev.session),
         "query": pa.array([""] + texts, pa.string()).take(session_query[ev.session]),
         "quantity": pa.array(ev.quantity, pa.int64()),
+        "request_id": pa.repeat("", len(ev.user)),  # generated events were not served by shoprec
+        "position": pa.nulls(len(ev.user), pa.int64()),
     }
-    return pa.table(columns, schema=EVENTS.schema).to_pandas()
+    return pa.table(columns, schema=EVENTS.schema).to_pandas().astype({"position": "Int64"})  # not float NaN
 
 
 def generate(params: SampleParams) -> SampleData:
