@@ -122,6 +122,24 @@ class Server:
         self.process.wait()
 
 
+def private_home(folder: Path) -> Path:
+    """A BentoML home at ``folder`` that shares the model and bento stores of the current one, nothing else.
+
+    ``bentoml serve`` keeps its Prometheus files in ``<home>/prometheus_multiproc_dir`` and
+    empties that folder when it starts, so a second server on the same home (a promotion's
+    smoke test beside the running service, one test's server beside another's) wipes the
+    first one's counters: its ``/metrics`` would then read the other's files. The model
+    stores (``models``, and ``bentos`` to serve a bento by its tag) are what a server needs from
+    the shared home.
+    """
+    shared = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for store in ("models", "bentos"):
+        if (shared / store).is_dir():  # else BentoML makes an empty one, as it would in the shared home
+            (folder / store).symlink_to((shared / store).absolute(), target_is_directory=True)
+    return folder
+
+
 def start_server(root: Path, feedback_db: Path, log: Path, workers: int = 1, timeout: float = 180.0,
                  model: str | None = None, impressions: bool | None = None) -> Server:
     """``shoprec serve`` in ``root`` on a free port; returns once ``/readyz`` answers 200.
@@ -163,9 +181,13 @@ def isolated_env(venv: Path) -> dict[str, str]:
 
 def _ready(command: list[str], cwd: Path, env: dict[str, str] | None, port: int, feedback_db: Path, log: Path,
            timeout: float) -> Server:
-    """Start ``command`` (a server on ``port``), logging to ``log``, and wait until ``/readyz`` answers 200."""
+    """Start ``command`` (a server on ``port``), logging to ``log``, and wait until ``/readyz`` answers 200.
+
+    The server gets a BentoML home of its own beside ``log`` (:func:`private_home`)."""
     fh = log.open("w")
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    home = private_home(log.parent / f"bentoml-{port}")
+    process = subprocess.Popen(command, cwd=cwd, env=(os.environ if env is None else env) | {"BENTOML_HOME": str(home)},
+                               stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(process, f"http://127.0.0.1:{port}", log, feedback_db)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
