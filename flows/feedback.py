@@ -26,25 +26,25 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoprec.config import load_params
+from shoprec.config import load_params, missing, resolved
 from shoprec.data.sources.feedback import BATCH_PATTERN
 
 
 @task(cache_policy=NO_CACHE)
-def export_feedback(db: Path, batch_dir: Path) -> str | None:
+def export_feedback(db: str, batch_dir: Path) -> str | None:
     from shoprec.serving.store import open_store
 
-    if not db.is_file():
+    if missing(db):
         return None
     path = open_store(db).export_events(batch_dir)
     return path.name if path else None
 
 
 @task(cache_policy=NO_CACHE)
-def export_impressions(db: Path, batch_dir: Path, keep_days: int) -> str | None:
+def export_impressions(db: str, batch_dir: Path, keep_days: int) -> str | None:
     from shoprec.serving.store import open_store
 
-    if not db.is_file():
+    if missing(db):
         return None
     path = open_store(db).export_impressions(batch_dir, keep_days).path
     return path.name if path else None
@@ -86,7 +86,7 @@ def feedback(root: str = ".", min_events: int | None = None) -> dict:
     logger = get_run_logger()
     repo = Path(root).resolve()
     cfg = load_params(repo / "params.yaml")
-    db, promoted_file = repo / cfg.serving.feedback_db, repo / cfg.serving.promoted_file
+    db, promoted_file = resolved(cfg.serving.feedback_db, repo), repo / cfg.serving.promoted_file
     batch_dir = repo / cfg.ingest.feedback_dir
     exported = export_feedback(db, batch_dir)
     impressions = export_impressions(db, repo / cfg.serving.impressions_dir, cfg.serving.impressions_days)

@@ -101,6 +101,37 @@ def server_url(served) -> str:
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (tests/helpers/pg_server.py); skips without Debian's binaries."""
+    from pg_server import remove, start_postgres
+
+    server = start_postgres()
+    yield server
+    remove(server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_store(request, tmp_path):
+    """``new_store(name="fb")``: the store ``name`` of this test (made on the first call), on each backend in turn.
+
+    The same name gives the same store; ``str(store.where)`` opens it again (in another process too).
+    """
+    from shoprec.serving.store import open_store
+
+    made = {}
+    server = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+
+    def make(name: str = "fb"):
+        if name not in made:
+            made[name] = open_store(server.database() if server else tmp_path / f"{name}.db")
+        return made[name]
+
+    yield make
+    for store in made.values():
+        store.close()
+
+
+@pytest.fixture(scope="session")
 def harness():
     """A temporary Prefect server for the session's flow runs."""
     from prefect.testing.utilities import prefect_test_harness

@@ -290,7 +290,7 @@ def search(
 
 @app.command("export-feedback", rich_help_panel=SERVING)
 def export_feedback(
-    db: Annotated[Path, typer.Option(help="the service's feedback SQLite file")],
+    db: Annotated[str, typer.Option(help="the service's store: its SQLite file or postgresql:// URL")],
     out: Annotated[Optional[Path], typer.Option(help="batch folder (default: params ingest.feedback_dir)")] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
@@ -307,7 +307,8 @@ def export_feedback(
 
 @app.command("export-impressions", rich_help_panel=SERVING)
 def export_impressions(
-    db: Annotated[Path, typer.Option(help="the service's feedback SQLite file (it keeps the impressions too)")],
+    db: Annotated[str, typer.Option(help="the service's store (it keeps the impressions too): its SQLite file "
+                                         "or postgresql:// URL")],
     out: Annotated[Optional[Path], typer.Option(help="batch folder (default: params serving.impressions_dir)")] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
@@ -322,11 +323,16 @@ def export_impressions(
 
 
 @contextmanager
-def _store_at(db: Path, command: str):
-    """The store in the file ``db``; any failure of it ends ``command`` with one line naming the file."""
+def _store_at(db: str, command: str):
+    """The store at ``db`` (a file or URL); any failure of it ends ``command`` with one line naming it."""
+    from shoprec.config import missing
     from shoprec.serving.store import StoreError, open_store
 
-    if not db.is_file():
+    try:
+        absent = missing(db)
+    except ValueError as exc:
+        _fail(f"{command}: --db: {exc}")
+    if absent:
         _fail(f"{db}: no feedback database (the service creates it when it starts)")
     try:
         yield open_store(db)
@@ -376,7 +382,8 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     model: Annotated[Optional[str], typer.Option(help="model-store tag (default: the promoted model, else the last package)")] = None,
-    feedback_db: Annotated[Optional[Path], typer.Option(help="feedback SQLite (default: params serving.feedback_db)")] = None,
+    feedback_db: Annotated[Optional[str], typer.Option(help="feedback store: a SQLite file or postgresql:// URL "
+                                                            "(default: params serving.feedback_db)")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="server processes (default: params serving.workers)")] = None,
     impressions: Annotated[Optional[bool], typer.Option(
         "--impressions/--no-impressions", help="log what each answer showed (default: the model's params "
@@ -386,6 +393,7 @@ def serve(
     """Serve the models of the last `dvc repro` over HTTP (wraps `bentoml serve`)."""
     import os
 
+    from shoprec.config import resolved
     from shoprec.serving.process import bind_problem, run_foreground
     from shoprec.serving.promote import served_tag
 
@@ -396,7 +404,11 @@ def serve(
         tag = model or served_tag(Path("."), Path(cfg.serving.promoted_file))
     except FileNotFoundError as exc:
         _fail(str(exc))
-    env = {"SHOPREC_MODEL": tag, "SHOPREC_FEEDBACK_DB": str((feedback_db or Path(cfg.serving.feedback_db)).resolve())}
+    try:
+        store = resolved(feedback_db or cfg.serving.feedback_db, Path("."))
+    except ValueError as exc:
+        _fail(f"serve: --feedback-db: {exc}")
+    env = {"SHOPREC_MODEL": tag, "SHOPREC_FEEDBACK_DB": store}
     if workers:
         env["SHOPREC_WORKERS"] = str(workers)
     if impressions is not None:

@@ -184,12 +184,50 @@ class ServingParams(_Section):
     body_timeout_s: float = Field(5.0, gt=0)  # a body still incomplete after this gets 400 (truncated)
     max_feedback_events: int = Field(1000, ge=1)  # per POST /feedback
     max_query_chars: int = Field(200, ge=1)
-    feedback_db: str = "var/feedback.db"  # SQLite (WAL) file the service appends events (and impressions) to
+    # where the service appends events (and impressions): a SQLite file (a path or sqlite:///path, one
+    # host) or a PostgreSQL database (postgresql://user@host:port/db, shared by several replicas)
+    feedback_db: str = "var/feedback.db"
     impressions: bool = True  # log what every answer showed (shoprec.serving.impressions); off: answers only
     impressions_days: int = Field(90, ge=1)  # impressions older than this are deleted by their export
     impressions_dir: str = Field("data/impressions", min_length=1)  # exported impression batches
     promoted_file: str = "var/promoted.json"  # the model `shoprec serve` serves (written by promotion)
     feedback_min_events: int = Field(1000, ge=1)  # new feedback events that trigger a retrain
+
+    @field_validator("feedback_db")
+    @classmethod
+    def _a_store(cls, value: str) -> str:
+        store_scheme(value)
+        return value
+
+
+STORE_EXAMPLE = "postgresql://shoprec@db.internal:5432/shoprec"
+
+
+def store_scheme(location: str) -> tuple[str, str]:
+    """Which store ``location`` names: ("sqlite", its path) for a path or ``sqlite:///path``,
+    ("postgresql", the URL) for ``postgresql://...``; ValueError for anything else. As in
+    SQLAlchemy, ``sqlite:///var/x.db`` is relative and ``sqlite:////srv/x.db`` absolute."""
+    if location.startswith("postgresql://") and len(location) > len("postgresql://"):
+        return "postgresql", location
+    if location.startswith("sqlite:///") and len(location) > len("sqlite:///"):
+        return "sqlite", location.removeprefix("sqlite:///")
+    if "://" not in location and location.strip():
+        return "sqlite", location
+    raise ValueError(f"{location!r} names no store: give a SQLite file (a path or sqlite:///path, one host) "
+                     f"or a PostgreSQL URL for several replicas, e.g. {STORE_EXAMPLE}")
+
+
+def resolved(location: str, base: Path) -> str:
+    """``location`` with a relative SQLite path made absolute against ``base`` (a URL as it is)."""
+    scheme, rest = store_scheme(location)
+    return rest if scheme == "postgresql" else str((base / rest).resolve())
+
+
+def missing(location: str) -> bool:
+    """Whether ``location`` is a SQLite file that does not exist (a database URL is never missing
+    here: opening it says whether it is reachable)."""
+    scheme, rest = store_scheme(location)
+    return scheme == "sqlite" and not Path(rest).is_file()
 
 
 class Params(_Section):

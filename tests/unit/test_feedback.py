@@ -17,7 +17,7 @@ from shoprec.stages.validate import validate_tables
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL
 from shoprec.data.sources.feedback import load_feedback
 from shoprec.serving.sqlite_store import SqliteStore
-from shoprec.serving.store import StoreError
+from shoprec.serving.store import StoreError, open_store
 
 CATALOG = {"I000001", "I000002"}
 
@@ -48,8 +48,8 @@ BROKEN = [
 ]
 
 
-def test_each_rule_rejects_with_field_reason_and_a_valid_example(tmp_path):
-    store = SqliteStore(tmp_path / "fb.db")
+def test_each_rule_rejects_with_field_reason_and_a_valid_example(new_store):
+    store = new_store()
     valid = [event(), event(quantity=3, session_id="s1", query="mug"), event(timestamp="2024-01-05T12:00:00+02:00")]
     result = store.append(valid + [e for e, _, _ in BROKEN], CATALOG)
 
@@ -70,13 +70,13 @@ def test_each_rule_rejects_with_field_reason_and_a_valid_example(tmp_path):
     assert store.count() == 3 + len(BROKEN)
 
 
-def test_unknown_items_pass_when_no_catalog_is_given(tmp_path):
-    result = SqliteStore(tmp_path / "fb.db").append([event(item_id="NOPE")], None)
+def test_unknown_items_pass_when_no_catalog_is_given(new_store):
+    result = new_store().append([event(item_id="NOPE")], None)
     assert result == {"accepted": 1, "duplicates": 0, "unattributed": 0, "rejected": []}
 
 
-def test_a_retried_event_id_is_stored_once(tmp_path):
-    store = SqliteStore(tmp_path / "fb.db")
+def test_a_retried_event_id_is_stored_once(new_store):
+    store = new_store()
     first = store.append([event(event_id="e1"), event(event_id="e1"), event(), event()], CATALOG)
     retry = store.append([event(event_id="e1", quantity=5)], CATALOG)
     assert (first["accepted"], first["duplicates"]) == (3, 1)
@@ -87,25 +87,25 @@ def test_a_retried_event_id_is_stored_once(tmp_path):
     assert stored["event_id"].drop(0).str.fullmatch(r"[0-9a-f]{32}").all()  # generated uuid4 hex
 
 
-def test_a_group_commit_answers_each_request_as_if_it_came_alone(tmp_path):
+def test_a_group_commit_answers_each_request_as_if_it_came_alone(new_store):
     requests = [
         [event(event_id="g1"), event(event_type="like")],  # one valid, one broken
         ["not an object", event(event_id="g2")],
         [event(event_id="g1", quantity=4)],  # an earlier request of the same batch stored g1
         [event(item_id="NOPE")],  # nothing valid
     ]
-    together = SqliteStore(tmp_path / "together.db").append_events(requests, CATALOG)
-    alone_store = SqliteStore(tmp_path / "alone.db")
+    together = new_store("together").append_events(requests, CATALOG)
+    alone_store = new_store("alone")
     alone = [alone_store.append(r, CATALOG) for r in requests]
     assert together == alone
     assert [(r["accepted"], r["duplicates"], [x["index"] for x in r["rejected"]]) for r in together] == \
         [(1, 0, [1]), (1, 0, [0]), (0, 1, []), (0, 0, [0])]
-    quarantined = SqliteStore(tmp_path / "together.db").quarantined()
+    quarantined = new_store("together").quarantined()
     assert sorted(quarantined["request_index"]) == [0, 0, 1]
 
 
-def _append_many(db: Path, worker: int, start: multiprocessing.synchronize.Barrier, out) -> None:
-    store, accepted, duplicates = SqliteStore(db), 0, 0
+def _append_many(db: str, worker: int, start: multiprocessing.synchronize.Barrier, out) -> None:
+    store, accepted, duplicates = open_store(db), 0, 0
     start.wait()
     for batch in range(25):
         ids = [f"w{worker}-{batch}-{i}" for i in range(3)] + [f"shared-{batch}-{i}" for i in range(2)]
@@ -114,9 +114,10 @@ def _append_many(db: Path, worker: int, start: multiprocessing.synchronize.Barri
     out.put((accepted, duplicates))
 
 
-def test_two_processes_appending_at_once_lose_nothing_and_store_shared_ids_once(tmp_path):
-    db = tmp_path / "fb.db"
-    SqliteStore(db).append([event()], CATALOG)  # import GX once here; the forked workers inherit it
+def test_two_processes_appending_at_once_lose_nothing_and_store_shared_ids_once(new_store):
+    store = new_store()
+    db = str(store.where)
+    store.append([event()], CATALOG)  # import GX once here; the forked workers inherit it
     ctx = multiprocessing.get_context("fork")
     start, out = ctx.Barrier(2), ctx.Queue()
     workers = [ctx.Process(target=_append_many, args=(db, w, start, out)) for w in range(2)]
@@ -129,15 +130,15 @@ def test_two_processes_appending_at_once_lose_nothing_and_store_shared_ids_once(
 
     assert sum(a for a, _ in totals) == 2 * 25 * 3 + 25 * 2  # own ids, plus each shared id once
     assert sum(d for _, d in totals) == 25 * 2  # the other copy of each shared id
-    stored = SqliteStore(db).events()
+    stored = store.events()
     expected = {f"w{w}-{b}-{i}" for w in range(2) for b in range(25) for i in range(3)}
     expected |= {f"shared-{b}-{i}" for b in range(25) for i in range(2)}
     assert set(stored["event_id"]) - {stored["event_id"].iloc[0]} == expected and len(stored) == len(expected) + 1
     assert stored["seq"].is_monotonic_increasing and stored["seq"].is_unique
 
 
-def test_export_moves_the_watermark_and_writes_each_event_once(tmp_path):
-    store, out = SqliteStore(tmp_path / "fb.db"), tmp_path / "feedback"
+def test_export_moves_the_watermark_and_writes_each_event_once(new_store, tmp_path):
+    store, out = new_store(), tmp_path / "feedback"
     store.append([event(event_id=f"e{i}") for i in range(3)], CATALOG)
     first = store.export_events(out)
     assert first == out / "feedback-1-3.parquet" and store.pending() == 0
@@ -152,8 +153,8 @@ def test_export_moves_the_watermark_and_writes_each_event_once(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["feedback-1-3.parquet", "feedback-4-4.parquet"]
 
 
-def test_an_export_that_failed_is_redone_with_the_same_range(tmp_path):
-    store = SqliteStore(tmp_path / "fb.db")
+def test_an_export_that_failed_is_redone_with_the_same_range(new_store, tmp_path):
+    store = new_store()
     store.append([event(event_id="a"), event(event_id="b")], CATALOG)
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
@@ -215,8 +216,8 @@ def test_ingest_validates_exported_feedback_with_the_source_events(tmp_path):
     ("query", "q" * 200_000, "query: longer than 200 characters (200000)"),
     ("event_id", "e" * 201, "event_id: longer than 200 characters (201)"),
 ])
-def test_fields_must_be_json_strings_of_bounded_length(tmp_path, field, value, says):
-    store = SqliteStore(tmp_path / "fb.db")
+def test_fields_must_be_json_strings_of_bounded_length(new_store, field, value, says):
+    store = new_store()
     result = store.append([event(**{field: value}), event(quantity=2, session_id=None)], CATALOG)
 
     assert result["accepted"] == 1  # the well-formed event beside it is stored

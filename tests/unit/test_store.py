@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 from typer.testing import CliRunner
 
 from shoprec.cli import app
-from shoprec.config import IngestParams, SampleParams
+from shoprec.config import IngestParams, ParamsError, SampleParams, load_params
 from shoprec.data.read import read_source
 from shoprec.serving.impressions import ImpressionLog
 from shoprec.serving.sqlite_store import MIGRATIONS, SqliteStore
@@ -88,8 +88,21 @@ def test_a_store_of_a_newer_release_is_refused_naming_the_file(tmp_path):
         SqliteStore(path)
 
 
-def test_events_naming_a_logged_answer_are_attributed_and_others_stored_but_counted(tmp_path):
-    store = SqliteStore(tmp_path / "fb.db")
+def test_the_store_is_chosen_by_its_location_and_other_schemes_are_refused_naming_the_field(tmp_path):
+    assert isinstance(open_store(tmp_path / "plain.db"), SqliteStore) and (tmp_path / "plain.db").is_file()
+    assert isinstance(open_store(f"sqlite:///{tmp_path}/url.db"), SqliteStore) and (tmp_path / "url.db").is_file()
+    params = tmp_path / "params.yaml"
+    for wrong in ("mysql://shop@db/shop", "postgresql://", "sqlite:///", ""):
+        params.write_text(f"serving:\n  feedback_db: '{wrong}'\n")
+        with pytest.raises(ParamsError, match=rf"{params}: serving\.feedback_db: .*names no store: give a SQLite file "
+                                              r".*e\.g\. postgresql://shoprec@db\.internal:5432/shoprec"):
+            load_params(params)
+    params.write_text("serving:\n  feedback_db: postgresql://shoprec@db.internal:5432/shoprec\n")
+    assert load_params(params).serving.feedback_db.startswith("postgresql://")
+
+
+def test_events_naming_a_logged_answer_are_attributed_and_others_stored_but_counted(new_store):
+    store = new_store()
     store.append_impressions([impression("r1"), impression("r2", surface="search", query="mug")])
     store.append_impressions([impression("r1", user_id="someone else")])  # a retried commit: stored once
     assert store.known_requests(["r1", "r2", "nope"]) == {"r1", "r2"}
@@ -118,17 +131,16 @@ def test_events_naming_a_logged_answer_are_attributed_and_others_stored_but_coun
     ("position", "first", "position: not a number"),
     ("position", "2.5", "position: not an integer"),
 ])
-def test_request_id_and_position_are_checked(tmp_path, field, value, says):
-    result = SqliteStore(tmp_path / "fb.db").append([event(**{field: value}), event(request_id="r", position=0)],
-                                                     CATALOG)
+def test_request_id_and_position_are_checked(new_store, field, value, says):
+    result = new_store().append([event(**{field: value}), event(request_id="r", position=0)], CATALOG)
     assert result["accepted"] == 1
     [rejection] = result["rejected"]
     assert (rejection["index"], rejection["field"], rejection["reason"]) == (0, field, says)
     assert rejection["example"] == {"request_id": "5d41402abc4b2a76b9719d911017c592", "position": 0}[field]
 
 
-def test_recent_events_of_a_shopper_since_a_time(tmp_path):
-    store = SqliteStore(tmp_path / "fb.db")
+def test_recent_events_of_a_shopper_since_a_time(new_store):
+    store = new_store()
     store.append([event(timestamp="2024-01-05T10:00:00Z", event_id="a"), event(timestamp="2024-01-07T09:00:00+01:00",
                   event_id="c"), event(timestamp="2024-01-06T00:00:00Z", event_id="b", event_type="purchase"),
                   event(user_id="u2", timestamp="2024-01-08T00:00:00Z")], CATALOG)
@@ -138,8 +150,8 @@ def test_recent_events_of_a_shopper_since_a_time(tmp_path):
     assert store.recent_events("nobody", dt.datetime(2000, 1, 1)).empty
 
 
-def test_impressions_are_exported_in_batches_and_expire(tmp_path):
-    store, out = SqliteStore(tmp_path / "fb.db"), tmp_path / "impressions"
+def test_impressions_are_exported_in_batches_and_expire(new_store, tmp_path):
+    store, out = new_store(), tmp_path / "impressions"
     day = 86400.0
     store.append_impressions([impression("old", served_at=time.time() - 10 * day), impression("recent")])
     first = store.export_impressions(out, keep_days=30)
@@ -177,8 +189,8 @@ def test_cli_exports_impressions_with_the_retention_of_params(tmp_path):
     assert missing.exit_code == 1 and "no feedback database" in missing.output
 
 
-def test_the_writer_commits_in_groups_and_counts_sent_and_stored(tmp_path):
-    store = SqliteStore(tmp_path / "fb.db")
+def test_the_writer_commits_in_groups_and_counts_sent_and_stored(new_store):
+    store = new_store()
     counts = Counts()
     log = ImpressionLog(store, counts.sent, counts.stored, interval=0.2)
     for n in range(50):
@@ -210,8 +222,8 @@ def test_the_writer_keeps_impressions_while_the_store_fails_and_stores_them_afte
     log.close()
 
 
-def test_ingest_reads_attributed_feedback_and_batches_from_before_attribution(tmp_path):
-    store, folder = SqliteStore(tmp_path / "fb.db"), tmp_path / "feedback"
+def test_ingest_reads_attributed_feedback_and_batches_from_before_attribution(new_store, tmp_path):
+    store, folder = new_store(), tmp_path / "feedback"
     store.append_impressions([impression("r1")])
     store.append([event(user_id="fb-attributed", request_id="r1", position=2, event_type="purchase")], None)
     store.export_events(folder)

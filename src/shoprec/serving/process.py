@@ -97,7 +97,7 @@ class Server:
     process: subprocess.Popen
     url: str
     log: Path
-    feedback_db: Path
+    feedback_db: Path | str  # its store: a SQLite file or a postgresql:// URL
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
         """Signal the server and every process under it, and wait until all are gone.
@@ -140,7 +140,7 @@ def private_home(folder: Path) -> Path:
     return folder
 
 
-def start_server(root: Path, feedback_db: Path, log: Path, workers: int = 1, timeout: float = 180.0,
+def start_server(root: Path, feedback_db: Path | str, log: Path, workers: int = 1, timeout: float = 180.0,
                  model: str | None = None, impressions: bool | None = None) -> Server:
     """``shoprec serve`` in ``root`` on a free port; returns once ``/readyz`` answers 200.
 
@@ -179,7 +179,7 @@ def isolated_env(venv: Path) -> dict[str, str]:
     return env | {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def _ready(command: list[str], cwd: Path, env: dict[str, str] | None, port: int, feedback_db: Path, log: Path,
+def _ready(command: list[str], cwd: Path, env: dict[str, str] | None, port: int, feedback_db: Path | str, log: Path,
            timeout: float) -> Server:
     """Start ``command`` (a server on ``port``), logging to ``log``, and wait until ``/readyz`` answers 200.
 

@@ -30,8 +30,6 @@ A file that is not a sound SQLite database, or cannot be written, raises
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -39,20 +37,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from shoprec.data.contracts import EVENTS
-from shoprec.data.sources.feedback import BATCH_NAME
 from shoprec.serving.feedback import UTC_TEXT, Accepted
-from shoprec.serving.store import IMPRESSION_SCHEMA, Impression, ImpressionExport, Store, StoreError, now_iso, \
-    write_durably
+from shoprec.serving.store import EXPORT_COLUMNS, IMPRESSION_SCHEMA, Impression, Store, StoreError, impression_row, \
+    now_iso
 
 BUSY_TIMEOUT_MS = 10_000
-EXPORT_COLUMNS = [*EVENTS.names, "event_id"]  # of a feedback batch, all text
 IMPRESSION_COLUMNS = IMPRESSION_SCHEMA.names
-IMPRESSION_BATCH = "impressions-{first}-{last}.parquet"
-IMPRESSION_BATCH_PATTERN = re.compile(r"impressions-(\d+)-(\d+)\.parquet")
+EXPORTS = {"events": "exports", "impressions": "impression_exports"}  # a table -> its exports' table
 IN_CHUNK = 500  # ids per `IN (...)` lookup
 
 # Version 0: the store as the first release wrote it.
@@ -211,41 +204,15 @@ class SqliteStore(Store):
                 "WHERE user_id = ? AND ts >= ? ORDER BY ts, seq", db,
                 params=(user_id, now_iso(since.timestamp())))
 
-    def count(self) -> int:
-        """Accepted events stored."""
-        return self._scalar("SELECT COUNT(*) FROM events")
-
     def pending(self) -> int:
-        """Accepted events no finished export holds yet."""
         return self._scalar(
             "SELECT COUNT(*) FROM events WHERE seq > (SELECT COALESCE(MAX(last_seq), 0) FROM exports WHERE done)"
         )
 
-    def unattributed(self) -> int:
-        """Accepted events whose request_id no stored impression had when they arrived."""
-        return self._scalar("SELECT COUNT(*) FROM events WHERE attributed = 0")
-
-    def events(self) -> pd.DataFrame:
-        """Every accepted event: ``seq``, ``event_id``, the contract columns (text), ``received_at``,
-        ``ts`` and ``attributed``."""
-        return self._frame("SELECT * FROM events ORDER BY seq")
-
-    def quarantined(self) -> pd.DataFrame:
-        """Every rejected event: request index, field, reason (with the value), raw JSON."""
-        return self._frame("SELECT * FROM quarantine ORDER BY seq")
-
-    def export_events(self, out_dir: Path) -> Path | None:
-        exported = self._export("events", "exports", EXPORT_COLUMNS, Path(out_dir), BATCH_NAME,
-                                lambda batch: pa.Table.from_pandas(
-                                    batch, schema=pa.schema([(c, pa.string()) for c in EXPORT_COLUMNS]),
-                                    preserve_index=False))
-        return exported[0] if exported else None
-
     # --- impressions --------------------------------------------------------------------------------------------
 
     def append_impressions(self, impressions: list[Impression]) -> None:
-        rows = [(i.request_id, i.surface, i.user_id, i.session_id, i.model_version, i.variant,
-                 json.dumps(i.item_ids), i.query, now_iso(i.served_at)) for i in impressions]
+        rows = [impression_row(i) for i in impressions]
         with self._transaction() as db:
             db.executemany(f"INSERT INTO impressions ({', '.join(IMPRESSION_COLUMNS)}) "
                            f"VALUES ({', '.join('?' * len(IMPRESSION_COLUMNS))}) ON CONFLICT (request_id) DO NOTHING",
@@ -255,40 +222,17 @@ class SqliteStore(Store):
         with self._connect() as db:
             return _known(db, request_ids)
 
-    def impressions(self) -> pd.DataFrame:
-        """Every stored impression: ``seq``, the :class:`Impression` fields (``item_ids`` a list,
-        ``served_at`` ISO text)."""
-        frame = self._frame("SELECT * FROM impressions ORDER BY seq")
-        return frame.assign(item_ids=frame["item_ids"].map(json.loads))
-
-    def export_impressions(self, out_dir: Path, keep_days: int) -> ImpressionExport:
-        out_dir = Path(out_dir)
-        exported = self._export("impressions", "impression_exports", IMPRESSION_COLUMNS, out_dir, IMPRESSION_BATCH,
-                                _impression_table)
-        cutoff = now_iso(time.time() - keep_days * 86400.0)
+    def _delete_exported_impressions(self, cutoff: str) -> int:
         with self._transaction() as db:
-            expired = db.execute(
-                "DELETE FROM impressions WHERE served_at < ? AND seq <= "
-                "(SELECT COALESCE(MAX(last_seq), 0) FROM impression_exports WHERE done)", (cutoff,)).rowcount
-        expired_files = [path for path in sorted(out_dir.glob("impressions-*.parquet"))
-                         if IMPRESSION_BATCH_PATTERN.fullmatch(path.name) and _newest(path) < cutoff]
-        for path in expired_files:
-            path.unlink()
-        path, count = exported or (None, 0)
-        return ImpressionExport(path, count, expired, expired_files)
+            return db.execute("DELETE FROM impressions WHERE served_at < ? AND seq <= "
+                              "(SELECT COALESCE(MAX(last_seq), 0) FROM impression_exports WHERE done)",
+                              (cutoff,)).rowcount
 
     # --- plumbing -----------------------------------------------------------------------------------------------
 
-    def _export(self, table: str, exports: str, columns: list[str], out_dir: Path, name: str,
-                to_arrow) -> tuple[Path, int] | None:
-        """Rows of ``table`` above the watermark of ``exports`` into ``out_dir/name``; (path, rows) or None.
-
-        The range is fixed in the DB first (an ``exports`` row with ``done = 0``), the
-        file is written to a temp file, fsynced and renamed, and only then is the range
-        marked done, which moves the watermark. A crash before the mark leaves the
-        planned range, which the next export writes again under the same name (the same
-        rows, replacing any partial result), so no row is lost or exported twice.
-        """
+    def _plan(self, table: str) -> tuple[int, pd.DataFrame] | None:
+        """The range of ``seq`` (an ``exports`` row with ``done = 0``) is fixed before the file is written."""
+        exports, columns = EXPORTS[table], EXPORT_COLUMNS if table == "events" else IMPRESSION_COLUMNS
         with self._transaction() as db:
             planned = db.execute(f"SELECT first_seq, last_seq FROM {exports} WHERE NOT done").fetchone()
             if planned is None:
@@ -297,15 +241,14 @@ class SqliteStore(Store):
                 if planned[0] is None:
                     return None
                 db.execute(f"INSERT INTO {exports} (first_seq, last_seq, done) VALUES (?, ?, 0)", planned)
-            first, last = planned
-            batch = pd.read_sql_query(f"SELECT {', '.join(columns)} FROM {table} WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                                      db, params=(first, last))
-        path = out_dir / name.format(first=first, last=last)
-        write_durably(to_arrow(batch), path)  # a failure here (the folder) is no failure of the store
+            batch = pd.read_sql_query(f"SELECT seq, {', '.join(columns)} FROM {table} "
+                                      "WHERE seq BETWEEN ? AND ? ORDER BY seq", db, params=planned)
+        return planned[1], batch
+
+    def _finish(self, table: str, key: int, path: Path) -> None:
         with self._transaction() as db:
-            db.execute(f"UPDATE {exports} SET done = 1, path = ?, exported_at = ? WHERE last_seq = ?",
-                       (str(path), now_iso(), last))
-        return path, len(batch)
+            db.execute(f"UPDATE {EXPORTS[table]} SET done = 1, path = ?, exported_at = ? WHERE last_seq = ?",
+                       (str(path), now_iso(), key))
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -358,21 +301,6 @@ def _known(db: sqlite3.Connection, request_ids: list[str]) -> set[str]:
         known.update(row[0] for row in db.execute(
             f"SELECT request_id FROM impressions WHERE request_id IN ({', '.join('?' * len(chunk))})", chunk))
     return known
-
-
-def _impression_table(batch: pd.DataFrame) -> pa.Table:
-    """Stored impressions (text) as the typed batch schema: item ids a list, the time a timestamp."""
-    typed = batch.assign(item_ids=batch["item_ids"].map(json.loads),
-                         served_at=pd.to_datetime(batch["served_at"], utc=True, format="ISO8601"))
-    return pa.Table.from_pandas(typed, schema=IMPRESSION_SCHEMA, preserve_index=False)
-
-
-def _newest(path: Path) -> str:
-    """The latest ``served_at`` of an impression batch, as the store's text, from the file's statistics."""
-    meta = pq.ParquetFile(path).metadata
-    column = IMPRESSION_COLUMNS.index("served_at")
-    newest = max(meta.row_group(g).column(column).statistics.max for g in range(meta.num_row_groups))
-    return now_iso(pd.Timestamp(newest).timestamp())
 
 
 def _explain(exc: BaseException) -> str:

@@ -14,15 +14,23 @@ What the service, the CLI and the flows need of a store, whatever the database:
 * :meth:`Store.check`, :meth:`Store.healthy`, :meth:`Store.close`.
 
 Validation happens here, before a backend sees an event, so every backend stores the
-same rows and answers a client alike; a backend only writes and reads. The SQLite
-backend (:class:`shoprec.serving.sqlite_store.SqliteStore`, one file per host) is the one
-there is; :func:`open_store` is where a PostgreSQL backend for several replicas plugs in.
+same rows and answers a client alike; a backend only writes and reads. So do the
+export files: a backend plans a batch (which rows) and marks it done; writing the
+Parquet file in between is shared (:meth:`Store._export`). Two backends, chosen by
+``serving.feedback_db`` (:func:`open_store`):
+
+* SQLite (:class:`shoprec.serving.sqlite_store.SqliteStore`): a path or ``sqlite:///path``,
+  one file on one host (the default);
+* PostgreSQL (:class:`shoprec.serving.postgres_store.PostgresStore`): ``postgresql://...``,
+  one database for several replicas of the service on several hosts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -35,12 +43,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shoprec.config import store_scheme
+from shoprec.data.contracts import EVENTS
+from shoprec.data.sources.feedback import BATCH_NAME
 from shoprec.echo import shown
 from shoprec.serving.feedback import UTC_TEXT, Accepted, record_json, validated
 
 RECHECK_SECONDS = 5.0  # readiness probes check the store at most this often
 RECORD_CHARS = 4000  # a quarantined event's JSON is kept up to this (a valid event's fields fill at most ~1,100)
 SURFACES = ("recommend", "search", "similar")
+EXPORT_COLUMNS = [*EVENTS.names, "event_id"]  # of a feedback batch, all text
+IMPRESSION_BATCH = "impressions-{first}-{last}.parquet"
+IMPRESSION_BATCH_PATTERN = re.compile(r"impressions-(\d+)-(\d+)\.parquet")
 
 
 class StoreError(RuntimeError):
@@ -139,11 +153,12 @@ class Store(ABC):
         oldest first: the contract columns (text), ``event_id``, ``ts`` (the timestamp in UTC)
         and ``received_at``."""
 
-    @abstractmethod
     def export_events(self, out_dir: Path) -> Path | None:
         """Write the events no finished export holds to one batch in ``out_dir``
         (``feedback-<first>-<last>.parquet``, text columns, an input of ingestion); None
         when nothing is pending. A crash mid-way leaves nothing lost or exported twice."""
+        exported = self._export("events", Path(out_dir), BATCH_NAME, _events_table)
+        return exported[0] if exported else None
 
     # --- impressions --------------------------------------------------------------------------------------------
 
@@ -155,11 +170,87 @@ class Store(ABC):
     def known_requests(self, request_ids: list[str]) -> set[str]:
         """Those of ``request_ids`` that a stored impression has."""
 
-    @abstractmethod
     def export_impressions(self, out_dir: Path, keep_days: int) -> ImpressionExport:
         """Write the impressions no finished export holds to ``impressions-<first>-<last>.parquet``
         in ``out_dir``, then delete what is older than ``keep_days`` days: from the store
         (exported impressions only) and the batches in ``out_dir`` whose newest is."""
+        out_dir = Path(out_dir)
+        exported = self._export("impressions", out_dir, IMPRESSION_BATCH, _impression_table)
+        cutoff = now_iso(time.time() - keep_days * 86400.0)
+        expired = self._delete_exported_impressions(cutoff)
+        expired_files = [path for path in sorted(out_dir.glob("impressions-*.parquet"))
+                         if IMPRESSION_BATCH_PATTERN.fullmatch(path.name) and _newest(path) < cutoff]
+        for path in expired_files:
+            path.unlink()
+        path, count = exported or (None, 0)
+        return ImpressionExport(path, count, expired, expired_files)
+
+    @abstractmethod
+    def _delete_exported_impressions(self, cutoff: str) -> int:
+        """Delete the impressions a finished export holds that were served before ``cutoff``; how many."""
+
+    # --- export -------------------------------------------------------------------------------------------------
+
+    def _export(self, table: str, out_dir: Path, name: str, to_arrow) -> tuple[Path, int] | None:
+        """The rows of ``table`` no finished export holds into ``out_dir/name``; (path, rows) or None.
+
+        The backend fixes the batch's rows in the database first (:meth:`_plan`), the
+        file is written to a temp file, fsynced and renamed, and only then is the batch
+        marked done (:meth:`_finish`). A crash before the mark leaves the planned batch,
+        which the next export plans again, the same rows, and writes under the same name
+        (replacing any partial result), so no row is lost or exported twice.
+        """
+        planned = self._plan(table)
+        if planned is None:
+            return None
+        key, batch = planned
+        path = out_dir / name.format(first=batch["seq"].iloc[0], last=batch["seq"].iloc[-1])
+        write_durably(to_arrow(batch.drop(columns="seq")), path)  # a failure here (the folder) is not the store's
+        self._finish(table, key, path)
+        return path, len(batch)
+
+    @abstractmethod
+    def _plan(self, table: str) -> tuple[Any, pd.DataFrame] | None:
+        """The unfinished planned batch of ``table`` (``"events"`` or ``"impressions"``), else a new one
+        of every row no export holds: (the batch's key for :meth:`_finish`, its rows: ``seq`` and the
+        export columns, by ``seq``); None when there is nothing to export."""
+
+    @abstractmethod
+    def _finish(self, table: str, key: Any, path: Path) -> None:
+        """Mark the planned batch ``key`` of ``table`` done, written to ``path``."""
+
+    # --- inspection (tests, benchmarks, operators) ----------------------------------------------------------------
+
+    def count(self) -> int:
+        """Accepted events stored."""
+        return int(self._frame("SELECT COUNT(*) AS n FROM events")["n"].iloc[0])
+
+    def unattributed(self) -> int:
+        """Accepted events whose request_id no stored impression had when they arrived."""
+        return int(self._frame("SELECT COUNT(*) AS n FROM events WHERE NOT attributed")["n"].iloc[0])
+
+    def events(self) -> pd.DataFrame:
+        """Every accepted event: ``seq``, ``event_id``, the contract columns (text), ``received_at``,
+        ``ts`` and ``attributed``."""
+        return self._frame("SELECT * FROM events ORDER BY seq")
+
+    def quarantined(self) -> pd.DataFrame:
+        """Every rejected event: request index, field, reason (with the value), raw JSON."""
+        return self._frame("SELECT * FROM quarantine ORDER BY seq")
+
+    def impressions(self) -> pd.DataFrame:
+        """Every stored impression: ``seq``, the :class:`Impression` fields (``item_ids`` a list,
+        ``served_at`` ISO text)."""
+        frame = self._frame("SELECT * FROM impressions ORDER BY seq")
+        return frame.assign(item_ids=frame["item_ids"].map(json.loads))
+
+    @abstractmethod
+    def pending(self) -> int:
+        """Accepted events no finished export holds yet."""
+
+    @abstractmethod
+    def _frame(self, sql: str) -> pd.DataFrame:
+        """The rows of ``sql`` (a query without parameters)."""
 
     # --- health -------------------------------------------------------------------------------------------------
 
@@ -183,11 +274,16 @@ class Store(ABC):
 
 
 def open_store(location: Path | str) -> Store:
-    """The store at ``location``: a SQLite file path (or ``sqlite:///path``)."""
+    """The store at ``location`` (``serving.feedback_db``): a SQLite file path or ``sqlite:///path``,
+    or a ``postgresql://`` URL. Raises :class:`StoreError` naming it if it cannot be opened."""
+    scheme, rest = store_scheme(str(location))
+    if scheme == "postgresql":
+        from shoprec.serving.postgres_store import PostgresStore
+
+        return PostgresStore(rest)
     from shoprec.serving.sqlite_store import SqliteStore
 
-    text = str(location)
-    return SqliteStore(Path(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text))
+    return SqliteStore(Path(rest))
 
 
 def now_iso(seconds: float | None = None) -> str:
@@ -222,3 +318,30 @@ def write_durably(table: pa.Table, path: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def impression_row(impression: Impression) -> tuple:
+    """An impression as the store's text columns (IMPRESSION_SCHEMA's order): item ids JSON, the time ISO."""
+    i = impression
+    return (i.request_id, i.surface, i.user_id, i.session_id, i.model_version, i.variant, json.dumps(i.item_ids),
+            i.query, now_iso(i.served_at))
+
+
+def _events_table(batch: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(batch[EXPORT_COLUMNS], schema=pa.schema([(c, pa.string()) for c in EXPORT_COLUMNS]),
+                                preserve_index=False)
+
+
+def _impression_table(batch: pd.DataFrame) -> pa.Table:
+    """Stored impressions (text) as the typed batch schema: item ids a list, the time a timestamp."""
+    typed = batch.assign(item_ids=batch["item_ids"].map(json.loads),
+                         served_at=pd.to_datetime(batch["served_at"], utc=True, format="ISO8601"))
+    return pa.Table.from_pandas(typed[IMPRESSION_SCHEMA.names], schema=IMPRESSION_SCHEMA, preserve_index=False)
+
+
+def _newest(path: Path) -> str:
+    """The latest ``served_at`` of an impression batch, as the store's text, from the file's statistics."""
+    meta = pq.ParquetFile(path).metadata
+    column = IMPRESSION_SCHEMA.names.index("served_at")
+    newest = max(meta.row_group(g).column(column).statistics.max for g in range(meta.num_row_groups))
+    return now_iso(pd.Timestamp(newest).timestamp())

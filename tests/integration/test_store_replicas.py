@@ -1,0 +1,129 @@
+"""Several replicas, one PostgreSQL store: exports under concurrent writers, two services and a SIGKILL.
+
+A real PostgreSQL server (tests/helpers/pg_server.py), real service processes (``shoprec
+serve``) and bounded loops. The watermark test makes the race the export scheme exists
+for happen on purpose: a writer holding a low ``seq`` commits after a higher one has
+been exported.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import psycopg
+import pytest
+
+from shoprec.serving.feedback import warm_up
+from shoprec.serving.store import Impression, StoreError, open_store
+
+EVENT = {"user_id": "u-replica", "item_id": "I000001", "event_type": "click", "timestamp": "2024-01-05T10:00:00Z"}
+
+
+def exported(folder: Path, kind: str) -> pd.Series:
+    """The ids in every batch of ``folder`` (event_id or request_id), one entry per exported row."""
+    column = "event_id" if kind == "feedback" else "request_id"
+    files = sorted(folder.glob(f"{kind}-*.parquet"))
+    return pd.concat([pd.read_parquet(f, columns=[column])[column] for f in files], ignore_index=True) if files \
+        else pd.Series([], dtype=str)
+
+
+def _waits_on_a_lock(url: str, timeout: float = 10.0) -> None:
+    with psycopg.connect(url, autocommit=True) as db:
+        deadline = time.monotonic() + timeout
+        while not db.execute("SELECT 1 FROM pg_stat_activity WHERE application_name = 'shoprec' "
+                             "AND wait_event_type = 'Lock'").fetchone():
+            assert time.monotonic() < deadline, "the writer never blocked"
+            time.sleep(0.05)
+
+
+def test_a_row_committed_after_a_higher_seq_was_exported_is_exported_next_time(postgres, tmp_path):
+    url, out = postgres.database(), tmp_path / "feedback"
+    store = open_store(url)
+    warm_up(None)  # Great Expectations imported: the writer below reaches its insert at once
+    with ThreadPoolExecutor(1) as pool, psycopg.connect(url) as blocker:
+        # A replica's group commit that stalls after its event took a seq: its quarantine insert waits here.
+        blocker.execute("LOCK TABLE quarantine IN SHARE ROW EXCLUSIVE MODE")
+        slow = pool.submit(store.append, [dict(EVENT, event_id="late"), dict(EVENT, event_type="like")], None)
+        try:
+            _waits_on_a_lock(url)
+            store.append([dict(EVENT, event_id="early")], None)  # a later seq, committed first
+            first = store.export_events(out)
+        finally:
+            blocker.rollback()  # the stalled commit goes through now
+        assert slow.result(timeout=30)["accepted"] == 1
+    seqs = store.events().set_index("event_id")["seq"]
+    assert seqs["late"] < seqs["early"]  # the race happened: "seq above the last exported" would skip "late"
+    assert list(exported(out, "feedback")) == ["early"] and first is not None
+    second = store.export_events(out)
+    assert second is not None and sorted(exported(out, "feedback")) == ["early", "late"]
+    assert store.pending() == 0 and store.export_events(out) is None
+    store.close()
+
+
+def test_exports_during_concurrent_writers_hold_every_row_exactly_once(postgres, tmp_path):
+    url, out = postgres.database(), tmp_path / "out"
+    open_store(url).close()  # migrate once, before the writers race
+    batches, per_batch = 20, 10
+    done = threading.Event()
+
+    def write(writer: int) -> None:
+        store = open_store(url)
+        for b in range(batches):
+            ids = [f"w{writer}-{b}-{i}" for i in range(per_batch)]
+            requests = [[dict(EVENT, event_id=i) for i in ids[:5]], [dict(EVENT, event_id=i) for i in ids[5:]]]
+            store.append_events(requests, None)  # one group commit of two requests
+            store.append_impressions([Impression(i, "recommend", "u", "s", "m", "champion", ("I000001",), "",
+                                                 time.time()) for i in ids])
+        store.close()
+
+    def export() -> int:
+        store, runs = open_store(url), 0
+        while not done.is_set():
+            store.export_events(out)
+            store.export_impressions(out, keep_days=30)
+            runs += 1
+            time.sleep(0.02)
+        store.close()
+        return runs
+
+    with ThreadPoolExecutor(3) as pool:
+        exporter = pool.submit(export)
+        writers = [pool.submit(write, w) for w in range(2)]
+        for w in writers:
+            w.result(timeout=120)
+        done.set()
+        runs = exporter.result(timeout=60)
+    final = open_store(url)
+    final.export_events(out)
+    final.export_impressions(out, keep_days=30)
+    expected = {f"w{w}-{b}-{i}" for w in range(2) for b in range(batches) for i in range(per_batch)}
+    for kind in ("feedback", "impressions"):
+        ids = exported(out, kind)
+        assert ids.is_unique and set(ids) == expected, kind
+    assert set(final.events()["event_id"]) == expected and final.pending() == 0
+    assert runs > 1 and len(list(out.glob("feedback-*.parquet"))) > 1  # the exports really ran between writes
+    final.close()
+
+
+def test_an_unreachable_database_is_an_error_naming_it_without_the_password(postgres):
+    url = f"postgresql://shoprec:s3cret@127.0.0.1:{postgres.port}/postgres"
+    store = open_store(url)
+    postgres.stop("immediate")
+    try:
+        with pytest.raises(StoreError, match=rf"feedback store postgresql://shoprec:\*\*\*@127.0.0.1:{postgres.port}"
+                                             r"/postgres: .*must be running and reachable") as failed:
+            store.check()
+        assert "s3cret" not in str(failed.value) and not store.healthy()
+        with pytest.raises(StoreError, match="must be running"):
+            open_store(url)
+    finally:
+        postgres.start()
+    store.check()  # back: the next operation reconnects, and a thorough check clears the failure
+    assert store.healthy()
+    store.close()
