@@ -43,10 +43,14 @@ run: install
 	$(BIN)/shoprec run
 
 # Debian packages the tests use: chromium for the storefront tests (never a Playwright browser download),
-# strace to see which files each DVC stage opens (tests/test_dvc_truth.py). CI runs as root.
+# strace to see which files each DVC stage opens (tests/test_dvc_truth.py), postgresql for the PostgreSQL
+# store tests (tests/helpers/pg_server.py runs its initdb and pg_ctl, which Debian keeps off PATH in
+# /usr/lib/postgresql/<version>/bin). CI runs as root.
 SYSTEM_TOOLS := chromium strace
+PG_INITDB := /usr/lib/postgresql/*/bin/initdb
 system-tools:
-	@missing="$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done)"; \
+	@missing="$$(for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done; \
+	           ls $(PG_INITDB) >/dev/null 2>&1 || echo postgresql)"; \
 	test -z "$$missing" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null)
 
 # Every test: unit, integration (real dvc repro, Prefect, PostgreSQL...) and end-to-end (a real server, Chromium).

@@ -127,3 +127,94 @@ def test_an_unreachable_database_is_an_error_naming_it_without_the_password(post
     store.check()  # back: the next operation reconnects, and a thorough check clears the failure
     assert store.healthy()
     store.close()
+
+
+class Client:
+    """A shop's client: posts batches of events to its replica and, when that fails, the same batch to
+    the other (as a load balancer would); remembers what was sent and what was acknowledged."""
+
+    def __init__(self, items: list[str]) -> None:
+        self.items, self.lock = items, threading.Lock()
+        self.sent: set[str] = set()
+        self.acked: set[str] = set()
+        self.accepted = self.failed_over = 0
+
+    def post(self, urls: list[str], name: str, n: int) -> None:
+        events = [dict(EVENT, item_id=self.items[(n * 5 + k) % len(self.items)], event_id=f"{name}-{n}-{k}")
+                  for k in range(4)] + [dict(EVENT, item_id=self.items[0], event_id=f"shared-{n}")]  # sent to both
+        with self.lock:
+            self.sent.update(e["event_id"] for e in events)
+        for attempt, url in enumerate(urls):
+            try:
+                response = httpx.post(f"{url}/feedback", json={"events": events}, timeout=10)
+            except httpx.HTTPError:
+                continue  # the replica is gone (or was killed with the request in flight): the next one
+            if response.is_success:
+                with self.lock:
+                    self.acked.update(e["event_id"] for e in events)
+                    self.accepted += response.json()["accepted"]
+                    self.failed_over += attempt
+                return
+
+
+def _ready(url: str) -> int:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=5).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _until(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_two_replicas_store_every_acknowledged_event_once_though_one_is_killed(pipeline_run, package_record, bundle,
+                                                                               postgres, tmp_path):
+    from shoprec.serving.process import start_server
+
+    url, requests = postgres.database(), 25
+    items = pd.read_parquet(bundle / "data/clean/items.parquet")["item_id"].tolist()
+    with ThreadPoolExecutor(2) as pool:  # both load their model at once
+        starts = [pool.submit(start_server, pipeline_run.root, url, tmp_path / f"{name}.log") for name in "ab"]
+    servers = [s.result() for s in starts if s.exception() is None]
+    try:
+        assert len(servers) == 2, [str(s.exception())[-2000:] for s in starts if s.exception()]
+        a, b = servers
+        client = Client(items)
+        with ThreadPoolExecutor(4) as pool:
+            loops = [pool.submit(lambda urls, name: [client.post(urls, name, n) for n in range(requests)], urls, name)
+                     for urls, name in [([a.url, b.url], "a1"), ([a.url, b.url], "a2"), ([b.url], "b1"),
+                                        ([b.url, a.url], "b2")]]
+            assert _until(lambda: len(client.acked) >= 100)
+            a.stop(signal.SIGKILL)  # mid-stream: a's clients fail over to b
+            for loop in loops:
+                loop.result(timeout=300)
+        stored = open_store(url).events()["event_id"]
+        assert stored.is_unique and set(client.acked) <= set(stored), "an acknowledged event is missing"
+        assert set(stored) <= client.sent, "stored events nobody sent"
+        assert set(stored) == client.acked  # every batch was acknowledged in the end (by b after the kill)
+        assert client.failed_over > 0 and client.accepted <= len(stored)
+
+        # The database goes away: b's readiness says so, and comes back with it.
+        postgres.stop("immediate")
+        try:
+            assert _until(lambda: _ready(b.url) == 503), "readiness still 200 with the database down"
+        finally:
+            postgres.start()
+        assert _until(lambda: _ready(b.url) == 200), "readiness did not recover with the database"
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_replica_whose_database_is_unreachable_refuses_to_start_naming_it(pipeline_run, package_record, tmp_path):
+    from shoprec.serving.process import free_port, start_server
+
+    url = f"postgresql://shoprec@127.0.0.1:{free_port()}/shoprec"  # nothing listens there
+    with pytest.raises(RuntimeError, match=rf"refusing to serve: feedback store {url}: .*must be running"):
+        start_server(pipeline_run.root, url, tmp_path / "server.log").stop()

@@ -79,13 +79,18 @@ def test_a_store_of_the_previous_release_is_migrated_in_place(tmp_path):
     assert open_store(path).events()["event_id"].tolist()[-1] == "new-1"  # opening again migrates nothing
 
 
-def test_a_store_of_a_newer_release_is_refused_naming_the_file(tmp_path):
-    path = tmp_path / "new.db"
-    SqliteStore(path)
-    with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    with pytest.raises(StoreError, match=f"feedback store {path}: made by a newer shoprec"):
-        SqliteStore(path)
+def test_a_store_of_a_newer_release_is_refused_naming_it(new_store):
+    where = str(new_store().where)
+    if where.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(where, autocommit=True) as db:
+            db.execute("UPDATE shoprec_schema SET version = version + 1")
+    else:
+        with sqlite3.connect(where) as db:
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match=f"feedback store {where}: made by a newer shoprec"):
+        open_store(where)
 
 
 def test_the_store_is_chosen_by_its_location_and_other_schemes_are_refused_naming_the_field(tmp_path):

@@ -63,7 +63,7 @@ from shoprec.serving.ui import ui_app
 
 MAX_ENCODE_BATCH = 64  # queries per MiniLM call: larger batches gain little and pad to the longest query
 MODEL_TAG = os.environ.get("SHOPREC_MODEL", "shoprec:latest")
-FEEDBACK_DB = os.environ.get("SHOPREC_FEEDBACK_DB")  # default: params serving.feedback_db, relative to the cwd
+FEEDBACK_DB = os.environ.get("SHOPREC_FEEDBACK_DB")  # a file or URL; default: params serving.feedback_db
 API_DESCRIPTION = ("shoprec: recommendations (/recommend, /similar), hybrid search (/search) and shopper feedback "
                    "(/feedback) from one packaged model. Every POST body is JSON; every 4xx is one object "
                    "{\"error\"[, \"detail\"]}. The storefront is at /ui/.")
@@ -403,7 +403,7 @@ class Shoprec:
         from shoprec.serving.store import open_store
 
         store = self.store = open_store(FEEDBACK_DB or SETTINGS.feedback_db)
-        store.check()  # every page read: a corrupt or unwritable store stops the server now, not at a shopper's event
+        store.check()  # thorough: a corrupt, unwritable or unreachable store stops the server now, not at an event
         self.unattributed = prometheus_client.Counter(
             "shoprec_feedback_unattributed", "feedback events stored whose request_id names no logged answer")
         self.impressions = ImpressionLog(
