@@ -174,10 +174,10 @@ def test_load_feedback_of_a_missing_or_empty_folder_has_the_raw_columns(tmp_path
     assert quarantined.empty and frame.empty and list(frame.columns)[-2:] == [SOURCE_COL, ROW_COL] and "timestamp" in frame.columns
 
 
-def test_cli_export_prints_path_and_count(tmp_path):
-    store = SqliteStore(tmp_path / "fb.db")
+def test_cli_export_prints_path_and_count(new_store, tmp_path):
+    store = new_store()
     store.append([event(), event()], CATALOG)
-    args = ["export-feedback", "--db", str(tmp_path / "fb.db"), "--out", str(tmp_path / "feedback")]
+    args = ["export-feedback", "--db", str(store.where), "--out", str(tmp_path / "feedback")]
     first, second = CliRunner().invoke(app, args), CliRunner().invoke(app, args)
     assert json.loads(first.stdout) == {"path": str(tmp_path / "feedback" / "feedback-1-2.parquet"), "count": 2}
     assert json.loads(second.stdout) == {"path": None, "count": 0}

@@ -104,6 +104,8 @@ def test_the_store_is_chosen_by_its_location_and_other_schemes_are_refused_namin
             load_params(params)
     params.write_text("serving:\n  feedback_db: postgresql://shoprec@db.internal:5432/shoprec\n")
     assert load_params(params).serving.feedback_db.startswith("postgresql://")
+    wrong = CliRunner().invoke(app, ["export-feedback", "--db", "mysql://shop@db/shop"])
+    assert wrong.exit_code == 1 and "export-feedback: --db: 'mysql://shop@db/shop' names no store" in wrong.output
 
 
 def test_events_naming_a_logged_answer_are_attributed_and_others_stored_but_counted(new_store):
