@@ -134,6 +134,8 @@ class PostgresStore(Store):
             if version > len(MIGRATIONS):
                 raise _Refused(f"made by a newer shoprec (version {version}; this one knows up to "
                                f"{len(MIGRATIONS)}); serve it with that release")
+            if version == len(MIGRATIONS):
+                return
             for migration in MIGRATIONS[version:]:
                 db.execute(migration)
             db.execute("DELETE FROM shoprec_schema")
