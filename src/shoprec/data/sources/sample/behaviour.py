@@ -51,6 +51,7 @@ KEEP_HABIT = 0.65  # chance a shopper re-buys once more
 SESSIONS_PER_CHUNK = 200_000
 US = 1_000_000  # microseconds per second
 PURCHASE = EVENT_TYPES.index("purchase")
+ORGANIC = 0.5  # chance a wanted item a shown list did not lead to is found by browsing (react)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _affinity(users: Users, cat: Catalog, u: np.ndarray, i: np.ndarray) -> np.nd
     return 1.5 * brand + 1.0 * colour - 0.6 * (cat.price_z[i] - users.price_z[u]) ** 2
 
 
-def _session_starts(rng: np.random.Generator, n: int, days: int, start: pd.Timestamp) -> np.ndarray:
+def session_starts(rng: np.random.Generator, n: int, days: int, start: pd.Timestamp) -> np.ndarray:
     """Start times (us since window start) drawn from the weekly x trend x bump x hour profile."""
     d = np.arange(days)
     bump = BUMP_HEIGHT * np.exp(-0.5 * ((d - round(0.6 * days)) / BUMP_WIDTH_DAYS) ** 2)
@@ -160,14 +161,17 @@ def _emit(u: np.ndarray, item: np.ndarray, session: np.ndarray,
     return Events.concat(parts)
 
 
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-logit))
+
+
 def _funnel(rng: np.random.Generator, shop: Shop, s_of_view: np.ndarray, u: np.ndarray, item: np.ndarray,
             aff: np.ndarray, wanted: np.ndarray, t_view: np.ndarray) -> Events:
     """Events for a batch of views: each view, then click / cart / purchase while the funnel continues."""
     n = len(item)
-    logit_click = -1.3 + 0.8 * aff + 1.6 * wanted
-    click = rng.random(n) < 1 / (1 + np.exp(-logit_click))
-    cart = click & (rng.random(n) < 1 / (1 + np.exp(-(-1.9 + 0.8 * aff + 0.8 * wanted))))
-    buy = cart & (rng.random(n) < 1 / (1 + np.exp(-(0.4 + 0.5 * aff))))
+    click = rng.random(n) < _sigmoid(-1.3 + 0.8 * aff + 1.6 * wanted)
+    cart = click & (rng.random(n) < _sigmoid(-1.9 + 0.8 * aff + 0.8 * wanted))
+    buy = cart & (rng.random(n) < _sigmoid(0.4 + 0.5 * aff))
     consumable = shop.consumable_cycle[shop.cat.category[item]] > 0
     multi = rng.random(n) < np.where(consumable, 0.35, 0.04)
     qty = np.where(multi, np.where(consumable, rng.integers(2, 7, n), 2), 1)
@@ -210,7 +214,7 @@ def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, firs
     n = len(u)
     c = (shop.users.taste_cdf[u] < rng.random(n)[:, None]).sum(1)
     c = np.minimum(c, shop.users.taste_cdf.shape[1] - 1)
-    t0 = _session_starts(rng, n, days, start)
+    t0 = session_starts(rng, n, days, start)
     search = rng.random(n) < SEARCH_SHARE
     n_views = 1 + rng.poisson(MEAN_EXTRA_VIEWS, n)
 
@@ -268,3 +272,38 @@ def simulate(rng: np.random.Generator, shop: Shop, days: int, start: pd.Timestam
     rank[order] = np.arange(len(order))
     events.session = rank[events.session]
     return events, np.concatenate(specs)[order]
+
+
+def react(rng: np.random.Generator, shop: Shop, u: np.ndarray, shown: np.ndarray, t0: np.ndarray) -> tuple[Events, np.ndarray]:
+    """What shoppers ``u`` do in sessions starting at ``t0`` (us) where a list ``shown`` is put before them.
+
+    ``shown[s]`` holds item codes by position (``-1`` pads a short list). The session is the
+    generator's own: a category from the shopper's taste, ``1 + Poisson(MEAN_EXTRA_VIEWS)``
+    items the shopper wants to look at (:meth:`Shop.choose`), then the funnel of
+    :func:`_funnel`. The list changes how those items are reached: position ``p`` is
+    examined with probability ``1 / log2(p + 2)`` (the position bias nDCG assumes), and a
+    wanted item examined in the list is viewed from it; a wanted item the list missed (or
+    showed where the shopper did not look) is still found by browsing with probability
+    :data:`ORGANIC`. Items the shopper does not want are passed over, so a list helps
+    exactly as much as it holds what the shopper's true tastes would pick.
+
+    Returns the events (``session`` = the visit's row in ``u``) and per event the position
+    of the list it came from (``-1``: found by browsing). A pure function of ``rng``'s state.
+    """
+    n, k = shown.shape
+    c = np.minimum((shop.users.taste_cdf[u] < rng.random(n)[:, None]).sum(1), shop.users.taste_cdf.shape[1] - 1)
+    n_views = 1 + rng.poisson(MEAN_EXTRA_VIEWS, n)
+    s_view = np.repeat(np.arange(n), n_views)
+    item, aff = shop.choose(rng, u[s_view], c[s_view])
+    examined = rng.random((n, k)) < 1 / np.log2(np.arange(k) + 2)
+    hit = (shown[s_view] == item[:, None]) & examined[s_view]
+    position = np.where(hit.any(1), hit.argmax(1), -1)
+    keep = (position >= 0) | (rng.random(len(item)) < ORGANIC)
+    csum = np.cumsum(rng.exponential(45.0, len(s_view)) * US)
+    head = np.concatenate([[0], np.cumsum(n_views)[:-1]])
+    t_view = t0[s_view] + (csum - csum[head][s_view]).astype(np.int64)
+    views = np.flatnonzero(keep)
+    events = _funnel(rng, shop, views, u[s_view][views], item[views], aff[views], np.zeros(len(views)),
+                     t_view[views])
+    return Events(events.user, events.item, events.kind, events.ts_us, s_view[events.session], events.quantity), \
+        position[events.session]
