@@ -7,12 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shoprec.config import SampleParams
+from shoppers import SAMPLE, oracle_and_popularity
+
 from shoprec.data.sources.sample import behaviour
 from shoprec.experiments import simulate
 from shoprec.experiments.report import Settings, report
-
-SAMPLE = SampleParams(seed=3, n_items=600, n_users=1500, n_events=40_000, days=60)
 
 
 @pytest.fixture(scope="module")
@@ -25,27 +24,9 @@ def items(shop) -> pd.DataFrame:
     return pd.DataFrame({"item_id": [f"I{i:06d}" for i in range(shop.cat.n)], "price": shop.cat.price})
 
 
-def tastes(shop: behaviour.Shop, users: np.ndarray) -> np.ndarray:
-    """How likely each shopper is to want each item: sum over categories of taste x pop x exp(affinity), normalised
-    within the category (the generator's choice rule, without its candidate sampling)."""
-    taste = np.diff(np.concatenate([np.zeros((len(users), 1)), shop.users.taste_cdf[users]], axis=1), axis=1)
-    items = np.arange(shop.cat.n)
-    weight = shop.cat.popularity * np.exp(behaviour._affinity(shop.users, shop.cat, users[:, None], items[None, :]))
-    category = shop.cat.category
-    totals = np.stack([weight[:, category == c].sum(1) for c in range(taste.shape[1])], axis=1)
-    return taste[:, category] * weight / np.maximum(totals[:, category], 1e-12)
-
-
-def lists_of(scores: np.ndarray, users: np.ndarray) -> dict[str, list[str]]:
-    top = np.argsort(-scores, axis=1)[:, :simulate.LIST_LENGTH]
-    return {f"U{u:05d}": [f"I{i:06d}" for i in row] for u, row in zip(users, top)}
-
-
 @pytest.fixture(scope="module")
 def lists(shop) -> dict[str, dict[str, list[str]]]:
-    users = np.arange(SAMPLE.n_users)
-    popular = np.broadcast_to(shop.cat.popularity, (len(users), shop.cat.n))
-    return {"popularity": lists_of(popular, users), "tastes": lists_of(tastes(shop, users), users)}
+    return oracle_and_popularity(shop)
 
 
 def test_react_is_a_pure_function_of_the_seed_and_lists_lead_to_clicks(shop):
