@@ -436,7 +436,11 @@ def simulate(
 
     from shoprec.experiments import simulate as sim
 
-    sample = _params(params).ingest.sample
+    ingest = _params(params).ingest
+    if ingest.source != "sample":
+        _fail(f"simulate: ingest.source is {ingest.source!r}; the simulated shoppers are the sample storefront's, "
+              "so the served model must be trained on ingest.source: sample")
+    sample = ingest.sample
     if not url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
         _fail(f"simulate --url {url}: only a service on this machine (http://127.0.0.1:PORT): the simulator is a test tool")
     try:
