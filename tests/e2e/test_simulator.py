@@ -1,5 +1,6 @@
-"""`shoprec simulate` against a real `shoprec serve` (bentoml serve): simulated shoppers ask /recommend, react by
-the sample generator's tastes and post feedback that lands attributed to the answers that showed the items."""
+"""`shoprec simulate` against a real `shoprec serve` (bentoml serve): simulated shoppers ask /recommend and
+/search, react by the sample generator's tastes and post feedback that lands attributed to the answers that
+showed the items."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ pytestmark = pytest.mark.slow
 
 def test_simulated_feedback_lands_attributed_to_stored_impressions(served, pipeline_run):
     done = subprocess.run([str(Path(sys.executable).with_name("shoprec")), "simulate", "--url", served.url,
-                           "--shoppers", "20", "--seed", "5", "--days", "3",
+                           "--shoppers", "60", "--seed", "5", "--days", "7",
                            "--params", str(pipeline_run.root / "params.yaml")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     posted = sum(summary["events"].values())
     assert summary["visits"] > 0 and summary["variants"] == {"champion": summary["visits"]}
+    assert summary["surfaces"]["recommend"] > 0 and summary["surfaces"]["search"] > 0
     assert summary["feedback"]["accepted"] == posted and summary["feedback"]["rejected"] == 0
     assert summary["clock"][0].startswith("2024-04-30")  # after the sample's last day (start 2024-01-01 + 120 days)
 
@@ -38,3 +40,4 @@ def test_simulated_feedback_lands_attributed_to_stored_impressions(served, pipel
     for event in led.itertuples():
         assert shown.loc[event.request_id, "item_ids"][int(event.position)] == event.item_id
         assert shown.loc[event.request_id, "session_id"] == event.session_id
+    assert set(shown["surface"]) == {"recommend", "search"}  # searches led to events too

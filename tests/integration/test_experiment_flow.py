@@ -27,7 +27,7 @@ def logged(root: Path, champion: str, challenger: str, seed: int) -> None:
     shop = simulate.world(SAMPLE)
     lists = oracle_and_popularity(shop)
     impressions, events = simulate.offline(shop, {"champion": lists[champion], "challenger": lists[challenger]},
-                                           0.5, 1500, seed, 7, SAMPLE)
+                                           0.5, 1500, seed, 14, SAMPLE)
     store = SqliteStore(root / "var/feedback.db")
     store.append_impressions([Impression(r.request_id, r.surface, r.user_id, r.session_id, r.model_version, r.variant,
                                          tuple(r.item_ids), r.query, r.served_at.timestamp())

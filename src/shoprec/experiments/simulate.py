@@ -6,11 +6,14 @@ on when ``ingest.source`` is ``sample``), and a visit is
 :func:`shoprec.data.sources.sample.behaviour.react`, a pure function of a random generator
 and the lists shown. So the same code runs
 
-* over HTTP (:func:`over_http`): each visit asks a running service for ``/recommend``, the
-  shopper reacts to the answer, and the events go back to ``/feedback`` with the answer's
-  ``request_id`` and the item's position (browsed-to items without them);
+* over HTTP (:func:`over_http`): each visit asks a running service for ``/recommend``, or,
+  as often as the generator's shoppers search, ``/search`` with the query the generator's
+  shopper types for the item they want; the shopper reacts to the answer, and the events
+  go back to ``/feedback`` with the answer's ``request_id`` and the item's position
+  (browsed-to items without them);
 * offline (:func:`offline`): the lists are given (per arm and user, e.g. the evaluate
-  stage's ``recommendations.parquet``), which is what many-seed studies need.
+  stage's ``recommendations.parquet``), which is what many-seed studies need; offline
+  visits are recommendation visits only (there are no search result lists to give).
 
 Clock. Visits run on a simulated clock that starts where the sample's data ends
 (``start_date + days``, after the last training event) and spans ``days`` days, with the
@@ -111,7 +114,8 @@ def offline(shop: behaviour.Shop, lists: dict[str, dict[str, list[str]]], share:
     for row, (u, variant) in enumerate(zip(visits.user, variants)):
         items = lists[variant][f"U{u:05d}"][:LIST_LENGTH]
         shown[row, :len(items)] = [int(i[1:]) for i in items]
-    events, position = behaviour.react(rng, shop, visits.user, shown, visits.t0)
+    wants = behaviour.intents(rng, shop, visits.user, search_share=0.0)  # offline lists are recommendations
+    events, position = behaviour.react(rng, shop, wants, shown, visits.t0)
     request_ids = np.array([f"s{seed}-{v}" for v in range(len(visits.user))], dtype=object)
     impressions = pd.DataFrame({
         "request_id": request_ids, "surface": "recommend", "user_id": [f"U{u:05d}" for u in visits.user],
@@ -133,16 +137,19 @@ def over_http(url: str, shop: behaviour.Shop, n_shoppers: int, seed: int, days: 
     rng = np.random.default_rng(seed)
     users = pick_shoppers(rng, len(shop.users.sessions), n_shoppers)
     visits = schedule(rng, shop, users, days, sample)
+    wants = behaviour.intents(rng, shop, visits.user)
     url = url.rstrip("/")
-    rows, variants = [], {}
+    rows, variants, surfaces = [], {}, {"recommend": 0, "search": 0}
     for v, (u, t0) in enumerate(zip(visits.user, visits.t0)):
-        session = f"sim{seed}-{v}"
-        answer = _post(f"{url}/recommend", {"user_id": f"U{u:05d}", "k": LIST_LENGTH, "session_id": session})
+        session, surface = f"sim{seed}-{v}", "search" if wants.search[v] else "recommend"
+        ask = {"user_id": f"U{u:05d}", "k": LIST_LENGTH, "session_id": session}
+        answer = _post(f"{url}/{surface}", ask | ({"query": wants.query(v)} if wants.search[v] else {}))
         variants[answer["variant"]] = variants.get(answer["variant"], 0) + 1
+        surfaces[surface] += 1
         codes = [int(item["item_id"][1:]) for item in answer["items"]]
         shown = np.full((1, LIST_LENGTH), -1, np.int64)
         shown[0, :len(codes)] = codes
-        events, position = behaviour.react(rng, shop, np.array([u]), shown, np.array([t0]))
+        events, position = behaviour.react(rng, shop, wants.take(np.array([v])), shown, np.array([t0]))
         rows.append(event_rows(events, position, np.array([answer["request_id"]], dtype=object),
                                np.array([session], dtype=object), sample))
     events = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
@@ -154,8 +161,8 @@ def over_http(url: str, shop: behaviour.Shop, n_shoppers: int, seed: int, days: 
         receipt = _post(f"{url}/feedback", {"events": payload})
         for key in receipts:
             receipts[key] += len(receipt[key]) if key == "rejected" else receipt[key]
-    return summary(events, len(visits.user), n_shoppers, seed, days, sample) | {"variants": variants,
-                                                                                "feedback": receipts}
+    return summary(events, len(visits.user), n_shoppers, seed, days, sample) | {
+        "surfaces": surfaces, "variants": variants, "feedback": receipts}
 
 
 def summary(events: pd.DataFrame, n_visits: int, n_shoppers: int, seed: int, days: int, sample: SampleParams) -> dict:

@@ -181,6 +181,19 @@ def _funnel(rng: np.random.Generator, shop: Shop, s_of_view: np.ndarray, u: np.n
     return _emit(u, item, s_of_view, [(None, t_view, 1), (click, t_click, 1), (cart, t_cart, qty), (buy, t_buy, qty)])
 
 
+def _more_views(rng: np.random.Generator, shop: Shop, u: np.ndarray, c: np.ndarray, want: np.ndarray,
+                searching: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A session's views after its first: in a search session, items sharing the wanted item's noun and colour
+    are favoured."""
+    cat = shop.cat
+    bonus = np.where(searching, 1.0, 0.0)[:, None]
+    return shop.choose(
+        rng, u, c,
+        lambda cand: bonus * (1.5 * (cat.noun[cand] == cat.noun[want][:, None])
+                              + 0.7 * ((cat.colour[cand] == cat.colour[want][:, None]) & (cat.colour[cand] >= 0))),
+    )
+
+
 def _repeats(rng: np.random.Generator, shop: Shop, bought: Events, first_session: int,
              end_us: int) -> tuple[Events, np.ndarray]:
     """Re-purchase sessions for consumable purchases; returns their events and start times."""
@@ -228,13 +241,7 @@ def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, firs
     is_rest = np.ones(len(s_view), bool)
     is_rest[head] = False
     s_rest = s_view[is_rest]
-    want = first[s_rest]
-    bonus = np.where(search[s_rest], 1.0, 0.0)[:, None]
-    rest, rest_aff = shop.choose(
-        rng, u[s_rest], c[s_rest],
-        lambda cand: bonus * (1.5 * (cat.noun[cand] == cat.noun[want][:, None])
-                              + 0.7 * ((cat.colour[cand] == cat.colour[want][:, None]) & (cat.colour[cand] >= 0))),
-    )
+    rest, rest_aff = _more_views(rng, shop, u[s_rest], c[s_rest], first[s_rest], search[s_rest])
     item, aff = np.empty(len(s_view), np.int64), np.empty(len(s_view))
     item[head], item[is_rest], aff[head], aff[is_rest] = first, rest, first_aff, rest_aff
     csum = np.cumsum(rng.exponential(45.0, len(s_view)) * US)
@@ -274,36 +281,76 @@ def simulate(rng: np.random.Generator, shop: Shop, days: int, start: pd.Timestam
     return events, np.concatenate(specs)[order]
 
 
-def react(rng: np.random.Generator, shop: Shop, u: np.ndarray, shown: np.ndarray, t0: np.ndarray) -> tuple[Events, np.ndarray]:
-    """What shoppers ``u`` do in sessions starting at ``t0`` (us) where a list ``shown`` is put before them.
+@dataclass(frozen=True)
+class Intents:
+    """What shoppers arrive wanting, before anything is shown (one row per visit; see :func:`intents`)."""
 
-    ``shown[s]`` holds item codes by position (``-1`` pads a short list). The session is the
-    generator's own: a category from the shopper's taste, ``1 + Poisson(MEAN_EXTRA_VIEWS)``
-    items the shopper wants to look at (:meth:`Shop.choose`), then the funnel of
-    :func:`_funnel`. The list changes how those items are reached: position ``p`` is
-    examined with probability ``1 / log2(p + 2)`` (the position bias nDCG assumes), and a
-    wanted item examined in the list is viewed from it; a wanted item the list missed (or
-    showed where the shopper did not look) is still found by browsing with probability
+    user: np.ndarray
+    category: np.ndarray
+    first: np.ndarray  # the item a visit starts from: in a search visit, the wanted one the query describes
+    first_affinity: np.ndarray
+    search: np.ndarray  # bool: the visit is a search
+    n_views: np.ndarray
+    specs: np.ndarray  # query spec rows (:mod:`queries`), -1 rows for visits without a search
+
+    def take(self, rows: np.ndarray) -> Intents:
+        return Intents(*(getattr(self, f)[rows] for f in Intents.__dataclass_fields__))
+
+    def query(self, visit: int) -> str:
+        """The text a searching visitor types (see :func:`queries.render`)."""
+        return queries.render(self.specs[visit])
+
+
+def intents(rng: np.random.Generator, shop: Shop, u: np.ndarray, search_share: float = SEARCH_SHARE) -> Intents:
+    """The generator's session start for visits of shoppers ``u``: a category from the shopper's taste, the
+    number of items they will look at, the first one (:meth:`Shop.choose`) and, for a ``search_share`` of the
+    visits, the query they type for it (:func:`queries.sample_specs`)."""
+    n = len(u)
+    c = np.minimum((shop.users.taste_cdf[u] < rng.random(n)[:, None]).sum(1), shop.users.taste_cdf.shape[1] - 1)
+    search = rng.random(n) < search_share
+    n_views = 1 + rng.poisson(MEAN_EXTRA_VIEWS, n)
+    first, first_aff = shop.choose(rng, u, c)
+    specs = np.full((n, 7), -1, dtype=np.int32)
+    specs[search] = queries.sample_specs(rng, shop.cat, first[search], queries.sample_session_kinds(rng, int(search.sum())))
+    return Intents(u, c, first, first_aff, search, n_views, specs)
+
+
+def react(rng: np.random.Generator, shop: Shop, visits: Intents, shown: np.ndarray, t0: np.ndarray
+          ) -> tuple[Events, np.ndarray]:
+    """What the shoppers of ``visits`` do in sessions starting at ``t0`` (us) when a list ``shown`` is put before them.
+
+    ``shown[s]`` holds item codes by position (``-1`` pads a short list): recommendations, or
+    the results of the visit's query. The session is the generator's: the first item of
+    :func:`intents`, then more chosen like the generator's later views (favouring the wanted
+    item's noun and colour in a search), and the funnel of :func:`_funnel` (the searched
+    item is the wanted one). The list changes how those items are reached: position ``p``
+    is examined with probability ``1 / log2(p + 2)`` (the position bias nDCG assumes), and
+    a wanted item examined in the list is viewed from it; a wanted item the list missed
+    (or showed where the shopper did not look) is still found by browsing with probability
     :data:`ORGANIC`. Items the shopper does not want are passed over, so a list helps
     exactly as much as it holds what the shopper's true tastes would pick.
 
-    Returns the events (``session`` = the visit's row in ``u``) and per event the position
-    of the list it came from (``-1``: found by browsing). A pure function of ``rng``'s state.
+    Returns the events (``session`` = the visit's row) and per event the position in the
+    list it came from (``-1``: found by browsing). A pure function of ``rng``'s state.
     """
     n, k = shown.shape
-    c = np.minimum((shop.users.taste_cdf[u] < rng.random(n)[:, None]).sum(1), shop.users.taste_cdf.shape[1] - 1)
-    n_views = 1 + rng.poisson(MEAN_EXTRA_VIEWS, n)
-    s_view = np.repeat(np.arange(n), n_views)
-    item, aff = shop.choose(rng, u[s_view], c[s_view])
+    s_view = np.repeat(np.arange(n), visits.n_views)
+    head = np.concatenate([[0], np.cumsum(visits.n_views)[:-1]])
+    is_rest = np.ones(len(s_view), bool)
+    is_rest[head] = False
+    s_rest = s_view[is_rest]
+    rest, rest_aff = _more_views(rng, shop, visits.user[s_rest], visits.category[s_rest], visits.first[s_rest],
+                                 visits.search[s_rest])
+    item, aff = np.empty(len(s_view), np.int64), np.empty(len(s_view))
+    item[head], item[is_rest], aff[head], aff[is_rest] = visits.first, rest, visits.first_affinity, rest_aff
     examined = rng.random((n, k)) < 1 / np.log2(np.arange(k) + 2)
     hit = (shown[s_view] == item[:, None]) & examined[s_view]
     position = np.where(hit.any(1), hit.argmax(1), -1)
     keep = (position >= 0) | (rng.random(len(item)) < ORGANIC)
     csum = np.cumsum(rng.exponential(45.0, len(s_view)) * US)
-    head = np.concatenate([[0], np.cumsum(n_views)[:-1]])
     t_view = t0[s_view] + (csum - csum[head][s_view]).astype(np.int64)
     views = np.flatnonzero(keep)
-    events = _funnel(rng, shop, views, u[s_view][views], item[views], aff[views], np.zeros(len(views)),
-                     t_view[views])
+    wanted = (~is_rest & visits.search[s_view])[views]
+    events = _funnel(rng, shop, views, visits.user[s_view][views], item[views], aff[views], wanted, t_view[views])
     return Events(events.user, events.item, events.kind, events.ts_us, s_view[events.session], events.quantity), \
         position[events.session]
