@@ -51,6 +51,10 @@ def main_options(
     """shoprec: e-commerce search and recommendation, from raw events to a served model."""
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
+ExperimentNameOpt = Annotated[Optional[str], typer.Option("--name", help="the experiment's name in the report "
+                                                                          "(default: champion-vs-<challenger>)")]
+ShareOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="the challenger's designed share of shoppers "
+                                                                 "(the sample-ratio check compares the split with it)")]
 
 
 def _fail(message: str) -> None:
@@ -362,6 +366,11 @@ def package(
 @app.command(rich_help_panel=SERVING)
 def promote(
     model: Annotated[Optional[str], typer.Option(help="model-store tag (default: the last package stage's)")] = None,
+    from_experiment: Annotated[bool, typer.Option(
+        "--from-experiment", help="promote the experiment's challenger, only if its report says ship "
+                                  "(reads the logs as `shoprec experiment report` does)")] = False,
+    name: ExperimentNameOpt = None,
+    share: ShareOpt = 0.5,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Smoke-test a packaged model in a real server, then make it the one `shoprec serve` serves."""
@@ -370,11 +379,82 @@ def promote(
     from shoprec.serving.promote import SmokeTestFailed
     from shoprec.serving.promote import promote as run_promote
 
+    extra = None
+    if from_experiment:
+        if model:
+            _fail("promote: give --model or --from-experiment, not both (the experiment names its challenger)")
+        result = _experiment_report(params, name, share)
+        if result["decision"] != "ship":
+            _fail(f"not promoted: experiment {result['experiment']} says {result['decision']!r}: {result['reason']}")
+        model = result["variants"][result["treatment"]]["model_version"]
+        extra = {"experiment": result["experiment"], "decision": result["decision"], "reason": result["reason"]}
     try:
-        record = run_promote(Path("."), Path(_params(params).serving.promoted_file), model)
+        record = run_promote(Path("."), Path(_params(params).serving.promoted_file), model, extra=extra)
     except (SmokeTestFailed, FileNotFoundError) as exc:
         _fail(f"not promoted: {exc}")
     typer.echo(json.dumps(record, indent=2))
+
+
+experiment_app = typer.Typer(no_args_is_help=True, help="A/B experiments between the served models.")
+app.add_typer(experiment_app, name="experiment", rich_help_panel=SERVING)
+
+
+def _experiment_report(params: Path, name: Optional[str], share: float) -> dict:
+    """The report on the exported impression and feedback batches; bad logs end the command with one line."""
+    from shoprec.experiments.attribution import ReportInputError
+    from shoprec.experiments.report import load_logs, report, settings_of
+
+    p = _params(params)
+    try:
+        logs = load_logs(Path(p.serving.impressions_dir), Path(p.ingest.feedback_dir), LAYOUT.items)
+        return report(*logs, settings_of(p.experiment_report, name, share))
+    except ReportInputError as exc:
+        _fail(f"experiment report: {exc}")
+
+
+@experiment_app.command("report")
+def experiment_report(
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON (default: markdown)")] = False,
+    name: ExperimentNameOpt = None,
+    share: ShareOpt = 0.5,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Per variant: users, impressions, CTR, carts, conversion, revenue; the differences with 95% CIs; SRM; decision."""
+    import json
+
+    from shoprec.experiments.report import markdown
+
+    result = _experiment_report(params, name, share)
+    typer.echo(json.dumps(result, indent=2) if as_json else markdown(result))
+
+
+@app.command(rich_help_panel=SERVING)
+def simulate(
+    url: Annotated[str, typer.Option(help="the running service, e.g. http://127.0.0.1:3000")],
+    shoppers: Annotated[int, typer.Option(help="simulated shoppers (users of the sample storefront)")],
+    seed: Annotated[int, typer.Option(help="seeds which shoppers, when they visit and what they do")],
+    days: Annotated[int, typer.Option(min=1, max=365, help="simulated days after the training data's last one")] = 7,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Simulated shoppers (the sample generator's tastes) ask for recommendations and send feedback; a JSON summary."""
+    import json
+    import urllib.error
+
+    from shoprec.experiments import simulate as sim
+
+    ingest = _params(params).ingest
+    if ingest.source != "sample":
+        _fail(f"simulate: ingest.source is {ingest.source!r}; the simulated shoppers are the sample storefront's, "
+              "so the served model must be trained on ingest.source: sample")
+    sample = ingest.sample
+    if not url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
+        _fail(f"simulate --url {url}: only a service on this machine (http://127.0.0.1:PORT): the simulator is a test tool")
+    try:
+        typer.echo(json.dumps(sim.over_http(url, sim.world(sample), shoppers, seed, days, sample), indent=2))
+    except ValueError as exc:
+        _fail(f"simulate: {exc}")
+    except (urllib.error.URLError, OSError) as exc:
+        _fail(f"simulate: {url}: {exc} (is the service running? start it with shoprec serve)")
 
 
 @app.command(rich_help_panel=SERVING)

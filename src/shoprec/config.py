@@ -230,6 +230,16 @@ def missing(location: str) -> bool:
     return scheme == "sqlite" and not Path(rest).is_file()
 
 
+class ExperimentReportParams(_Section):
+    """``shoprec experiment report`` (:mod:`shoprec.experiments.report`): attribution and the decision's thresholds."""
+
+    attribution_window_hours: float = Field(24.0, gt=0)  # an outcome goes to an impression at most this old
+    confidence: float = Field(0.95, gt=0, lt=1)  # of the differences' intervals (primary: two-sided alpha = 1 - this)
+    power: float = Field(0.8, gt=0, lt=1)  # of the minimal detectable effect reported while it keeps running
+    srm_alpha: float = Field(0.001, gt=0, lt=1)  # a split this unlikely under the designed share flags a mismatch
+    zero_result_margin: float = Field(0.01, ge=0, le=1)  # search zero-result rate: the challenger may be this much worse
+
+
 class Params(_Section):
     ingest: IngestParams = IngestParams()
     split: SplitParams = SplitParams()
@@ -244,6 +254,7 @@ class Params(_Section):
     gate: GateParams = GateParams()
     search: SearchParams = SearchParams()
     serving: ServingParams = ServingParams()
+    experiment_report: ExperimentReportParams = ExperimentReportParams()
 
 
 class ParamsError(ValueError):

@@ -254,7 +254,7 @@ def test_metrics_table_keeps_the_headline_cutoff():
 
 def test_prefect_yaml_deployments_load_with_a_nightly_cron():
     deployments = {d.name: d for d in load_deployments(REPO / "prefect.yaml")}
-    assert set(deployments) == {"nightly-retrain", "feedback-hourly"}  # the Docker one clones its code from git
+    assert set(deployments) == {"nightly-retrain", "feedback-hourly", "experiment-daily"}  # Docker: code from git
     assert all(d.concurrency_limit == 1 and d.concurrency_options.collision_strategy == "ENQUEUE"
                for d in deployments.values())
     nightly = deployments["nightly-retrain"]

@@ -4,8 +4,8 @@
   the git URL and image an operator sets, and the server checks the Docker deployment's job
   variables against a Docker work pool's template (the one prefect-docker gives a new pool).
 * `shoprec serve-flows`: the deployments with each entrypoint swapped for a stand-in flow that
-  sleeps, so that what is tested is the serving: the limits reach the server, and two due runs
-  of the two deployments, which would share the repository, run one after the other.
+  sleeps, so that what is tested is the serving: the limits reach the server, and due runs of
+  the local deployments, which would share the repository, run one after the other.
 """
 
 from __future__ import annotations
@@ -61,13 +61,14 @@ def test_prefect_deploy_registers_every_deployment_and_the_docker_pool_accepts_i
 
     with get_client(sync_client=True) as client:
         deployments = {name.split("/")[1]: client.read_deployment_by_name(name) for name in (
-            "shoprec-train/nightly-retrain", "shoprec-feedback/feedback-hourly", "shoprec-train/nightly-retrain-docker")}
+            "shoprec-train/nightly-retrain", "shoprec-feedback/feedback-hourly", "shoprec-train/nightly-retrain-docker",
+            "shoprec-experiment/experiment-daily")}
     docker = deployments["nightly-retrain-docker"]
     assert docker.work_pool_name == "shoprec-docker" and one_at_a_time(docker)
     assert docker.job_variables["image"] == OPERATOR["SHOPREC_IMAGE"]
     clone = docker.pull_steps[0]["prefect.deployments.steps.git_clone"]
     assert clone["repository"] == OPERATOR["SHOPREC_GIT_URL"]
-    for name in ("nightly-retrain", "feedback-hourly"):
+    for name in ("nightly-retrain", "feedback-hourly", "experiment-daily"):
         assert deployments[name].work_pool_name == "shoprec-local" and one_at_a_time(deployments[name])
 
 
@@ -101,10 +102,10 @@ def test_serve_flows_registers_the_limits_and_runs_one_flow_at_a_time(harness, t
         with get_client(sync_client=True) as client:
             def served():
                 found = client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=["stand-in"])))
-                return {d.name: d for d in found} if len(found) >= 2 else None
+                return {d.name: d for d in found} if len(found) >= 3 else None
 
             deployments = wait_for(served, 90, "serve-flows registered no deployments", log)
-            assert set(deployments) == {"nightly-retrain", "feedback-hourly"}  # the Docker one runs on its pool
+            assert set(deployments) == {"nightly-retrain", "feedback-hourly", "experiment-daily"}  # Docker: its pool
             assert all(one_at_a_time(d) for d in deployments.values())
 
             runs = [run_deployment(f"stand-in/{name}", timeout=0) for name in sorted(deployments)]
@@ -113,7 +114,7 @@ def test_serve_flows_registers_the_limits_and_runs_one_flow_at_a_time(harness, t
                 states = [client.read_flow_run(run.id) for run in runs]
                 return states if all(s.state.is_final() for s in states) else None
 
-            done = wait_for(finished, 120, "the two runs did not finish", log)
+            done = wait_for(finished, 120, "the runs did not finish", log)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -122,5 +123,6 @@ def test_serve_flows_registers_the_limits_and_runs_one_flow_at_a_time(harness, t
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     assert all(run.state.is_completed() for run in done), [run.state for run in done]
-    first, second = sorted(done, key=lambda run: run.start_time)
-    assert first.end_time <= second.start_time, "the two deployments' runs overlapped"
+    ordered = sorted(done, key=lambda run: run.start_time)
+    for first, second in zip(ordered, ordered[1:]):
+        assert first.end_time <= second.start_time, "two deployments' runs overlapped"

@@ -40,3 +40,13 @@ def test_ingest_into_an_unwritable_folder_is_one_line(tmp_path, params):
         result = shoprec("ingest", "--raw-only", "--out", "locked/raw", "--params", str(params), cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("shoprec: locked/raw: ") and "choose a location" in result.stderr
+
+
+@pytest.mark.parametrize("url, message", [
+    ("http://example.com:3000", "simulate --url http://example.com:3000: only a service on this machine"),
+    ("http://127.0.0.1:9", "simulate: http://127.0.0.1:9: "),  # nothing listens on the discard port
+])
+def test_simulate_refuses_other_hosts_and_says_when_no_service_answers(tmp_path, params, url, message):
+    result = shoprec("simulate", "--url", url, "--shoppers", "5", "--seed", "1", "--params", str(params), cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1

@@ -51,6 +51,7 @@ KEEP_HABIT = 0.65  # chance a shopper re-buys once more
 SESSIONS_PER_CHUNK = 200_000
 US = 1_000_000  # microseconds per second
 PURCHASE = EVENT_TYPES.index("purchase")
+ORGANIC = 0.5  # chance a wanted item a shown list did not lead to is found by browsing (react)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _affinity(users: Users, cat: Catalog, u: np.ndarray, i: np.ndarray) -> np.nd
     return 1.5 * brand + 1.0 * colour - 0.6 * (cat.price_z[i] - users.price_z[u]) ** 2
 
 
-def _session_starts(rng: np.random.Generator, n: int, days: int, start: pd.Timestamp) -> np.ndarray:
+def session_starts(rng: np.random.Generator, n: int, days: int, start: pd.Timestamp) -> np.ndarray:
     """Start times (us since window start) drawn from the weekly x trend x bump x hour profile."""
     d = np.arange(days)
     bump = BUMP_HEIGHT * np.exp(-0.5 * ((d - round(0.6 * days)) / BUMP_WIDTH_DAYS) ** 2)
@@ -160,14 +161,17 @@ def _emit(u: np.ndarray, item: np.ndarray, session: np.ndarray,
     return Events.concat(parts)
 
 
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-logit))
+
+
 def _funnel(rng: np.random.Generator, shop: Shop, s_of_view: np.ndarray, u: np.ndarray, item: np.ndarray,
             aff: np.ndarray, wanted: np.ndarray, t_view: np.ndarray) -> Events:
     """Events for a batch of views: each view, then click / cart / purchase while the funnel continues."""
     n = len(item)
-    logit_click = -1.3 + 0.8 * aff + 1.6 * wanted
-    click = rng.random(n) < 1 / (1 + np.exp(-logit_click))
-    cart = click & (rng.random(n) < 1 / (1 + np.exp(-(-1.9 + 0.8 * aff + 0.8 * wanted))))
-    buy = cart & (rng.random(n) < 1 / (1 + np.exp(-(0.4 + 0.5 * aff))))
+    click = rng.random(n) < _sigmoid(-1.3 + 0.8 * aff + 1.6 * wanted)
+    cart = click & (rng.random(n) < _sigmoid(-1.9 + 0.8 * aff + 0.8 * wanted))
+    buy = cart & (rng.random(n) < _sigmoid(0.4 + 0.5 * aff))
     consumable = shop.consumable_cycle[shop.cat.category[item]] > 0
     multi = rng.random(n) < np.where(consumable, 0.35, 0.04)
     qty = np.where(multi, np.where(consumable, rng.integers(2, 7, n), 2), 1)
@@ -175,6 +179,19 @@ def _funnel(rng: np.random.Generator, shop: Shop, s_of_view: np.ndarray, u: np.n
     t_cart = t_click + rng.integers(10, 90, n) * US
     t_buy = t_cart + rng.integers(30, 400, n) * US
     return _emit(u, item, s_of_view, [(None, t_view, 1), (click, t_click, 1), (cart, t_cart, qty), (buy, t_buy, qty)])
+
+
+def _more_views(rng: np.random.Generator, shop: Shop, u: np.ndarray, c: np.ndarray, want: np.ndarray,
+                searching: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A session's views after its first: in a search session, items sharing the wanted item's noun and colour
+    are favoured."""
+    cat = shop.cat
+    bonus = np.where(searching, 1.0, 0.0)[:, None]
+    return shop.choose(
+        rng, u, c,
+        lambda cand: bonus * (1.5 * (cat.noun[cand] == cat.noun[want][:, None])
+                              + 0.7 * ((cat.colour[cand] == cat.colour[want][:, None]) & (cat.colour[cand] >= 0))),
+    )
 
 
 def _repeats(rng: np.random.Generator, shop: Shop, bought: Events, first_session: int,
@@ -210,7 +227,7 @@ def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, firs
     n = len(u)
     c = (shop.users.taste_cdf[u] < rng.random(n)[:, None]).sum(1)
     c = np.minimum(c, shop.users.taste_cdf.shape[1] - 1)
-    t0 = _session_starts(rng, n, days, start)
+    t0 = session_starts(rng, n, days, start)
     search = rng.random(n) < SEARCH_SHARE
     n_views = 1 + rng.poisson(MEAN_EXTRA_VIEWS, n)
 
@@ -224,13 +241,7 @@ def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, firs
     is_rest = np.ones(len(s_view), bool)
     is_rest[head] = False
     s_rest = s_view[is_rest]
-    want = first[s_rest]
-    bonus = np.where(search[s_rest], 1.0, 0.0)[:, None]
-    rest, rest_aff = shop.choose(
-        rng, u[s_rest], c[s_rest],
-        lambda cand: bonus * (1.5 * (cat.noun[cand] == cat.noun[want][:, None])
-                              + 0.7 * ((cat.colour[cand] == cat.colour[want][:, None]) & (cat.colour[cand] >= 0))),
-    )
+    rest, rest_aff = _more_views(rng, shop, u[s_rest], c[s_rest], first[s_rest], search[s_rest])
     item, aff = np.empty(len(s_view), np.int64), np.empty(len(s_view))
     item[head], item[is_rest], aff[head], aff[is_rest] = first, rest, first_aff, rest_aff
     csum = np.cumsum(rng.exponential(45.0, len(s_view)) * US)
@@ -268,3 +279,78 @@ def simulate(rng: np.random.Generator, shop: Shop, days: int, start: pd.Timestam
     rank[order] = np.arange(len(order))
     events.session = rank[events.session]
     return events, np.concatenate(specs)[order]
+
+
+@dataclass(frozen=True)
+class Intents:
+    """What shoppers arrive wanting, before anything is shown (one row per visit; see :func:`intents`)."""
+
+    user: np.ndarray
+    category: np.ndarray
+    first: np.ndarray  # the item a visit starts from: in a search visit, the wanted one the query describes
+    first_affinity: np.ndarray
+    search: np.ndarray  # bool: the visit is a search
+    n_views: np.ndarray
+    specs: np.ndarray  # query spec rows (:mod:`queries`), -1 rows for visits without a search
+
+    def take(self, rows: np.ndarray) -> Intents:
+        return Intents(*(getattr(self, f)[rows] for f in Intents.__dataclass_fields__))
+
+    def query(self, visit: int) -> str:
+        """The text a searching visitor types (see :func:`queries.render`)."""
+        return queries.render(self.specs[visit])
+
+
+def intents(rng: np.random.Generator, shop: Shop, u: np.ndarray, search_share: float = SEARCH_SHARE) -> Intents:
+    """The generator's session start for visits of shoppers ``u``: a category from the shopper's taste, the
+    number of items they will look at, the first one (:meth:`Shop.choose`) and, for a ``search_share`` of the
+    visits, the query they type for it (:func:`queries.sample_specs`)."""
+    n = len(u)
+    c = np.minimum((shop.users.taste_cdf[u] < rng.random(n)[:, None]).sum(1), shop.users.taste_cdf.shape[1] - 1)
+    search = rng.random(n) < search_share
+    n_views = 1 + rng.poisson(MEAN_EXTRA_VIEWS, n)
+    first, first_aff = shop.choose(rng, u, c)
+    specs = np.full((n, 7), -1, dtype=np.int32)
+    specs[search] = queries.sample_specs(rng, shop.cat, first[search], queries.sample_session_kinds(rng, int(search.sum())))
+    return Intents(u, c, first, first_aff, search, n_views, specs)
+
+
+def react(rng: np.random.Generator, shop: Shop, visits: Intents, shown: np.ndarray, t0: np.ndarray
+          ) -> tuple[Events, np.ndarray]:
+    """What the shoppers of ``visits`` do in sessions starting at ``t0`` (us) when a list ``shown`` is put before them.
+
+    ``shown[s]`` holds item codes by position (``-1`` pads a short list): recommendations, or
+    the results of the visit's query. The session is the generator's: the first item of
+    :func:`intents`, then more chosen like the generator's later views (favouring the wanted
+    item's noun and colour in a search), and the funnel of :func:`_funnel` (the searched
+    item is the wanted one). The list changes how those items are reached: position ``p``
+    is examined with probability ``1 / log2(p + 2)`` (the position bias nDCG assumes), and
+    a wanted item examined in the list is viewed from it; a wanted item the list missed
+    (or showed where the shopper did not look) is still found by browsing with probability
+    :data:`ORGANIC`. Items the shopper does not want are passed over, so a list helps
+    exactly as much as it holds what the shopper's true tastes would pick.
+
+    Returns the events (``session`` = the visit's row) and per event the position in the
+    list it came from (``-1``: found by browsing). A pure function of ``rng``'s state.
+    """
+    n, k = shown.shape
+    s_view = np.repeat(np.arange(n), visits.n_views)
+    head = np.concatenate([[0], np.cumsum(visits.n_views)[:-1]])
+    is_rest = np.ones(len(s_view), bool)
+    is_rest[head] = False
+    s_rest = s_view[is_rest]
+    rest, rest_aff = _more_views(rng, shop, visits.user[s_rest], visits.category[s_rest], visits.first[s_rest],
+                                 visits.search[s_rest])
+    item, aff = np.empty(len(s_view), np.int64), np.empty(len(s_view))
+    item[head], item[is_rest], aff[head], aff[is_rest] = visits.first, rest, visits.first_affinity, rest_aff
+    examined = rng.random((n, k)) < 1 / np.log2(np.arange(k) + 2)
+    hit = (shown[s_view] == item[:, None]) & examined[s_view]
+    position = np.where(hit.any(1), hit.argmax(1), -1)
+    keep = (position >= 0) | (rng.random(len(item)) < ORGANIC)
+    csum = np.cumsum(rng.exponential(45.0, len(s_view)) * US)
+    t_view = t0[s_view] + (csum - csum[head][s_view]).astype(np.int64)
+    views = np.flatnonzero(keep)
+    wanted = (~is_rest & visits.search[s_view])[views]
+    events = _funnel(rng, shop, views, visits.user[s_view][views], item[views], aff[views], wanted, t_view[views])
+    return Events(events.user, events.item, events.kind, events.ts_us, s_view[events.session], events.quantity), \
+        position[events.session]

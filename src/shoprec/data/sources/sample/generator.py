@@ -74,14 +74,24 @@ def _events_frame(ev: behaviour.Events, specs: np.ndarray, item_ids: pa.Array, n
     return pa.table(columns, schema=EVENTS.schema).to_pandas().astype({"position": "Int64"})  # not float NaN
 
 
-def generate(params: SampleParams) -> SampleData:
-    """The storefront for ``params``; see :mod:`behaviour` and :mod:`queries` for the model."""
+def shoppers(params: SampleParams) -> tuple[np.random.Generator, behaviour.Shop]:
+    """The catalogue and shoppers of ``params`` (their true tastes), and the generator's rng after them.
+
+    The one model of shoppers: :func:`generate` goes on to simulate their sessions; the
+    shopper simulator (:mod:`shoprec.experiments.simulate`) puts served lists before them.
+    """
     rng = np.random.default_rng(params.seed)
-    start = pd.Timestamp(params.start_date, tz="UTC")
     cat = catalog.make_catalog(rng, params.n_items)
     n_sessions = max(1, round(params.n_events / EVENTS_PER_SESSION))
-    users = behaviour.make_users(rng, cat, params.n_users, n_sessions)
-    events, specs = behaviour.simulate(rng, behaviour.Shop(cat, users), params.days, start)
+    return rng, behaviour.Shop(cat, behaviour.make_users(rng, cat, params.n_users, n_sessions))
+
+
+def generate(params: SampleParams) -> SampleData:
+    """The storefront for ``params``; see :mod:`behaviour` and :mod:`queries` for the model."""
+    rng, shop = shoppers(params)
+    cat = shop.cat
+    start = pd.Timestamp(params.start_date, tz="UTC")
+    events, specs = behaviour.simulate(rng, shop, params.days, start)
     item_ids = catalog.padded_ids("I", cat.n, 6)
     return SampleData(
         items=_items_frame(cat, item_ids),
