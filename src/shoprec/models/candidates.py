@@ -154,15 +154,16 @@ def build_shoppers(events: pd.DataFrame, keys: np.ndarray, user_ids: np.ndarray,
     n, n_items = len(user_ids), catalog.n_items
     now_ns = nanoseconds(now)
     recent = recent if recent is not None else [np.zeros(0, np.int64)] * n
-    item = events["item_id"].map(catalog.row_of).to_numpy(dtype=np.float64)
-    ok = ~np.isnan(item)
+    item = catalog.rows.get_indexer(events["item_id"])
+    ok = item >= 0
     rk = np.repeat(np.arange(n), [len(r) for r in recent]).astype(np.int64)
     ritem = np.concatenate([np.asarray(r, np.int64) for r in recent]) if n else np.zeros(0, np.int64)
     key = np.concatenate([np.asarray(keys, np.int64)[ok], rk])
-    item = np.concatenate([item[ok].astype(np.int64), ritem])
+    item = np.concatenate([item[ok], ritem])
     etype = np.concatenate([events["event_type"].to_numpy(dtype=object)[ok], np.full(len(rk), "view", object)])
     ts = np.concatenate([nanoseconds(events["timestamp"])[ok], now_ns[rk]])
-    w = pd.Series(etype).map(weights).fillna(0.0).to_numpy(np.float32)
+    types = pd.Index(list(weights)).get_indexer(etype)
+    w = np.append(np.asarray(list(weights.values()), np.float32), np.float32(0.0))[types]  # unknown type (-1): 0
     buy = etype == "purchase"
     in_history = np.isin(etype, list(history_types)) | (np.arange(len(key)) >= len(key) - len(rk))
     age = (now_ns[key] - ts) / DAY_NS
