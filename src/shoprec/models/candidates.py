@@ -44,7 +44,7 @@ import scipy.sparse as sp
 
 from shoprec.models.baselines import EASE
 from shoprec.models.catalog import Catalog
-from shoprec.models.history import _window
+from shoprec.models.history import window
 from shoprec.models.interactions import Interactions, build_interactions
 from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.topk import top_k
@@ -208,7 +208,7 @@ def _query(tower: QueryTowerWeights, key: np.ndarray, item: np.ndarray, ts: np.n
     n = len(user_ids)
     starts = np.searchsorted(sorted_keys, np.arange(n), side="left")
     ends = np.searchsorted(sorted_keys, np.arange(n), side="right")
-    windows = _window(item[order] + 1, ends, starts, length)
+    windows = window(item[order] + 1, ends, starts, length)
     return tower.embed(tower.tokens(user_ids), windows, pd.DatetimeIndex(now).dayofweek.to_numpy())
 
 
