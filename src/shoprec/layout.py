@@ -44,6 +44,10 @@ class RetrievalFiles:
         """User query vectors as of the phase's cut-off, the cold-start vector and item vectors."""
         return self.folder / phase / "embeddings.npz"
 
+    def query_tower(self, phase: str) -> Path:
+        """The phase's query tower as arrays (:class:`~shoprec.models.query_tower.QueryTowerWeights`)."""
+        return self.folder / phase / "query_tower.npz"
+
     item_embeddings = _file("item_embeddings.parquet",
                             "The final model's candidate vectors (vector indexes read them).")
     losses = _file("losses.csv")

@@ -11,7 +11,7 @@ from shoprec.config import load_params
 from shoprec.models.diversity import mmr
 from shoprec.models.multistage import ranker_inputs
 from shoprec.models.ranking import predict
-from shoprec.models.recommend import recommend
+from shoprec.models.recommend import recommend, recommend_now
 from shoprec.models.retrieval import query_inputs
 from shoprec.layout import Layout
 from shoprec.models.store import cutoffs, load_layout
@@ -41,21 +41,31 @@ def test_retrieval_savedmodel_takes_raw_ids_and_matches_in_memory(pipeline_run, 
     out = loaded.signatures["serving_default"](
         user_id=tf.constant(sample_users.astype(str)), history=tf.constant(history.astype(str)),
         day_of_week=tf.constant(inputs["dow"]))
-    expected = system.state.queries(system.state.inter.rows(sample_users)) @ system.state.item_emb.T
+    expected = system.state.at(system.state.inter.rows(sample_users)).query @ system.state.items.item_emb.T
     top = np.sort(expected, axis=1)[:, ::-1][:, : out["scores"].shape[1]]
     np.testing.assert_allclose(out["scores"].numpy(), top, atol=1e-4)
     ids = out["item_ids"].numpy().astype(str)
     assert all(i.startswith("I") for i in ids.ravel())
 
 
+def test_numpy_query_tower_matches_the_trained_one(pipeline_run, system):
+    """Scoring recomputes query vectors with the stored arrays: they must be the TensorFlow tower's."""
+    stored = np.load(pipeline_run.root / "models/retrieval/final/embeddings.npz")
+    rows = system.state.inter.rows(stored["user_ids"].astype(object))
+    assert (rows >= 0).all()
+    np.testing.assert_allclose(system.state.at(rows).query, stored["query_emb"], atol=1e-5)
+    np.testing.assert_allclose(system.state.at(np.array([-1])).query[0], stored["cold_query_emb"], atol=1e-5)
+
+
 def test_ranking_savedmodel_matches_in_memory(pipeline_run, system, sample_users):
-    rows = system.state.inter.rows(sample_users)
-    cands, pred = system.rank(rows)
+    shoppers = system.state.at(system.state.inter.rows(sample_users))
+    cands, pred = system.rank_shoppers(shoppers)
     loaded = tf.saved_model.load(str(pipeline_run.root / "models/ranking/saved_model"))
-    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in ranker_inputs(system.state, system.catalog, cands, rows).items()})
+    inputs = ranker_inputs(shoppers, system.catalog, cands)
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
     for head, values in pred.items():
         np.testing.assert_allclose(out[head].numpy(), values, atol=1e-5)
-    assert np.allclose(predict(system.ranker, ranker_inputs(system.state, system.catalog, cands, rows))["purchase"], pred["purchase"])
+    assert np.allclose(predict(system.ranker, inputs)["purchase"], pred["purchase"])
 
 
 def test_retraining_with_same_data_and_params_gives_the_same_model(pipeline_run, tmp_path):
@@ -83,11 +93,39 @@ def test_recommendations_explain_themselves(system, sample_users):
     assert len(cold) == 5 and all(i["explanation"].startswith("popular") for i in cold)
 
 
+def test_real_time_list_is_the_precomputed_one_on_the_same_history(pipeline_run, system, bundle, sample_users):
+    """One scoring path: given a user's training events as of the training cut-off, the real-time
+    function answers exactly what the bundle precomputed for them (order, reasons; scores to 1e-6)."""
+    train = pd.read_parquet(pipeline_run.root / "data/split/train.parquet")
+    _, test_start = cutoffs(Layout(pipeline_run.root).split)
+    lists = pd.read_parquet(bundle / "serving/recommendations.parquet")
+    known = [u for u in sample_users if u in system.state.inter.user_index][:3]
+    assert known
+    for user in known + [""]:  # "": the new visitor, no history
+        history = train.loc[train["user_id"] == user, ["item_id", "event_type", "timestamp"]]
+        now = recommend_now(system, history.itertuples(index=False, name=None), test_start, user or None, k=20)
+        pre = lists[(lists["user_id"] == user) & (lists["view"] == "all")].sort_values("rank").head(20)
+        assert [i["item_id"] for i in now] == list(system.catalog.item_ids[pre["item"]])
+        np.testing.assert_allclose([i["score"] for i in now], pre["score"], rtol=0, atol=1e-6)
+        assert [i["explanation"] for i in now] == list(pre["explanation"])
+
+
+def test_what_a_visitor_just_viewed_changes_their_list(pipeline_run, system):
+    _, test_start = cutoffs(Layout(pipeline_run.root).split)
+    cold = recommend_now(system, [], test_start, k=10)
+    buys = system.state.items.copurchase.getnnz(axis=1)
+    viewed = str(system.catalog.item_ids[np.argmax(buys)])  # the item with the most co-purchase neighbours
+    title = system.catalog.titles[np.argmax(buys)]
+    now = recommend_now(system, [], test_start, recent_items=[viewed], k=10)
+    assert [i["item_id"] for i in now] != [i["item_id"] for i in cold]
+    assert all(i["explanation"] == f"because you just viewed {title}" for i in now)
+
+
 def test_diversity_spreads_the_list(system, sample_users):
     index = {item: i for i, item in enumerate(system.catalog.item_ids)}
 
     def similarity(items):
-        e = system.state.item_emb[[index[i["item_id"]] for i in items]]
+        e = system.state.items.item_emb[[index[i["item_id"]] for i in items]]
         s = e @ e.T
         return (s.sum() - np.trace(s)) / (len(e) * (len(e) - 1))
 

@@ -1,21 +1,29 @@
 """Stage one of serving: candidates and the features the ranker scores them on.
 
-For a user ``u`` as of a cut-off, the candidate set is
+One code path for every list: a *shopper* is a history of events as of a time ``now``
+(:class:`Shoppers`, built by :func:`build_shoppers`), whether that is a training user at
+the training cut-off (the evaluation, the precomputed lists) or a visitor at request
+time with the events they did a second ago (real-time scoring). What is known about
+items (:class:`ItemStats`: co-purchase, EASE, popularity) is fixed when the models are
+trained. For a shopper ``u`` the candidate set is
 
     C(u) = top-N two-tower items  U  items u interacted with  U  top-N co-purchase items,
 
-co-purchase being EASE's learned item-item regression ``x_u B`` (see baselines). Retrieval
+co-purchase being EASE's learned item-item regression ``x_u B`` (see baselines), ``x_u``
+the items u bought plus the items they are looking at right now (``recent``). Retrieval
 brings what is new and relevant (content included), history brings repeat buys (the
-strongest single signal in retail), co-purchase brings complements.
+strongest single signal in retail), co-purchase brings complements. The two-tower query
+vector is recomputed from the shopper's history by the trained query tower
+(:mod:`shoprec.models.query_tower`), so fresh events move it.
 
 Per (u, i) pair the ranker sees (``NUMERIC`` names them, in order): the two-tower cosine
-and its rank, the co-purchase scores (cosine item-kNN ``x_u S`` and EASE ``x_u B``), the user's purchase count of the item, days since
+and its rank among u's candidates, the co-purchase scores (cosine item-kNN ``x_u S`` and EASE ``x_u B``), the user's purchase count of the item, days since
 the user last touched it, the strongest signal they gave it, the item's overall and
 recent popularity, its price relative to the user's median purchase price, the user's
 activity, the share of the user's history in the item's category, how habitual the item
 is (``item_repeat_rate``: share of its buyers who bought it again) and the user is
 (``user_repeat_share``: share of their bought items bought again), and days since the
-user's last event; the item's rank among the user's own candidates by EASE score,
+user's last event (every "days" as of ``now``); the item's rank among the user's own candidates by EASE score,
 purchase count, recency and co-purchase score (``log1p(rank)``: pooled over all users, a
 pointwise model otherwise sees only absolute values, while the metric ranks within a
 user); plus content
@@ -36,7 +44,9 @@ import scipy.sparse as sp
 
 from shoprec.models.baselines import EASE
 from shoprec.models.catalog import Catalog
+from shoprec.models.history import window
 from shoprec.models.interactions import Interactions, build_interactions
+from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.topk import top_k
 
 NUMERIC = (
@@ -46,57 +56,68 @@ NUMERIC = (
     "ease_rank", "purchases_rank", "recency_rank", "copurchase_rank",
 )
 NEVER_DAYS = 3650.0  # "days since" for items the user never touched
+DAY_NS = 86400e9
 
 
 @dataclass
-class UserState:
-    """Everything the candidate stage knows about users as of one cut-off."""
+class ItemStats:
+    """What scoring knows about items: fixed at the training cut-off, shared by every shopper."""
 
-    inter: Interactions
-    days_since: sp.csr_matrix  # days since last event (+1, so an entry is never 0)
     copurchase: sp.csr_matrix  # item x item cosine over purchases
     ease: EASE
     popularity: np.ndarray
     recent_popularity: np.ndarray
-    user_median_price: np.ndarray
-    user_purchases: np.ndarray
     item_repeat_rate: np.ndarray  # (buyers who bought again + 0.1) / (buyers + 1)
-    user_repeat_share: np.ndarray  # (items bought again + 0.1) / (items bought + 1)
-    user_days_idle: np.ndarray  # days since the user's last event
-    category_share: np.ndarray  # [n_users, n_categories]
-    query_emb: np.ndarray  # [n_users, d]
-    user_text: np.ndarray  # [n_users, d_text]: normalised signal-weighted mean of history text embeddings
-    cold_query_emb: np.ndarray  # [d]: unknown user, empty history
     item_emb: np.ndarray  # [n_items, d]
 
-    def user_texts(self, rows: np.ndarray) -> np.ndarray:
-        """History text vectors of matrix ``rows``; zeros for unseen users."""
-        return self.user_text[np.maximum(rows, 0)] * (rows >= 0)[:, None]
 
-    def queries(self, rows: np.ndarray) -> np.ndarray:
-        """Query embeddings of matrix ``rows``; -1 (unseen user) gets the cold-start vector."""
-        return np.where((rows >= 0)[:, None], self.query_emb[np.maximum(rows, 0)], self.cold_query_emb[None, :])
+@dataclass
+class Shoppers:
+    """A batch of shoppers, each from their own history as of their own ``now`` (one row each)."""
+
+    known: np.ndarray  # has at least one event on a catalog item
+    weighted: sp.csr_matrix  # strongest signal per item
+    purchased: sp.csr_matrix  # purchase events per item
+    days_since: sp.csr_matrix  # days since the last event on the item (+1, so an entry is never 0)
+    anchors: sp.csr_matrix  # 1 on items bought or being looked at now: the co-purchase scores' input
+    recent: list[np.ndarray]  # per row: the items being looked at now (``recent_items``), in order
+    median_price: np.ndarray  # of the shopper's purchase events (0: none)
+    purchases: np.ndarray
+    repeat_share: np.ndarray  # (items bought again + 0.1) / (items bought + 1)
+    days_idle: np.ndarray  # days since the shopper's last event
+    category_share: np.ndarray  # [n, n_categories]
+    user_text: np.ndarray  # [n, d_text]: normalised signal-weighted mean of history text embeddings
+    query: np.ndarray  # [n, d]: the two-tower query vector from the history
+
+    @property
+    def n(self) -> int:
+        return len(self.known)
+
+    def take(self, idx: np.ndarray) -> "Shoppers":
+        return Shoppers(self.known[idx], self.weighted[idx], self.purchased[idx], self.days_since[idx],
+                        self.anchors[idx], [self.recent[i] for i in idx], self.median_price[idx],
+                        self.purchases[idx], self.repeat_share[idx], self.days_idle[idx],
+                        self.category_share[idx], self.user_text[idx], self.query[idx])
 
 
-def build_user_state(
-    events: pd.DataFrame, catalog: Catalog, weights: dict[str, float], cutoff: pd.Timestamp,
-    query_emb_for, item_emb: np.ndarray, recent_days: int = 30, ease_lambda: float = 200.0,
-    ease_max_items: int = 20_000,
-) -> UserState:
-    """Aggregate ``events`` (all before ``cutoff``) into a :class:`UserState`.
+@dataclass
+class UserState:
+    """Everything the candidate stage knows as of the training cut-off: the item statistics and every
+    training user (plus, in the last row, a visitor with no history) as a shopper at the cut-off."""
 
-    ``query_emb_for(user_ids)`` returns two-tower query embeddings for users in matrix order.
-    """
-    inter = build_interactions(events, catalog.item_ids, weights)
-    ev = events[events["item_id"].isin(inter.item_index.keys())]
-    rows = ev["user_id"].map(inter.user_index).to_numpy()
-    cols = ev["item_id"].map(inter.item_index).to_numpy()
-    age = ((cutoff - ev["timestamp"]).dt.total_seconds() / 86400.0).to_numpy()
-    newest = pd.DataFrame({"r": rows, "c": cols, "a": age}).groupby(["r", "c"], sort=False)["a"].min()
-    days_since = sp.csr_matrix(
-        (newest.to_numpy() + 1.0, (newest.index.get_level_values(0), newest.index.get_level_values(1))),
-        shape=inter.weighted.shape, dtype=np.float32,
-    )
+    inter: Interactions
+    items: ItemStats
+    shoppers: Shoppers  # rows: inter's users, then the empty history
+    tower: QueryTowerWeights
+
+    def at(self, rows: np.ndarray) -> Shoppers:
+        """Shoppers of matrix ``rows``; -1 (unseen user) gets the empty history."""
+        return self.shoppers.take(np.where(rows >= 0, rows, self.inter.n_users))
+
+
+def item_stats(events: pd.DataFrame, inter: Interactions, cutoff: pd.Timestamp, weights: dict[str, float],
+               item_emb: np.ndarray, recent_days: int, ease_lambda: float, ease_max_items: int) -> ItemStats:
+    """Item statistics of the events before ``cutoff`` (``inter`` is their matrix)."""
     bought = inter.purchased.copy()
     bought.data[:] = 1.0
     norms = np.sqrt(np.asarray(bought.sum(axis=0)).ravel())
@@ -105,41 +126,111 @@ def build_user_state(
     copurchase.setdiag(0.0)
     copurchase.eliminate_zeros()
     recent = events[events["timestamp"] >= cutoff - pd.Timedelta(days=recent_days)]
-    recent_pop = build_interactions(recent, catalog.item_ids, weights).item_popularity()
-    buys = ev[ev["event_type"] == "purchase"]
-    price = pd.Series(catalog.price, index=catalog.item_ids)
-    median_price = buys.assign(p=buys["item_id"].map(price)).groupby("user_id")["p"].median()
-    cat_counts = sp.csr_matrix(
-        (np.ones(len(rows), np.float32), (rows, catalog.category_idx[cols])),
-        shape=(inter.n_users, catalog.n_categories),
-    ).toarray()
-    return UserState(
-        inter=inter,
-        days_since=days_since,
+    return ItemStats(
         copurchase=copurchase,
         ease=EASE(inter, ease_lambda, ease_max_items),
         popularity=inter.item_popularity(),
-        recent_popularity=recent_pop,
-        user_median_price=median_price.reindex(inter.user_ids).fillna(0.0).to_numpy(np.float32),
-        user_purchases=np.asarray(inter.purchased.sum(axis=1)).ravel(),
+        recent_popularity=build_interactions(recent, inter.item_ids, weights).item_popularity(),
         item_repeat_rate=(_count(inter.purchased >= 2, 0) + 0.1) / (_count(inter.purchased >= 1, 0) + 1.0),
-        user_repeat_share=(_count(inter.purchased >= 2, 1) + 0.1) / (_count(inter.purchased >= 1, 1) + 1.0),
-        user_days_idle=_row_min(days_since) - 1.0,
-        category_share=cat_counts / np.maximum(cat_counts.sum(axis=1, keepdims=True), 1.0),
-        query_emb=query_emb_for(inter.user_ids),
-        user_text=_normalise(np.asarray(inter.weighted @ catalog.text_emb, dtype=np.float32)),
-        cold_query_emb=query_emb_for(np.array([""], dtype=object))[0],
         item_emb=item_emb,
     )
 
 
+def nanoseconds(times) -> np.ndarray:
+    """UTC nanoseconds of timestamps (tz-aware or naive UTC), whatever their pandas resolution."""
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
+
+
+def build_shoppers(events: pd.DataFrame, keys: np.ndarray, user_ids: np.ndarray, now, catalog: Catalog,
+                   weights: dict[str, float], history_types: list[str], tower: QueryTowerWeights,
+                   history_length: int, recent: list[np.ndarray] | None = None) -> Shoppers:
+    """Shoppers ``0..n-1`` (``n = len(user_ids)``): shopper ``keys[j]`` did event ``j`` of ``events``.
+
+    ``now[r]`` is shopper r's clock (every "days since" and the day of week); their events
+    must be before it. ``user_ids[r]`` picks the query tower's user embedding (unknown: the
+    cold-start one). ``recent[r]`` (catalog rows) are items r is looking at now: they count as
+    views at ``now``, close r's query-tower history and join the co-purchase input.
+    """
+    n, n_items = len(user_ids), catalog.n_items
+    now_ns = nanoseconds(now)
+    recent = recent if recent is not None else [np.zeros(0, np.int64)] * n
+    item = catalog.rows.get_indexer(events["item_id"])
+    ok = item >= 0
+    rk = np.repeat(np.arange(n), [len(r) for r in recent]).astype(np.int64)
+    ritem = np.concatenate([np.asarray(r, np.int64) for r in recent]) if n else np.zeros(0, np.int64)
+    key = np.concatenate([np.asarray(keys, np.int64)[ok], rk])
+    item = np.concatenate([item[ok], ritem])
+    etype = np.concatenate([events["event_type"].to_numpy(dtype=object)[ok], np.full(len(rk), "view", object)])
+    ts = np.concatenate([nanoseconds(events["timestamp"])[ok], now_ns[rk]])
+    types = pd.Index(list(weights)).get_indexer(etype)
+    w = np.append(np.asarray(list(weights.values()), np.float32), np.float32(0.0))[types]  # unknown type (-1): 0
+    buy = etype == "purchase"
+    in_history = np.isin(etype, list(history_types)) | (np.arange(len(key)) >= len(key) - len(rk))
+    age = (now_ns[key] - ts) / DAY_NS
+    pair, inv = np.unique(key * n_items + item, return_inverse=True)
+    r, c = pair // n_items, pair % n_items
+    strongest = np.full(len(pair), -np.inf, np.float32)
+    np.maximum.at(strongest, inv, w)
+    newest = np.full(len(pair), np.inf)
+    np.minimum.at(newest, inv, age)
+    buys = np.bincount(inv, weights=buy, minlength=len(pair)).astype(np.float32)
+    matrix = lambda values: sp.csr_matrix((values, (r, c)), shape=(n, n_items), dtype=np.float32)  # noqa: E731
+    weighted, days_since, purchased = matrix(strongest), matrix(newest + 1.0), matrix(buys)
+    purchased.eliminate_zeros()
+    anchors = sp.csr_matrix((np.ones(len(ritem), np.float32), (rk, ritem)), shape=(n, n_items)) + purchased
+    anchors.data[:] = 1.0
+    per_item = purchased.copy()
+    known = np.bincount(key, minlength=n) > 0
+    idle = np.full(n, NEVER_DAYS)
+    np.minimum.at(idle, key, age)
+    prices = pd.Series(catalog.price[item[buy]].astype(np.float64)).groupby(key[buy]).median()
+    cats = sp.csr_matrix((np.ones(len(key), np.float32), (key, catalog.category_idx[item])),
+                         shape=(n, catalog.n_categories)).toarray()
+    return Shoppers(
+        known=known, weighted=weighted, purchased=purchased, days_since=days_since, anchors=anchors,
+        recent=[np.asarray(x, np.int64) for x in recent],
+        median_price=prices.reindex(range(n)).fillna(0.0).to_numpy(np.float32),
+        purchases=np.asarray(per_item.sum(axis=1), np.float32).ravel(),
+        repeat_share=(_count(per_item >= 2, 1) + 0.1) / (_count(per_item >= 1, 1) + 1.0),
+        days_idle=idle.astype(np.float32),
+        category_share=cats / np.maximum(cats.sum(axis=1, keepdims=True), 1.0),
+        user_text=_normalise(np.asarray(weighted @ catalog.text_emb, dtype=np.float32)),
+        query=_query(tower, key, item, ts, in_history, user_ids, now, history_length),
+    )
+
+
+def _query(tower: QueryTowerWeights, key: np.ndarray, item: np.ndarray, ts: np.ndarray, history: np.ndarray,
+           user_ids: np.ndarray, now, length: int) -> np.ndarray:
+    """Query vectors: each shopper's last ``length`` history items (time order, stable), their day of week."""
+    key, item, ts = key[history], item[history], ts[history]
+    order = np.lexsort((ts, key))
+    sorted_keys = key[order]
+    n = len(user_ids)
+    starts = np.searchsorted(sorted_keys, np.arange(n), side="left")
+    ends = np.searchsorted(sorted_keys, np.arange(n), side="right")
+    windows = window(item[order] + 1, ends, starts, length)
+    return tower.embed(tower.tokens(user_ids), windows, pd.DatetimeIndex(now).dayofweek.to_numpy())
+
+
+def build_user_state(
+    events: pd.DataFrame, catalog: Catalog, weights: dict[str, float], cutoff: pd.Timestamp,
+    tower: QueryTowerWeights, item_emb: np.ndarray, history_types: list[str], history_length: int,
+    recent_days: int = 30, ease_lambda: float = 200.0, ease_max_items: int = 20_000,
+) -> UserState:
+    """Aggregate ``events`` (all before ``cutoff``) into a :class:`UserState`."""
+    inter = build_interactions(events, catalog.item_ids, weights)
+    users = np.append(inter.user_ids, "")
+    keys = events["user_id"].map(inter.user_index).to_numpy(dtype=np.float64)
+    known = ~np.isnan(keys)
+    shoppers = build_shoppers(events[known], keys[known].astype(np.int64), users,
+                              pd.DatetimeIndex([cutoff] * len(users)), catalog, weights, history_types, tower,
+                              history_length)
+    return UserState(inter, item_stats(events, inter, cutoff, weights, item_emb, recent_days, ease_lambda,
+                                       ease_max_items), shoppers, tower)
+
+
 def _count(mask: sp.spmatrix, axis: int) -> np.ndarray:
     return np.asarray(mask.sum(axis=axis), dtype=np.float32).ravel()
-
-
-def _row_min(m: sp.csr_matrix) -> np.ndarray:
-    """Smallest stored value per row (rows are never empty here: every user has an event)."""
-    return np.minimum.reduceat(m.data, m.indptr[:-1]) if m.nnz else np.zeros(m.shape[0], np.float32)
 
 
 def _rank_within_user(user_pos: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -157,50 +248,52 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Candidates:
-    user_pos: np.ndarray  # position of the pair's user in the requested rows
+    user_pos: np.ndarray  # the pair's shopper (row of the Shoppers scored)
     item: np.ndarray  # catalog index
     numeric: np.ndarray  # [n_pairs, len(NUMERIC)]
 
 
-def candidates(state: UserState, catalog: Catalog, rows: np.ndarray, n_retrieval: int, n_copurchase: int) -> Candidates:
-    """Candidate pairs and numeric features for user ``rows`` (matrix rows, -1 = cold user)."""
-    tt = state.queries(rows) @ state.item_emb.T
-    known = rows >= 0
-    safe = np.maximum(rows, 0)
-    hist_w = state.inter.weighted[safe].toarray() * known[:, None]
-    bought = state.inter.purchased[safe].toarray() * known[:, None]
-    co = np.asarray(((bought > 0).astype(np.float32) @ state.copurchase))
-    ease = state.ease.item_scores(state.ease.history[safe]) * known[:, None]
+def candidates(items: ItemStats, shoppers: Shoppers, catalog: Catalog, n_retrieval: int,
+               n_copurchase: int) -> Candidates:
+    """Candidate pairs of ``shoppers`` and their numeric features, computed on the candidates only."""
+    tt = shoppers.query @ items.item_emb.T
+    known = shoppers.known
+    ease = items.ease.item_scores(shoppers.anchors)
     pick = np.zeros_like(tt, dtype=bool)
     np.put_along_axis(pick, top_k(tt, n_retrieval)[0], True, axis=1)
     co_top = np.zeros_like(pick)
     np.put_along_axis(co_top, top_k(ease, n_copurchase)[0], True, axis=1)
-    pick |= (co_top & (ease > 0)) | (hist_w > 0)
+    pick |= co_top & (ease > 0)
+    hist = shoppers.weighted
+    pick[np.repeat(np.arange(shoppers.n), np.diff(hist.indptr))[hist.data > 0], hist.indices[hist.data > 0]] = True
     u, i = np.nonzero(pick)
-    tt_rank = np.argsort(np.argsort(-tt, axis=1, kind="stable"), axis=1, kind="stable")
-    days = state.days_since[safe].toarray() * known[:, None]
+    at = lambda m: np.asarray(m[u, i], dtype=np.float32).ravel()  # noqa: E731  (a sparse matrix at the pairs)
+    hist_w, bought, days = at(shoppers.weighted), at(shoppers.purchased), at(shoppers.days_since)
     days = np.where(days > 0, days - 1.0, NEVER_DAYS)
-    price_ratio = catalog.price[i] / np.maximum(state.user_median_price[safe[u]], 1e-3)
+    co = at(shoppers.anchors @ items.copurchase)
+    tt_pairs, ease_pairs = tt[u, i], ease[u, i]
+    median = shoppers.median_price[u]
+    price_ratio = catalog.price[i] / np.maximum(median, 1e-3)
     numeric = np.column_stack([
-        tt[u, i],
-        np.log1p(tt_rank[u, i]),
-        co[u, i],
-        ease[u, i],
-        np.log1p(bought[u, i]),
-        np.log1p(days[u, i]),
-        (hist_w[u, i] > 0).astype(np.float32),
-        hist_w[u, i],
-        np.log1p(state.popularity[i]),
-        np.log1p(state.recent_popularity[i]),
-        np.where(state.user_median_price[safe[u]] > 0, np.log(np.maximum(price_ratio, 1e-3)), 0.0),
-        np.log1p(state.user_purchases[safe[u]] * known[u]),
-        state.category_share[safe[u], catalog.category_idx[i]] * known[u],
-        state.item_repeat_rate[i],
-        state.user_repeat_share[safe[u]] * known[u],
-        np.log1p(np.where(known[u], state.user_days_idle[safe[u]], NEVER_DAYS)),
-        np.log1p(_rank_within_user(u, ease[u, i])),
-        np.log1p(_rank_within_user(u, bought[u, i])),
-        np.log1p(_rank_within_user(u, -days[u, i])),
-        np.log1p(_rank_within_user(u, co[u, i])),
+        tt_pairs,
+        np.log1p(_rank_within_user(u, tt_pairs)),
+        co,
+        ease_pairs,
+        np.log1p(bought),
+        np.log1p(days),
+        (hist_w > 0).astype(np.float32),
+        hist_w,
+        np.log1p(items.popularity[i]),
+        np.log1p(items.recent_popularity[i]),
+        np.where(median > 0, np.log(np.maximum(price_ratio, 1e-3)), 0.0),
+        np.log1p(shoppers.purchases[u]),
+        shoppers.category_share[u, catalog.category_idx[i]],
+        items.item_repeat_rate[i],
+        shoppers.repeat_share[u] * known[u],
+        np.log1p(np.where(known[u], shoppers.days_idle[u], NEVER_DAYS)),
+        np.log1p(_rank_within_user(u, ease_pairs)),
+        np.log1p(_rank_within_user(u, bought)),
+        np.log1p(_rank_within_user(u, -days)),
+        np.log1p(_rank_within_user(u, co)),
     ]).astype(np.float32)
     return Candidates(user_pos=u, item=i, numeric=numeric)

@@ -58,6 +58,12 @@ class Catalog:
         return len(self.item_ids)
 
     @cached_property
+    def rows(self) -> pd.Index:
+        """The item ids as an index: ``rows.get_indexer(ids)`` is their rows (-1: not in the catalog), one hash
+        lookup per id (a ``Series.map`` over :attr:`row_of` rebuilds its table on every call)."""
+        return pd.Index(self.item_ids)
+
+    @cached_property
     def row_of(self) -> dict[str, int]:
         """item_id -> row (:func:`row_index`)."""
         return row_index(self.item_ids)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 
-def _window(tokens: np.ndarray, ends: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+def window(tokens: np.ndarray, ends: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     """Row r = tokens[max(starts[r], ends[r] - length) : ends[r]], left-padded with 0."""
     idx = ends[:, None] - length + np.arange(length)[None, :]
     valid = idx >= starts[:, None]
@@ -42,7 +42,7 @@ def example_histories(
         raise ValueError("history events must be sorted by (user, time)")
     ends = np.searchsorted(key_hist, key_ex, side="left")  # first history event at or after t
     starts = np.searchsorted(key_hist, codes.get_indexer(users).astype(np.int64) * width, side="left")
-    return _window(history_tokens, ends, starts, length)
+    return window(history_tokens, ends, starts, length)
 
 
 def latest_histories(events: pd.DataFrame, users: np.ndarray, item_index: dict[str, int], length: int) -> np.ndarray:
@@ -55,4 +55,4 @@ def latest_histories(events: pd.DataFrame, users: np.ndarray, item_index: dict[s
     has = b["min"].notna().to_numpy()
     starts = np.where(has, b["min"].fillna(0), 0).astype(np.int64)
     ends = np.where(has, b["max"].fillna(-1) + 1, 0).astype(np.int64)
-    return _window(tokens, ends, starts, length)
+    return window(tokens, ends, starts, length)

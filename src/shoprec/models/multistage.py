@@ -23,8 +23,9 @@ import pandas as pd
 import tensorflow as tf
 
 from shoprec.config import Params
-from shoprec.models.candidates import Candidates, UserState, build_user_state, candidates
+from shoprec.models.candidates import Candidates, Shoppers, UserState, build_user_state, candidates
 from shoprec.models.catalog import Catalog
+from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.models.ranking import Ranker, predict, train_ranker
 from shoprec.models.retrieval import (
     RetrievalData, TwoTower, build_examples, embed_queries, query_inputs,
@@ -60,17 +61,18 @@ def query_embedder(fitted: FittedRetrieval, events: pd.DataFrame, catalog: Catal
     return embed
 
 
-def user_state(events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp, cfg: Params, query_emb_for,
+def user_state(events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp, cfg: Params, tower: QueryTowerWeights,
                item_emb: np.ndarray) -> UserState:
-    return build_user_state(events, catalog, cfg.interactions.weights, cutoff, query_emb_for, item_emb,
-                            cfg.ranking.recent_days, cfg.baselines.ease_lambda, cfg.baselines.ease_max_items)
+    return build_user_state(events, catalog, cfg.interactions.weights, cutoff, tower, item_emb,
+                            cfg.interactions.history_types, cfg.retrieval.history_length, cfg.ranking.recent_days,
+                            cfg.baselines.ease_lambda, cfg.baselines.ease_max_items)
 
 
-def ranker_inputs(state: UserState, catalog: Catalog, cands: Candidates, rows: np.ndarray) -> dict[str, np.ndarray]:
+def ranker_inputs(shoppers: Shoppers, catalog: Catalog, cands: Candidates) -> dict[str, np.ndarray]:
     """Ranker features of candidate pairs: numeric features and both content vectors (see candidates)."""
     return {
         "numeric": cands.numeric,
-        "user_text": state.user_texts(rows)[cands.user_pos].astype(np.float32),
+        "user_text": shoppers.user_text[cands.user_pos].astype(np.float32),
         "item_text": catalog.text_emb[cands.item],
     }
 
@@ -100,9 +102,15 @@ class MultiStage:
     cfg: Params
     name: str = "shoprec"
 
+    def rank_shoppers(self, shoppers: Shoppers) -> tuple[Candidates, dict[str, np.ndarray]]:
+        """Candidates of ``shoppers`` and the ranker's predictions on them: every list's scoring path."""
+        cands = candidates(self.state.items, shoppers, self.catalog, self.cfg.ranking.n_retrieval,
+                           self.cfg.ranking.n_copurchase)
+        return cands, predict(self.ranker, ranker_inputs(shoppers, self.catalog, cands))
+
     def rank(self, rows: np.ndarray) -> tuple[Candidates, dict[str, np.ndarray]]:
-        cands = candidates(self.state, self.catalog, rows, self.cfg.ranking.n_retrieval, self.cfg.ranking.n_copurchase)
-        return cands, predict(self.ranker, ranker_inputs(self.state, self.catalog, cands, rows))
+        """:meth:`rank_shoppers` of matrix ``rows`` as of the training cut-off (-1: no history)."""
+        return self.rank_shoppers(self.state.at(rows))
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         """Purchase probability on candidates, ``-inf`` elsewhere."""
@@ -120,7 +128,7 @@ class TwoTowerScorer:
     name: str = "two_tower"
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        return self.state.queries(rows) @ self.state.item_emb.T
+        return self.state.at(rows).query @ self.state.items.item_emb.T
 
 
 def heads_for(events: pd.DataFrame) -> list[str]:
@@ -135,9 +143,9 @@ def fit_ranker(replay: UserState, window: pd.DataFrame, catalog: Catalog, heads:
     users = np.asarray(sorted(set(active) & replay.inter.user_index.keys()), dtype=object)
     if len(users) == 0:
         raise ValueError("ranking: no user of the validation window was seen before it; widen split.validation_days")
-    rows = replay.inter.rows(users)
-    cands = candidates(replay, catalog, rows, cfg.ranking.n_retrieval, cfg.ranking.n_copurchase)
-    feats = ranker_inputs(replay, catalog, cands, rows) | label_pairs(window, users, cands, catalog, heads)
+    shoppers = replay.at(replay.inter.rows(users))
+    cands = candidates(replay.items, shoppers, catalog, cfg.ranking.n_retrieval, cfg.ranking.n_copurchase)
+    feats = ranker_inputs(shoppers, catalog, cands) | label_pairs(window, users, cands, catalog, heads)
     positive = np.any([feats[f"label_{h}"] > 0 for h in heads], axis=0)
     rng = np.random.default_rng(cfg.seed)
     keep = positive | (rng.random(len(positive)) < cfg.ranking.negative_sample)

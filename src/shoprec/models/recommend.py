@@ -1,37 +1,53 @@
 """One shopper's final list with a reason per item: what the CLI and the service return.
 
-Explanations come from the same state the ranker used:
+Every list goes through one path, :func:`answer`: the shopper's candidates ranked by the
+ranker (:meth:`MultiStage.rank_shoppers`), purchases left out when asked, MMR, reasons.
+:func:`recommend` asks it for a training user as of the training cut-off (the lists the
+bundle precomputes); :func:`recommend_now` for a shopper's history as of a request's time,
+with what they did a second ago (real-time); given the same history and time the two
+agree to the last digit, which a test checks.
+
+Explanations come from the same shopper state the ranker used:
 
 * an item the shopper bought before: "you bought this N times";
 * an item they clicked or carted: "you added this to your cart" / "you clicked this";
-* otherwise the nearest item of their history in the two-tower item space:
-  "because you bought X" (or "because you looked at X" when they never bought);
+* otherwise the nearest anchor in the two-tower item space: an item they are looking at
+  now ("because you just viewed X"), else one they bought ("because you bought X"), else
+  one they looked at ("because you looked at X");
 * a shopper with no history (cold start): "popular in <category>".
 """
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterable, Sequence
 
+import numpy as np
+import pandas as pd
+
+from shoprec.models.candidates import Shoppers, build_shoppers
 from shoprec.models.diversity import mmr
 from shoprec.models.multistage import MultiStage
-
 
 _SIGNAL_PHRASES = {"add_to_cart": "you added this to your cart", "click": "you clicked this", "view": "you viewed this"}
 
 
-def explain(system: MultiStage, row: int, items: np.ndarray) -> list[str]:
-    catalog, state = system.catalog, system.state
-    if row < 0:
+def explain(system: MultiStage, shoppers: Shoppers, pos: int, items: np.ndarray) -> list[str]:
+    """Reasons for ``items`` in the list of shopper ``pos`` of ``shoppers``."""
+    catalog, item_emb = system.catalog, system.state.items.item_emb
+    if not shoppers.known[pos]:
         return [_popular(catalog, i) for i in items]
-    bought = state.inter.purchased[row].toarray().ravel()
-    signal = state.inter.weighted[row].toarray().ravel()
+    bought = shoppers.purchased[pos].toarray().ravel()
+    signal = shoppers.weighted[pos].toarray().ravel()
     weights = system.cfg.interactions.weights
-    anchors = np.flatnonzero(bought) if bought.any() else np.flatnonzero(signal)
-    verb = "bought" if bought.any() else "looked at"
-    nearest = anchors[np.argmax(state.item_emb[items] @ state.item_emb[anchors].T, axis=1)] if len(anchors) else None
+    recent = shoppers.recent[pos]
+    if len(recent):
+        anchors, verb = recent, "just viewed"
+    else:
+        anchors = np.flatnonzero(bought) if bought.any() else np.flatnonzero(signal)
+        verb = "bought" if bought.any() else "looked at"
+    nearest = anchors[np.argmax(item_emb[items] @ item_emb[anchors].T, axis=1)] if len(anchors) else None
     out = []
-    for pos, i in enumerate(items):
+    for at, i in enumerate(items):
         if bought[i] > 0:
             times = int(bought[i])
             out.append(f"you bought this {times} time{'s' if times > 1 else ''} before")
@@ -39,7 +55,7 @@ def explain(system: MultiStage, row: int, items: np.ndarray) -> list[str]:
             strongest = min(weights, key=lambda t: abs(weights[t] - signal[i]))  # the event type behind the weight
             out.append(_SIGNAL_PHRASES.get(strongest, "you looked at this before"))
         elif nearest is not None:
-            out.append(f"because you {verb} {catalog.titles[nearest[pos]]}")
+            out.append(f"because you {verb} {catalog.titles[nearest[at]]}")
         else:
             out.append(_popular(catalog, i))
     return out
@@ -49,36 +65,78 @@ def _popular(catalog, item: int) -> str:
     return f"popular in {catalog.categories[item]}" if catalog.categories[item] else "popular right now"
 
 
-def ranked(system: MultiStage, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per matrix row (-1 = cold user): its candidates best first and their p(purchase)."""
-    cands, pred = system.rank(rows)
-    order = np.lexsort((cands.item, -pred["purchase"], cands.user_pos))  # by user, then best first
-    bounds = np.searchsorted(cands.user_pos[order], np.arange(len(rows) + 1))
+def ranked(system: MultiStage, shoppers: Shoppers) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per shopper: their candidates best first and their p(purchase)."""
+    cands, pred = system.rank_shoppers(shoppers)
+    order = np.lexsort((cands.item, -pred["purchase"], cands.user_pos))  # by shopper, then best first
+    bounds = np.searchsorted(cands.user_pos[order], np.arange(shoppers.n + 1))
     items, scores = cands.item[order], pred["purchase"][order]
     return [(items[a:b], scores[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def without_purchases(system: MultiStage, row: int, items: np.ndarray, scores: np.ndarray
+def without_purchases(shoppers: Shoppers, pos: int, items: np.ndarray, scores: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """``items`` minus what matrix ``row`` bought in train (the evaluation's ``new`` view)."""
-    if row < 0:
-        return items, scores
-    keep = system.state.inter.purchased[row].toarray().ravel()[items] == 0
+    """``items`` minus what shopper ``pos`` bought (the evaluation's ``new`` view)."""
+    keep = shoppers.purchased[pos].toarray().ravel()[items] == 0
     return items[keep], scores[keep]
 
 
-def recommend(system: MultiStage, user_id: str, k: int, exclude_purchased: bool = False,
-              diversity: float = 0.0) -> list[dict]:
-    """Top ``k`` items for ``user_id`` (unknown users get the cold-start list)."""
-    row = int(system.state.inter.rows([user_id])[0])
-    items, scores = ranked(system, np.array([row]))[0]
+def answer(system: MultiStage, shoppers: Shoppers, k: int, exclude_purchased: bool = False,
+           diversity: float = 0.0) -> list[dict]:
+    """Top ``k`` with reasons for the first (only) shopper of ``shoppers``."""
+    items, scores = ranked(system, shoppers)[0]
     if exclude_purchased:
-        items, scores = without_purchases(system, row, items, scores)
-    chosen = mmr(scores, system.state.item_emb[items], diversity, k)
+        items, scores = without_purchases(shoppers, 0, items, scores)
+    chosen = mmr(scores, system.state.items.item_emb[items], diversity, k)
     items, scores = items[chosen], scores[chosen]
     return [
         {"item_id": str(system.catalog.item_ids[i]), "title": str(system.catalog.titles[i]),
          "category": str(system.catalog.categories[i]), "price": float(system.catalog.price[i]), "score": float(s),
          "explanation": why}
-        for i, s, why in zip(items, scores, explain(system, row, items))
+        for i, s, why in zip(items, scores, explain(system, shoppers, 0, items))
     ]
+
+
+def recommend(system: MultiStage, user_id: str, k: int, exclude_purchased: bool = False,
+              diversity: float = 0.0) -> list[dict]:
+    """Top ``k`` for ``user_id`` as of the training cut-off (unknown users get the cold-start list)."""
+    return answer(system, system.state.at(system.state.inter.rows([user_id])), k, exclude_purchased, diversity)
+
+
+def history_shoppers(system: MultiStage, events: pd.DataFrame, keys: np.ndarray, user_ids: Sequence[str | None],
+                     now: Sequence[pd.Timestamp], recent: Sequence[Iterable[str]] | None = None) -> Shoppers:
+    """Shoppers ``0..n-1`` as of their ``now``: shopper ``keys[j]`` did event ``j`` (``item_id``,
+    ``event_type``, ``timestamp``). ``recent`` item ids not in the catalog are ignored (an item
+    added after packaging has no vector yet)."""
+    cfg, row_of = system.cfg, system.catalog.row_of
+    rows = None if recent is None else [np.array([row_of[i] for i in r if i in row_of], np.int64) for r in recent]
+    return build_shoppers(events, keys, np.array([u or "" for u in user_ids], dtype=object), pd.DatetimeIndex(now),
+                          system.catalog, cfg.interactions.weights, cfg.interactions.history_types,
+                          system.state.tower, cfg.retrieval.history_length, rows)
+
+
+def events_frame(events: Iterable[tuple[str, str, pd.Timestamp]]) -> pd.DataFrame:
+    """``(item_id, event_type, time)`` triples as the event frame scoring reads (times in UTC)."""
+    frame = pd.DataFrame(list(events), columns=["item_id", "event_type", "timestamp"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame
+
+
+def recommend_now(system: MultiStage, events: Iterable[tuple[str, str, pd.Timestamp]], now: pd.Timestamp,
+                  user_id: str | None = None, recent_items: Sequence[str] = (), k: int = 20,
+                  exclude_purchased: bool = False, diversity: float = 0.0) -> list[dict]:
+    """Real-time top ``k`` for a shopper whose history as of ``now`` is ``events``.
+
+    ``events``: ``(item_id, event_type, time)``, all before ``now``, in the order they
+    happened: the training history plus what arrived since packaging. ``now`` is the
+    request's time on the data's clock, which every time feature ("days since", the day of
+    week) is computed as of: the wall time for live data, the wall time minus a fixed offset
+    for data whose clock is not today's (the sample's events are from 2024). ``user_id`` picks the two-tower's user embedding
+    (None or unknown: the cold-start one). ``recent_items``: items the shopper is looking
+    at now (an anonymous session, the page they are on), most recent last.
+    """
+    frame = events_frame(events)
+    shoppers = history_shoppers(system, frame, np.zeros(len(frame), np.int64), [user_id], [pd.Timestamp(now)],
+                                [recent_items])
+    return answer(system, shoppers, k, exclude_purchased, diversity)
+

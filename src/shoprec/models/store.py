@@ -19,6 +19,7 @@ from shoprec.layout import Layout, RankingFiles, RetrievalFiles, SplitFiles
 from shoprec.models.candidates import UserState
 from shoprec.models.catalog import Catalog
 from shoprec.models.multistage import MultiStage, user_state
+from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.models.ranking import Ranker
 from shoprec.text.catalog_embeddings import read_embeddings
 
@@ -70,10 +71,10 @@ class StoredVectors:
 
 
 def stored_state(events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp, cfg: Params,
-                 embeddings_path: Path) -> UserState:
-    """Rebuild a :class:`UserState` from events and a stored embeddings file."""
-    vectors = StoredVectors.load(embeddings_path)
-    return user_state(events, catalog, cutoff, cfg, vectors.users, vectors.items)
+                 retrieval: RetrievalFiles, phase: str) -> UserState:
+    """Rebuild a :class:`UserState` from events and a two-tower phase's stored item vectors and query tower."""
+    items = StoredVectors.load(retrieval.embeddings(phase)).items
+    return user_state(events, catalog, cutoff, cfg, QueryTowerWeights.load(retrieval.query_tower(phase)), items)
 
 
 def load_ranker(ranking: RankingFiles) -> Ranker:
@@ -88,7 +89,7 @@ def load_system(split: SplitFiles, items_path: Path, text_emb_path: Path, retrie
     """The full system as of the test cut-off, ready to score (evaluation, CLI, service)."""
     catalog = load_catalog(items_path, text_emb_path)
     train, test_start = phases(split)["final"]
-    state = stored_state(train, catalog, test_start, params, retrieval.embeddings("final"))
+    state = stored_state(train, catalog, test_start, params, retrieval, "final")
     return MultiStage(catalog, state, load_ranker(ranking), params)
 
 

@@ -71,16 +71,15 @@ def _lists(system, length: int, batch: int = 256) -> pd.DataFrame:
     rows = np.append(np.arange(system.state.inter.n_users), -1)
     frames = []
     for start in range(0, len(rows), batch):
-        chunk = rows[start:start + batch]
-        for user, row, (items, scores) in zip(users[start:start + batch], chunk, ranked(system, chunk)):
-            row = int(row)
+        shoppers = system.state.at(rows[start:start + batch])
+        for pos, (user, (items, scores)) in enumerate(zip(users[start:start + batch], ranked(system, shoppers))):
             for view, exclude in VIEWS.items():
-                top, top_scores = without_purchases(system, row, items, scores) if exclude else (items, scores)
+                top, top_scores = without_purchases(shoppers, pos, items, scores) if exclude else (items, scores)
                 top, top_scores = top[:length], top_scores[:length]
                 frames.append(pd.DataFrame({
                     "user_id": user, "view": view, "rank": np.arange(1, len(top) + 1, dtype=np.int32),
                     "item": top.astype(np.int32), "score": top_scores.astype(np.float32),
-                    "explanation": explain(system, row, top)}))
+                    "explanation": explain(system, shoppers, pos, top)}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -157,8 +156,9 @@ def build_bundle(repo: Layout, params: Params, out_dir: Path, params_path: Path)
     system = load_layout(params, repo)
     _lists(system, params.serving.list_length).to_parquet(bundle.lists, index=False)
     _history(pd.read_parquet(repo.split.train), system.catalog.row_of).to_parquet(bundle.history, index=False)
-    _together(system.state.copurchase, params.serving.together_per_item).to_parquet(bundle.together, index=False)
-    save_indexes(bundle, system.state.item_emb, params)
+    _together(system.state.items.copurchase, params.serving.together_per_item).to_parquet(bundle.together,
+                                                                                        index=False)
+    save_indexes(bundle, system.state.items.item_emb, params)
     files = file_digests(out_dir)
     data = data_hash(repo)
     content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()

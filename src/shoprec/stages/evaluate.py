@@ -69,7 +69,7 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
     bought = {u: set(catalog.item_ids[inter.purchased[r].indices]) if r >= 0 else set() for u, r in zip(users, rows)}
     share = inter.item_popularity() / max(inter.item_popularity().sum(), 1e-9)
     item_bucket = popularity_buckets(catalog.item_ids, inter.item_popularity())
-    purchases = dict(zip(users, np.where(rows >= 0, state.user_purchases[np.maximum(rows, 0)], 0)))
+    purchases = dict(zip(users, state.at(rows).purchases))
     metrics, frames, seconds = {}, [], {}
     n = params.evaluate.list_length
     for scorer in scorers:

@@ -32,7 +32,7 @@ def train_ranking(split_dir: Path, items_path: Path, text_emb_path: Path, retrie
     train = pd.read_parquet(split.train)
     valid_start, _ = cutoffs(split)
     prefix, window = train[train["timestamp"] < valid_start], train[train["timestamp"] >= valid_start]
-    replay = stored_state(prefix, catalog, valid_start, params, RetrievalFiles(retrieval_dir).embeddings("replay"))
+    replay = stored_state(prefix, catalog, valid_start, params, RetrievalFiles(retrieval_dir), "replay")
     heads = heads_for(train)
     ranker, report = fit_ranker(replay, window, catalog, heads, params, strategy)
     with output_folder(out_dir, strategy) as folder:

@@ -3,7 +3,9 @@
 The ``replay`` model sees train before the validation window, so the ranker can learn
 from candidates as they look when the labels are still unseen; the ``final`` model sees
 all of train and serves. Each phase stores every training user's query vector as of
-its cut-off plus the cold-start vector (:class:`~shoprec.models.store.StoredVectors`).
+its cut-off plus the cold-start vector (:class:`~shoprec.models.store.StoredVectors`), and its
+query tower as arrays, with which scoring recomputes a shopper's vector from a fresher history
+(:class:`~shoprec.models.query_tower.QueryTowerWeights`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from shoprec.layout import RetrievalFiles, SplitFiles
 from shoprec.models.catalog import Catalog
 from shoprec.models.export import export_retrieval
 from shoprec.models.multistage import fit_retrieval, query_embedder
+from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.models.retrieval import embed_candidates
 from shoprec.models.store import load_catalog, phases
 from shoprec.models.training import configure_precision, distribution, output_folder, set_seeds, write_losses
@@ -49,6 +52,7 @@ def _fit_phases(split: SplitFiles, catalog: Catalog, out: RetrievalFiles, params
         out.embeddings(phase).parent.mkdir(parents=True, exist_ok=True)
         np.savez(out.embeddings(phase), user_ids=users.astype(str), query_emb=embed(users),
                  cold_query_emb=embed(np.array([""], dtype=object))[0], item_emb=item_emb)
+        QueryTowerWeights.from_model(fitted.model, users, catalog.n_items).save(out.query_tower(phase))
         losses[f"two_tower_{phase}"] = fitted.losses
         if phase == "final":
             write_embeddings(catalog.item_ids, item_emb, out.item_embeddings)
