@@ -10,9 +10,10 @@ Runs hourly (``prefect.yaml``):
 2. *count*: events in batches neither the served model nor the pending challenger was
    trained on (``serving.promoted_file`` and ``serving.challenger_file`` list their batches);
 3. below ``serving.feedback_min_events``: stop, the batches wait for the next run;
-4. otherwise the training flow reproduces the pipeline with packaging: the gate stops
-   the run (the flow fails, nothing is promoted) when the new models lose to the
-   baselines;
+4. otherwise the served model is pinned in ``serving.promoted_file`` if nothing was promoted
+   yet (``shoprec serve`` would otherwise serve the newest package, the retrained one), and
+   the training flow reproduces the pipeline with packaging: the gate stops the run (the
+   flow fails, no challenger) when the new models lose to the baselines;
 5. the new package's bento is smoke-tested (served from its own environment) and only then
    becomes the *pending challenger*: ``serving.challenger_file`` names it, the served model
    stays. An experiment with ``serving.experiment.challenger: pending`` serves it beside the
@@ -71,6 +72,14 @@ def untrained_batches(batch_dir: Path, promoted_file: Path, challenger_file: Pat
 
 
 @task(cache_policy=NO_CACHE)
+def pin_champion(repo: Path, promoted_file: Path) -> str:
+    """The served model stays served: a first retrain's package must not take over as "the last package"."""
+    from shoprec.serving.promote import pin_served
+
+    return pin_served(repo, promoted_file)
+
+
+@task(cache_policy=NO_CACHE)
 def challenge_with_package(repo: Path, promoted_file: Path, challenger_file: Path, batches: list[str]) -> dict:
     """The new package, smoke-tested, as the pending challenger (trained on every batch so far)."""
     from shoprec.serving.promote import make_challenger
@@ -106,6 +115,7 @@ def feedback(root: str = ".", min_events: int | None = None) -> dict:
     if new_events < needed:
         logger.info("%d new feedback events, %d needed to retrain: waiting", new_events, needed)
         return summary
+    pin_champion(repo, promoted_file)
     summary["stages"] = train(package=True, root=str(repo))
     summary["challenger"] = challenge_with_package(repo, promoted_file, challenger_file, list(pending))["model_tag"]
     summary["retrained"] = True

@@ -93,6 +93,8 @@ def test_an_experiment_serves_each_shopper_from_the_model_of_their_arm(experimen
     ({"name": "e", "challenger": "shoprec:x", "salt": "s", "share": 1.2},
      "serving.experiment.share: Value error, the challenger's traffic share must lie in [0, 1]"),
     ({"name": "e", "challenger": "shoprec:x"}, "serving.experiment: Value error, experiment 'e' has no salt"),
+    ({"name": "e", "challenger": "pending", "salt": "s"},
+     "serving.experiment.challenger is 'pending' but var/challenger.json does not exist: the feedback flow writes it"),
 ])
 def test_a_bad_experiment_refuses_to_start_with_the_field_and_the_rule(pipeline_run, package_record, tmp_path,
                                                                        experiment, says):

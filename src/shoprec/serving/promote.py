@@ -142,6 +142,16 @@ def promote_challenger(root: Path, serving, timeout: float = 300.0, extra: dict 
     return record
 
 
+def pin_served(root: Path, promoted_file: Path) -> str:
+    """Before a retrain packages a new model: if nothing was promoted yet, record what ``shoprec serve``
+    serves now (the last package) in ``promoted_file``, so the new package does not become the served
+    model by being the last one. Its tag."""
+    if not promoted_file.is_file():
+        _write(promoted_file, {"model_tag": served_tag(root, promoted_file), "promoted_at": _now(),
+                               "pinned": "served before the first retrain (no smoke test)"})
+    return served_tag(root, promoted_file)
+
+
 def served_tag(root: Path, promoted_file: Path) -> str:
     """What ``shoprec serve`` serves: the promoted model, or before any promotion the last package."""
     if promoted_file.is_file():
