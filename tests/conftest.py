@@ -132,6 +132,31 @@ def new_store(request, tmp_path):
 
 
 @pytest.fixture(scope="session")
+def popularity_package(pipeline_run, package_record) -> dict:
+    """`shoprec package --system popularity` of pipeline_run (no bento): its record, with the model tag."""
+    done = subprocess.run([Path(sys.executable).with_name("shoprec"), "package", "--system", "popularity",
+                           "--no-bento"], cwd=pipeline_run.root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="session")
+def experiment_served(pipeline_run, popularity_package, tmp_path_factory):
+    """A real `shoprec serve` (1 worker) running the experiment SERVED_EXPERIMENT: the pipeline_run
+    model as champion, its popularity baseline as challenger."""
+    from served_experiment import SERVED_EXPERIMENT, with_experiment
+
+    from shoprec.serving.process import start_server
+
+    folder = tmp_path_factory.mktemp("experiment")
+    params = with_experiment(pipeline_run.root, folder,
+                             SERVED_EXPERIMENT | {"challenger": popularity_package["model_tag"]})
+    server = start_server(pipeline_run.root, folder / "feedback.db", folder / "server.log", workers=1, params=params)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def harness():
     """A temporary Prefect server for the session's flow runs."""
     from prefect.testing.utilities import prefect_test_harness

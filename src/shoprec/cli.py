@@ -349,16 +349,24 @@ def package(
     out: Annotated[Path, typer.Option(help="the serving bundle (a folder, replaced)")] = LAYOUT.bundle.folder,
     record: Annotated[Path, typer.Option(help="the run's tags and commit (untracked)")] = LAYOUT.package_record,
     bento: Annotated[bool, typer.Option(help="also run `bentoml build`")] = True,
+    system: Annotated[str, typer.Option(help="what to package: shoprec (the gated model) or a baseline the "
+                                             "evaluation compares (popularity, own_history, itemknn, ease, "
+                                             "two_tower), e.g. as an experiment's challenger; a baseline goes to "
+                                             "var/systems/NAME unless --out/--record say otherwise")] = "shoprec",
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
-    """Bundle the gated models, import them into the BentoML model store and build the bento."""
+    """Bundle the gated models (or a baseline), import them into the BentoML model store and build the bento."""
     import json
 
+    from shoprec.serving.bundle import GATED
     from shoprec.stages.package import package as run_package
 
+    if system != GATED:  # the DVC-tracked bundle and its record stay the gated model's
+        out = LAYOUT.systems / system if out == LAYOUT.bundle.folder else out
+        record = LAYOUT.systems / f"{system}.json" if record == LAYOUT.package_record else record
     try:
-        done = run_package(LAYOUT, _params(params), params, out, record, bento)
-    except (RuntimeError, FileNotFoundError) as exc:
+        done = run_package(LAYOUT, _params(params), params, out, record, bento, system)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
         _fail(f"package: {exc}")
     typer.echo(json.dumps(done, indent=2))
 
@@ -470,12 +478,14 @@ def serve(
                                                "serving.impressions)")] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
-    """Serve the models of the last `dvc repro` over HTTP (wraps `bentoml serve`)."""
+    """Serve the models of the last `dvc repro` over HTTP (wraps `bentoml serve`), with the experiment
+    of params serving.experiment when it names one."""
     import os
 
     from shoprec.config import resolved
+    from shoprec.serving.experiment import ENV as EXPERIMENT_ENV
     from shoprec.serving.process import bind_problem, run_foreground
-    from shoprec.serving.promote import served_tag
+    from shoprec.serving.promote import challenger_tag, served_tag
 
     cfg = _params(params)
     if problem := bind_problem(host, port):
@@ -493,7 +503,16 @@ def serve(
         env["SHOPREC_WORKERS"] = str(workers)
     if impressions is not None:
         env["SHOPREC_IMPRESSIONS"] = str(int(impressions))
-    typer.echo(f"serving {tag} on http://{host}:{port} (storefront: http://{host}:{port}/ui/)")
+    experiment = cfg.serving.experiment
+    if experiment.name:
+        try:  # `pending`: the retrained model the feedback flow left in serving.challenger_file
+            experiment = experiment.model_copy(update={"challenger": challenger_tag(cfg.serving)})
+        except FileNotFoundError as exc:
+            _fail(f"serve: {exc}")
+    env[EXPERIMENT_ENV] = experiment.model_dump_json() if experiment.name else ""
+    arms = (f" (experiment {experiment.name}: {experiment.share:g} of shoppers get {experiment.challenger})"
+            if experiment.name else "")
+    typer.echo(f"serving {tag}{arms} on http://{host}:{port} (storefront: http://{host}:{port}/ui/)")
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     raise typer.Exit(run_foreground([bentoml, "serve", "shoprec.serving.service:Shoprec", "--host", host,
                                      "--port", str(port)], os.environ | env))

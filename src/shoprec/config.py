@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -165,6 +165,38 @@ class SearchParams(_Section):
     unnamed_weight: float = Field(0.5, ge=0)  # hybrid order: minus this per defining title word the query leaves out
 
 
+class ExperimentParams(_Section):
+    """An A/B experiment of the service (``serving.experiment``; assignment in :mod:`shoprec.experiments.assignment`).
+
+    Read by ``shoprec serve`` from the working ``params.yaml`` (not from a model's bundle): an
+    experiment is a choice of what to serve, not part of a model. An empty ``name``: no experiment.
+    """
+
+    name: str = ""  # empty: no experiment, every answer is the champion's
+    challenger: str = ""  # a model-store tag (`shoprec package` prints it), or "pending": serving.challenger_file's
+    share: float = 0.5  # of shoppers who get the challenger, in [0, 1]
+    salt: str = ""  # mixed into the assignment hash: a new salt draws new, independent arms
+
+    @field_validator("share")
+    @classmethod
+    def _a_fraction(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"the challenger's traffic share must lie in [0, 1], e.g. 0.1 for 10% of shoppers "
+                             f"(got {value})")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> "ExperimentParams":
+        if self.name and not self.challenger:
+            raise ValueError(f"experiment {self.name!r} names no challenger: set serving.experiment.challenger "
+                             "to a packaged model tag, e.g. shoprec:popularity-<version> (`shoprec package --system "
+                             "popularity` prints it)")
+        if self.name and not self.salt:
+            raise ValueError(f"experiment {self.name!r} has no salt: set serving.experiment.salt, e.g. "
+                             f"salt: {self.name}-1 (a new salt reshuffles the shoppers between the arms)")
+        return self
+
+
 class ServingParams(_Section):
     """The BentoML service (``shoprec.serving``): bundle, index, limits, workers."""
 
@@ -191,7 +223,9 @@ class ServingParams(_Section):
     impressions_days: int = Field(90, ge=1)  # impressions older than this are deleted by their export
     impressions_dir: str = Field("data/impressions", min_length=1)  # exported impression batches
     promoted_file: str = "var/promoted.json"  # the model `shoprec serve` serves (written by promotion)
+    challenger_file: str = "var/challenger.json"  # the retrained model waiting for an experiment (feedback flow)
     feedback_min_events: int = Field(1000, ge=1)  # new feedback events that trigger a retrain
+    experiment: ExperimentParams = ExperimentParams()
 
     @field_validator("feedback_db")
     @classmethod
@@ -272,7 +306,9 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ParamsError(f"{path}: {problems}") from exc
+        raise ParamsError(f"{path}: {problems(exc)}") from exc
+
+
+def problems(exc: ValidationError) -> str:
+    """Each broken rule of ``exc`` as ``dotted.key: message``, joined by "; "."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())

@@ -178,3 +178,9 @@ class Layout:
     def package_record(self) -> Path:
         """The last package stage's model tag, bento tag and git commit (a run detail)."""
         return self.run_details / "package.json"
+
+    @property
+    def systems(self) -> Path:
+        """Baselines packaged as servable models (``shoprec package --system NAME``): bundle ``NAME/``
+        and record ``NAME.json`` each; untracked, the model store keeps what a server loads."""
+        return self.run_details / "systems"

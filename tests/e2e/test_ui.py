@@ -34,7 +34,8 @@ PHONE = {"width": 375, "height": 812}
 # The first /feedback of a server process imports Great Expectations (~5 s).
 expect.set_options(timeout=30_000)
 
-QUERY = "red candel under 15"  # a correction, a price limit, a colour and a category intent
+QUERY = "red candel under 15"
+USERS_IN_PICKER = 20  # app.js USERS: the shoppers the page's picker offers  # a correction, a price limit, a colour and a category intent
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +87,11 @@ class Storefront:
             self.page.press("#search-input", "Enter")
         return answer.value.json()
 
-    def pick_user(self, user_id: str) -> None:
-        with self.page.expect_response(lambda r: r.url.endswith("/recommend")):
+    def pick_user(self, user_id: str) -> dict:
+        """Pick a shopper in the page's picker; the service's /recommend answer for them."""
+        with self.page.expect_response(lambda r: r.url.endswith("/recommend")) as answer:
             self.page.select_option("#user-select", user_id)
+        return answer.value.json()
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -258,6 +261,43 @@ def test_clicking_an_item_shows_similar_items_and_records_a_click(shop, shoppers
     assert (second["request_id"], second["position"]) == (shown_similar.value.json()["request_id"], 1)
     expect(page.locator("#feedback-count")).to_have_text("feedback sent: 2 accepted")
     expect(page.locator("#similar-title")).to_have_text(f"Similar to {similar[1]['title']}")
+
+
+def test_in_an_experiment_the_page_shows_the_shoppers_arm_and_clicks_name_their_answer(browser, experiment_served):
+    """Against the experiment server: for a shopper of each arm, the footer names the arm and model that
+    answered, the list is that arm's, and a click posts the answer's request_id and the item's position,
+    whose impression the service stored under that arm."""
+    from impressions import logged
+    from served_experiment import SERVED_EXPERIMENT
+
+    from shoprec.experiments.assignment import assign
+
+    context = browser.new_context(viewport=DESKTOP)
+    shop = Storefront(context.new_page(), experiment_served.url)
+    try:
+        users = shop.api("/users", {"limit": USERS_IN_PICKER})["users"]
+        one_per_arm = {assign(SERVED_EXPERIMENT["salt"], SERVED_EXPERIMENT["share"], u, None): u for u in users}
+        assert set(one_per_arm) == {"champion", "challenger"}, "no shopper of the picker in one of the arms"
+        shop.open()
+        page = shop.page
+        for variant, user in sorted(one_per_arm.items()):
+            shown = shop.pick_user(user)
+            assert shown["variant"] == variant
+            expect(page.locator("#variant")).to_have_text(variant)
+            expect(page.locator("#model-version")).to_have_text(shown["model_version"])
+            expect(shop.titles("recommendations")).to_have_text([i["title"] for i in shown["items"]])
+            with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer:
+                page.locator("#recommendations [data-testid=item] button").nth(2).click()
+            sent = json.loads(answer.value.request.post_data)["events"][0]
+            assert answer.value.status == 200
+            assert (sent["request_id"], sent["position"]) == (shown["request_id"], 2)
+            impression = logged(experiment_served.feedback_db, [shown["request_id"]]).loc[shown["request_id"]]
+            assert (impression["variant"], impression["item_ids"][2]) == (variant, sent["item_id"])
+            expect(page.locator("#variant")).to_have_text(variant)  # the similar items of the click: the same arm
+            shop.shot(f"experiment-{variant}")
+    finally:
+        context.close()
+    assert not shop.script_errors and not shop.foreign, (shop.script_errors, shop.foreign)
 
 
 def test_an_api_error_is_shown_and_the_page_keeps_working(shop):

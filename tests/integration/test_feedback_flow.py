@@ -11,7 +11,8 @@ import pytest
 from shoprec.orchestration.deployments import load_deployments, load_flow
 from shoprec.pipeline import set_params
 from shoprec.serving.sqlite_store import SqliteStore
-from shoprec.serving.promote import served_tag
+from shoprec.config import load_params
+from shoprec.serving.promote import promote_challenger, served_tag
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ def trained_copy(pipeline_run, tmp_path_factory):
     return root
 
 
-def test_feedback_waits_then_retrains_smoke_tests_and_promotes(harness, trained_copy):
+def test_feedback_waits_then_retrains_and_its_model_is_promoted_only_by_an_experiment(harness, trained_copy):
     root = trained_copy
     flow = load_flow("flows/feedback.py:feedback", root)
     items = pd.read_parquet(root / "data/clean/items.parquet")["item_id"].tolist()
@@ -46,16 +47,27 @@ def test_feedback_waits_then_retrains_smoke_tests_and_promotes(harness, trained_
     done = flow(root=str(root), min_events=3)
     assert done["exported"] is None and done["new_events"] == 3 and done["retrained"] is True
     assert done["stages"]["ingest"] == "ran" and done["stages"]["package"] == "ran"
-    promoted = json.loads((root / "var/promoted.json").read_text())
-    assert promoted["model_tag"] == done["promoted"] != before
-    assert promoted["feedback_batches"] == [waiting["exported"]]
-    assert min(promoted["smoke_test"].values()) > 0
-    assert served_tag(root, root / "var/promoted.json") == done["promoted"]
+    # The retrained model is the pending challenger, smoke-tested; the served model is unchanged.
+    challenger = json.loads((root / "var/challenger.json").read_text())
+    assert challenger["model_tag"] == done["challenger"] != before
+    assert challenger["feedback_batches"] == [waiting["exported"]]
+    assert min(challenger["smoke_test"].values()) > 0
+    assert served_tag(root, root / "var/promoted.json") == before
     clean = pd.read_parquet(root / "data/clean/events.parquet")
     assert (clean["user_id"] == "U-feedback-flow").sum() == 3  # the feedback is training data now
 
-    again = flow(root=str(root), min_events=1)
+    again = flow(root=str(root), min_events=1)  # the challenger's batches count as trained on: no second retrain
     assert again["new_events"] == 0 and again["retrained"] is False
+
+    # An experiment with the pending challenger ships it: promoted through the smoke-tested path.
+    set_params({"serving.experiment.name": "retrain-1", "serving.experiment.challenger": "pending",
+                "serving.experiment.salt": "r1"}, root)
+    shipped = promote_challenger(root, load_params(root / "params.yaml").serving)
+    assert shipped["model_tag"] == done["challenger"] and shipped["experiment"] == "retrain-1"
+    assert shipped["feedback_batches"] == [waiting["exported"]] and min(shipped["smoke_test"].values()) > 0
+    assert served_tag(root, root / "var/promoted.json") == done["challenger"]
+    assert not (root / "var/challenger.json").exists()
+    assert flow(root=str(root), min_events=1)["new_events"] == 0
 
 
 def test_prefect_yaml_has_an_hourly_feedback_deployment(pipeline_run):

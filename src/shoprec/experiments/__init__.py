@@ -1,0 +1,1 @@
+"""Online experiments: which shoppers a challenger model serves, and what it did to them."""

@@ -8,6 +8,7 @@ from these files, so none of them needs a two-tower model in memory (see
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from shoprec.config import Params, RankingParams
 from shoprec.layout import Layout, RankingFiles, RetrievalFiles, SplitFiles
 from shoprec.models.candidates import UserState
 from shoprec.models.catalog import Catalog
-from shoprec.models.multistage import MultiStage, user_state
+from shoprec.models.baselines import EASE, ItemKNN, OwnHistory, Popularity
+from shoprec.models.multistage import MultiStage, TwoTowerScorer, user_state
 from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.models.ranking import Ranker
 from shoprec.text.catalog_embeddings import read_embeddings
@@ -96,3 +98,15 @@ def load_system(split: SplitFiles, items_path: Path, text_emb_path: Path, retrie
 def load_layout(params: Params, layout: Layout = Layout()) -> MultiStage:
     """:func:`load_system` on the files of a repository after ``dvc repro`` (or a serving bundle)."""
     return load_system(layout.split, layout.items, layout.text_embeddings, layout.retrieval, layout.ranking, params)
+
+
+def scorers(system: MultiStage, params: Params) -> dict[str, Callable[[], object]]:
+    """Every system the evaluation compares, by name, each built only when called (EASE inverts
+    a matrix): the baselines, ``two_tower`` (retrieval alone) and ``shoprec`` (``system`` itself)."""
+    inter, b = system.state.inter, params.baselines
+    return {
+        "popularity": lambda: Popularity(inter), "own_history": lambda: OwnHistory(inter),
+        "itemknn": lambda: ItemKNN(inter, b.itemknn_neighbours),
+        "ease": lambda: EASE(inter, b.ease_lambda, b.ease_max_items),
+        "two_tower": lambda: TwoTowerScorer(system.state), system.name: lambda: system,
+    }

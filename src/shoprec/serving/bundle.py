@@ -16,6 +16,12 @@ is a lookup plus an optional MMR re-rank. What must answer for any input online 
 retrieval by vector (similar items, semantic search), which goes through an index
 (:mod:`shoprec.search.index.vectors`) that scales to a million items.
 
+A baseline (``shoprec package --system popularity``, or ``own_history``, ``itemknn``,
+``ease``, ``two_tower``: the systems the evaluation compares) packages the same way: its
+lists are the baseline's top scores instead of the ranker's, everything else (search,
+/similar, the catalog) is the same run's, so it can serve as an experiment's challenger
+or as a fallback. Its version starts with its name (``shoprec:popularity-<data>-<content>``).
+
 The bundle is all the service reads: MiniLM's tokenizer files (and, with
 ``search.query_encoder: float``, its float weights) are copied in from ``text.model_dir``
 or the weights package (:func:`copy_text_model`), so a bento never needs that package,
@@ -37,6 +43,8 @@ from shoprec.layout import BundleFiles, Layout
 
 COLD_USER = ""  # the row of recommendations.parquet for a visitor with no history
 VIEWS = {"all": False, "new": True}  # view -> exclude the user's purchases
+GATED = "shoprec"  # the retrieve -> rank system the gate passed (MultiStage's name)
+SYSTEMS = ("popularity", "own_history", "itemknn", "ease", "two_tower", GATED)  # what `package --system` takes
 
 
 def copied_paths(repo: Layout) -> list[Path]:
@@ -63,16 +71,35 @@ def data_hash(repo: Layout) -> str:
     return digest.hexdigest()[:12]
 
 
-def _lists(system, length: int, batch: int = 256) -> pd.DataFrame:
-    """Top ``length`` of every known user and the cold-start visitor, both views, explained."""
-    from shoprec.models.recommend import explain, ranked, without_purchases
+def _top_scores(scorer, length: int):
+    """``rows -> [(items, scores)]``: each row's ``length`` best items by ``scorer``, plus as many as the
+    row bought, so that its list without purchases (the ``new`` view) is still ``length`` long."""
+    from shoprec.topk import top_k
 
+    def rank(rows: np.ndarray, shoppers) -> list[tuple[np.ndarray, np.ndarray]]:
+        bought = shoppers.purchased.getnnz(axis=1)
+        items, scores = top_k(scorer.score(rows).astype(np.float32, copy=False), length + int(bought.max(initial=0)))
+        return list(zip(items, scores))
+
+    return rank
+
+
+def _lists(system, length: int, system_name: str, params: Params, batch: int = 256) -> pd.DataFrame:
+    """Top ``length`` of every known user and the cold-start visitor by ``system_name``, both views, explained."""
+    from shoprec.models.recommend import explain, ranked, without_purchases
+    from shoprec.models.store import scorers
+
+    if system_name == GATED:  # the ranker's candidates only, as the evaluation gated them
+        rank = lambda rows, shoppers: ranked(system, shoppers)  # noqa: E731
+    else:
+        rank = _top_scores(scorers(system, params)[system_name](), length)
     users = np.append(system.state.inter.user_ids.astype(str), COLD_USER)
     rows = np.append(np.arange(system.state.inter.n_users), -1)
     frames = []
     for start in range(0, len(rows), batch):
-        shoppers = system.state.at(rows[start:start + batch])
-        for pos, (user, (items, scores)) in enumerate(zip(users[start:start + batch], ranked(system, shoppers))):
+        chunk = rows[start:start + batch]
+        shoppers = system.state.at(chunk)
+        for pos, (user, (items, scores)) in enumerate(zip(users[start:start + batch], rank(chunk, shoppers))):
             for view, exclude in VIEWS.items():
                 top, top_scores = without_purchases(shoppers, pos, items, scores) if exclude else (items, scores)
                 top, top_scores = top[:length], top_scores[:length]
@@ -135,12 +162,16 @@ def copy_text_model(params: Params, dest: Path) -> None:
             shutil.copy2(source / name, dest / name)
 
 
-def build_bundle(repo: Layout, params: Params, out_dir: Path, params_path: Path) -> Path:
-    """Write the serving bundle of the models under ``repo`` into ``out_dir`` (replaced)."""
+def build_bundle(repo: Layout, params: Params, out_dir: Path, params_path: Path, system_name: str = GATED) -> Path:
+    """Write the serving bundle of ``system_name`` (the gated model, or a baseline) over the models under ``repo``
+    into ``out_dir`` (replaced). Only the gated model needs the gate to have passed."""
     from shoprec.models.store import load_layout
 
+    if system_name not in SYSTEMS:
+        raise ValueError(f"--system {system_name!r} is not a system shoprec evaluates; "
+                         f"choose one of {', '.join(SYSTEMS)}, e.g. --system popularity")
     gate = json.loads(repo.reports.gate.read_text())
-    if not gate.get("passed"):
+    if system_name == GATED and not gate.get("passed"):
         raise RuntimeError(f"the gate refused these models ({gate.get('reason', 'no reason recorded')}); "
                            "nothing to package")
     if out_dir.exists():
@@ -154,7 +185,7 @@ def build_bundle(repo: Layout, params: Params, out_dir: Path, params_path: Path)
     shutil.copy2(params_path, bundle.params)
     copy_text_model(params, bundle.text_model)
     system = load_layout(params, repo)
-    _lists(system, params.serving.list_length).to_parquet(bundle.lists, index=False)
+    _lists(system, params.serving.list_length, system_name, params).to_parquet(bundle.lists, index=False)
     _history(pd.read_parquet(repo.split.train), system.catalog.row_of).to_parquet(bundle.history, index=False)
     _together(system.state.items.copurchase, params.serving.together_per_item).to_parquet(bundle.together,
                                                                                         index=False)
@@ -162,8 +193,9 @@ def build_bundle(repo: Layout, params: Params, out_dir: Path, params_path: Path)
     files = file_digests(out_dir)
     data = data_hash(repo)
     content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    version = f"{data}-{content[:8]}" if system_name == GATED else f"{system_name}-{data}-{content[:8]}"
     manifest = {
-        "version": f"{data}-{content[:8]}", "data_hash": data, "gate": gate,
+        "version": version, "system": system_name, "data_hash": data, "gate": gate,
         "users": int(system.state.inter.n_users), "items": int(system.catalog.n_items), "files": files,
     }
     bundle.manifest.write_text(json.dumps(manifest, indent=2) + "\n")

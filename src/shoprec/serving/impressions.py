@@ -3,8 +3,8 @@
 Every ``/recommend``, ``/search`` and ``/similar`` answer carries a ``request_id`` (a
 uuid4 hex) and a ``variant``; a shopper's click or purchase that names the
 ``request_id`` (and the item's ``position``) is attributed to that answer. The variant is
-``"champion"`` for every answer until experiments split traffic between models (no
-traffic is split today).
+the experiment arm that answered (``"champion"`` for every answer while no experiment
+runs, :mod:`shoprec.serving.experiment`), and the model version the model of that arm.
 
 :class:`ImpressionLog` takes an impression from the event loop in microseconds (a deque
 append and a counter) and a background thread writes what has queued every
@@ -32,7 +32,6 @@ from shoprec.serving.store import Impression, Store, StoreError
 
 FLUSH_SECONDS = 0.5  # a group commit at least this often: a crash loses at most ~this much
 MAX_PENDING = 200_000  # impressions held while the store fails (~minutes of full load per worker)
-VARIANT = "champion"  # every answer's variant until an experiment assigns shoppers to models
 LOG = logging.getLogger("bentoml.shoprec")
 
 

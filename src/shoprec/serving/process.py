@@ -141,10 +141,11 @@ def private_home(folder: Path) -> Path:
 
 
 def start_server(root: Path, feedback_db: Path | str, log: Path, workers: int = 1, timeout: float = 180.0,
-                 model: str | None = None, impressions: bool | None = None) -> Server:
+                 model: str | None = None, impressions: bool | None = None, params: Path | None = None) -> Server:
     """``shoprec serve`` in ``root`` on a free port; returns once ``/readyz`` answers 200.
 
-    ``impressions`` True or False turns impression logging on or off (None: as the model's params say).
+    ``impressions`` True or False turns impression logging on or off (None: as the model's params say);
+    ``params`` is the params file ``shoprec serve`` reads (default: ``root``'s), e.g. one naming an experiment.
 
     Raises ``RuntimeError`` with the server's log when it exits or never gets ready.
     """
@@ -152,7 +153,8 @@ def start_server(root: Path, feedback_db: Path | str, log: Path, workers: int = 
     shoprec = str(Path(sys.executable).with_name("shoprec"))
     command = [shoprec, "serve", "--port", str(port), "--feedback-db", str(feedback_db), "--workers", str(workers),
                *(["--model", model] if model else []),
-               *([] if impressions is None else ["--impressions" if impressions else "--no-impressions"])]
+               *([] if impressions is None else ["--impressions" if impressions else "--no-impressions"]),
+               *(["--params", str(params)] if params else [])]
     return _ready(command, root, None, port, feedback_db, log, timeout)
 
 
@@ -174,8 +176,10 @@ def start_bento(bento: str, venv: Path, workdir: Path, feedback_db: Path, log: P
 
 
 def isolated_env(venv: Path) -> dict[str, str]:
-    """This process's environment with ``venv`` active and no path into another Python's packages."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "SHOPREC_MODEL")}
+    """This process's environment with ``venv`` active, no path into another Python's packages, and no
+    model or experiment choice of this shell's (a smoke test serves its one model)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "SHOPREC_MODEL", "SHOPREC_EXPERIMENT")}
     return env | {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 

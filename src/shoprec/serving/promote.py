@@ -8,6 +8,13 @@ image) and started from an empty folder, loads and ``/recommend``, ``/search`` a
 Only then is ``serving.promoted_file`` rewritten (atomically) to name the model, which
 is what ``shoprec serve`` serves by default. A server already running keeps its model
 until it is restarted (the service loads its model once, at start).
+
+A retrained model does not go there directly: the feedback flow makes it the *pending
+challenger* (:func:`make_challenger`: the same smoke test, then ``serving.challenger_file``
+names it), which an experiment serves with ``serving.experiment.challenger: pending``
+(``shoprec serve`` reads the tag from that file). It becomes the champion only when an
+experiment's report decides to ship it: :func:`promote_challenger`, through the same
+:func:`promote`.
 """
 
 from __future__ import annotations
@@ -70,16 +77,79 @@ def _ask(url: str, model_tag: str) -> dict:
 def promote(root: Path, promoted_file: Path, model_tag: str | None = None, timeout: float = 300.0,
             extra: dict | None = None) -> dict:
     """Smoke-test the bento of ``model_tag`` (default: the last package) and record both (with ``extra``) as served."""
+    record = _tested(root, model_tag, timeout) | {"promoted_at": _now()} | (extra or {})
+    _write(promoted_file, record)
+    return record
+
+
+def _tested(root: Path, model_tag: str | None, timeout: float) -> dict:
+    """``model_tag`` (default: the last package), its newest bento, and that bento's smoke test."""
     tag = model_tag or packaged_tag(Layout(root).bundle.folder)
     bento = bento_of(tag)
-    record = {"model_tag": tag, "bento_tag": bento,
-              "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "smoke_test": smoke_test(bento, tag, timeout)} | (extra or {})
-    promoted_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = promoted_file.with_name(f".{promoted_file.name}.new")
+    return {"model_tag": tag, "bento_tag": bento, "smoke_test": smoke_test(bento, tag, timeout)}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write(path: Path, record: dict) -> None:
+    """``record`` as ``path``'s JSON, atomically: a reader sees the old record or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.new")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, promoted_file)
+    os.replace(tmp, path)
+
+
+def make_challenger(root: Path, challenger_file: Path, model_tag: str | None = None, timeout: float = 300.0,
+                    extra: dict | None = None) -> dict:
+    """Smoke-test the bento of ``model_tag`` (default: the last package) as :func:`promote` does, and record it
+    (with ``extra``) in ``challenger_file`` as the pending challenger; the served model is left as it is."""
+    record = _tested(root, model_tag, timeout) | {"challenger_since": _now()} | (extra or {})
+    _write(challenger_file, record)
     return record
+
+
+PENDING = "pending"  # serving.experiment.challenger: the model named by serving.challenger_file
+
+
+def challenger_tag(serving, root: Path = Path(".")) -> str:
+    """The model tag of ``serving.experiment.challenger``: as written, or for ``pending`` the tag in
+    ``serving.challenger_file`` (under ``root``); ``FileNotFoundError`` saying what to do when there is none."""
+    named = serving.experiment.challenger
+    if named != PENDING:
+        return named
+    path = root / serving.challenger_file
+    if not path.is_file():
+        raise FileNotFoundError(f"serving.experiment.challenger is {PENDING!r} but {path} does not exist: the "
+                                "feedback flow writes it after a retrain; or name a model tag, e.g. "
+                                "challenger: shoprec:popularity-<version> (`shoprec package --system popularity`)")
+    return json.loads(path.read_text())["model_tag"]
+
+
+def promote_challenger(root: Path, serving, timeout: float = 300.0, extra: dict | None = None) -> dict:
+    """Make the running experiment's challenger (``serving``: the params' serving section) the served model
+    through :func:`promote`. A pending challenger takes its feedback batches to the promoted record, and its
+    file is removed: it is the champion now."""
+    tag = challenger_tag(serving, root)
+    pending_file = root / serving.challenger_file
+    pending = json.loads(pending_file.read_text()) if pending_file.is_file() else {}
+    carried = {"feedback_batches": pending["feedback_batches"]} if pending.get("model_tag") == tag else {}
+    record = promote(root, root / serving.promoted_file, tag, timeout,
+                     extra={"experiment": serving.experiment.name} | carried | (extra or {}))
+    if carried:
+        pending_file.unlink()
+    return record
+
+
+def pin_served(root: Path, promoted_file: Path) -> str:
+    """Before a retrain packages a new model: if nothing was promoted yet, record what ``shoprec serve``
+    serves now (the last package) in ``promoted_file``, so the new package does not become the served
+    model by being the last one. Its tag."""
+    if not promoted_file.is_file():
+        _write(promoted_file, {"model_tag": served_tag(root, promoted_file), "promoted_at": _now(),
+                               "pinned": "served before the first retrain (no smoke test)"})
+    return served_tag(root, promoted_file)
 
 
 def served_tag(root: Path, promoted_file: Path) -> str:

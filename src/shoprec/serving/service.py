@@ -15,8 +15,13 @@ and the rule), oversize bodies are cut off by :class:`BodyLimit` (413), an unkno
 is a 404, and an unknown user is a cold-start answer. Every 4xx is one JSON object
 ``{"error"[, "detail"]}`` (:class:`OneErrorShape`).
 
+Experiments: with ``$SHOPREC_EXPERIMENT`` set (``shoprec serve`` sets it from
+``serving.experiment``), the challenger's bundle is verified at import beside the champion's,
+each worker loads both, and each /recommend, /search and /similar is answered by the model of
+the shopper's arm (:mod:`shoprec.serving.experiment`).
+
 Impressions: every /recommend, /search and /similar answer carries a ``request_id`` and a
-``variant`` and is logged as an impression by the worker's
+``variant`` (its arm) and is logged as an impression by the worker's
 :class:`~shoprec.serving.impressions.ImpressionLog` (queued on the request's path, committed
 in groups by a background thread; ``serving.impressions``, or ``$SHOPREC_IMPRESSIONS`` 0/1 set by
 ``shoprec serve --[no-]impressions``, turns the logging off). ``/metrics`` counts answers sent,
@@ -54,7 +59,9 @@ from pydantic import Field, ValidationError
 from shoprec.serving.batching import BackgroundBatcher, Coalescer
 from shoprec.config import load_params
 from shoprec.serving.feedback import MAX_ID_CHARS
-from shoprec.serving.impressions import VARIANT, ImpressionLog, new_request_id
+from shoprec.experiments.assignment import CHALLENGER, CHAMPION
+from shoprec.serving.experiment import Arm, Arms, from_env
+from shoprec.serving.impressions import ImpressionLog, new_request_id
 from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
 from shoprec.serving.process import die_with_parent
 from shoprec.serving.schemas import FeedbackReceipt, Recommendations, SearchResults, Shopper, Shoppers, SimilarItems
@@ -70,20 +77,28 @@ API_DESCRIPTION = ("shoprec: recommendations (/recommend, /similar), hybrid sear
 LOG = logging.getLogger("bentoml.shoprec")  # under BentoML's logger: its handler and level apply in the workers
 
 
-def _bundle_path(tag: str) -> Path:
-    """Path of the model-store entry, verified; exits the process with the reason otherwise."""
-    stored = bentoml.models.BentoModel(tag).stored
+def _stored(tag: str, what: str = "model", fix: str = "run `dvc repro` (package stage) first"):
+    """The model-store entry of ``tag``, its bundle verified; exits the process with the reason otherwise."""
+    try:
+        stored = bentoml.models.BentoModel(tag).stored
+    except (ValueError, BentoMLException) as exc:  # not a tag at all ("a b", "x:y:z")
+        raise SystemExit(f"shoprec: refusing to start: {what} {tag!r} is not a model tag ({exc}); {fix}") from None
     if stored is None:
-        raise SystemExit(f"shoprec: refusing to start: model {tag!r} is not in the BentoML model store "
-                         f"({os.environ.get('BENTOML_HOME', '~/bentoml')}); run `dvc repro` (package stage) first")
+        raise SystemExit(f"shoprec: refusing to start: {what} {tag!r} is not in the BentoML model store "
+                         f"({os.environ.get('BENTOML_HOME', '~/bentoml')}); {fix}")
     try:
         verify(Path(stored.path))
     except BundleError as exc:
-        raise SystemExit(f"shoprec: refusing to start: model {stored.tag}: {exc}") from exc
-    return Path(stored.path)
+        raise SystemExit(f"shoprec: refusing to start: {what} {stored.tag}: {exc}") from exc
+    return stored
 
 
-SETTINGS = load_params(_bundle_path(MODEL_TAG) / "params.yaml").serving
+SETTINGS = load_params(Path(_stored(MODEL_TAG).path) / "params.yaml").serving
+EXPERIMENT = from_env()
+CHALLENGER_MODEL = _stored(
+    EXPERIMENT.challenger, "serving.experiment.challenger",
+    "name a tag `shoprec package` printed, e.g. `shoprec package --system popularity`, or "
+    "`bentoml models list shoprec`") if EXPERIMENT.name else None
 WORKERS = int(os.environ.get("SHOPREC_WORKERS", SETTINGS.workers))
 LOG_IMPRESSIONS = os.environ.get("SHOPREC_IMPRESSIONS", str(int(SETTINGS.impressions))) == "1"
 
@@ -412,18 +427,35 @@ class Shoprec:
         ) if LOG_IMPRESSIONS else None
         _share_cores(WORKERS)
         self.model = ServingModel.load(Path(self.bundle.path), version=str(self.bundle.tag))
-        serving, known_items = self.model.params.serving, set(self.model.item_index)
+        self.arms = self._arms()
+        serving = self.model.params.serving
+        known_items = set().union(*(model.item_index for model in self.arms.models()))
         # Concurrent /feedback calls share one validation and one durable commit.
         self.store_feedback = Coalescer(lambda requests: store.append_events(requests, known_items),
                                         max_batch=serving.max_feedback_events, size=len)
-        engine = self.model.engine
-        self.encode_ahead = BackgroundBatcher(lambda texts: list(engine.embed(texts)), MAX_ENCODE_BATCH, "encoder")
-        self.model.warm_up()
+        for model in self.arms.models():
+            model.warm_up()
         warm_up_feedback(known_items)
         # The loaded model is ~10^6 long-lived objects; without this every full collection
         # walks them all (a 250-300 ms pause every ~1.5 s under load: the p99).
         gc.collect()
         gc.freeze()
+
+    def _arms(self) -> Arms:
+        """The champion (this bundle) and, in an experiment, the challenger: the same loaded model
+        when both name it (an A/A test), each with its own query encoder thread otherwise."""
+        def arm(variant: str, model: ServingModel) -> Arm:
+            engine = model.engine
+            return Arm(variant, model, BackgroundBatcher(lambda texts: list(engine.embed(texts)), MAX_ENCODE_BATCH,
+                                                         f"encoder-{variant}"))
+
+        champion = arm(CHAMPION, self.model)
+        if CHALLENGER_MODEL is None:
+            return Arms(EXPERIMENT, champion)
+        if str(CHALLENGER_MODEL.tag) == str(self.bundle.tag):
+            return Arms(EXPERIMENT, champion, Arm(CHALLENGER, self.model, champion.encode_ahead))
+        challenger = ServingModel.load(Path(CHALLENGER_MODEL.path), version=str(CHALLENGER_MODEL.tag))
+        return Arms(EXPERIMENT, champion, arm(CHALLENGER, challenger))
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:
@@ -432,15 +464,15 @@ class Shoprec:
             self.impressions.close()
         self.store.close()
 
-    def _served(self, surface: str, answer: dict, user_id: str | None, session_id: str | None,
+    def _served(self, surface: str, answer: dict, arm: Arm, user_id: str | None, session_id: str | None,
                 query: str = "") -> dict:
-        """``answer`` with its request id and variant; its impression queued for the next group commit."""
-        request_id = new_request_id()
+        """``arm``'s ``answer`` with its request id and variant; its impression queued for the next group commit."""
+        request_id, version = new_request_id(), arm.model.version
         if self.impressions is not None:
-            self.impressions.log(Impression(request_id, surface, user_id or "", session_id or "", self.model.version,
-                                            VARIANT, tuple(item["item_id"] for item in answer["items"]), query,
+            self.impressions.log(Impression(request_id, surface, user_id or "", session_id or "", version,
+                                            arm.variant, tuple(item["item_id"] for item in answer["items"]), query,
                                             time.time()))
-        return {**answer, "model_version": self.model.version, "request_id": request_id, "variant": VARIANT}
+        return {**answer, "model_version": version, "request_id": request_id, "variant": arm.variant}
 
     def __is_ready__(self) -> bool:
         """/readyz: 503 while the feedback store is failing (a load balancer sends traffic elsewhere)."""
@@ -453,8 +485,9 @@ class Shoprec:
     async def recommend(self, user_id: Id, k: K = 10, exclude_purchased: bool = False,
                         diversity: Weight | None = None, session_id: Id | None = None) -> Recommendations:
         """Top-k for a shopper with a reason per item; an unknown user gets the new-visitor list."""
-        answer = self.model.recommend(user_id, k, exclude_purchased, diversity)
-        return Recommendations(**self._served("recommend", answer, user_id, session_id))
+        arm = self.arms.of(user_id, session_id)
+        answer = arm.model.recommend(user_id, k, exclude_purchased, diversity)
+        return Recommendations(**self._served("recommend", answer, arm, user_id, session_id))
 
     @bentoml.api(route="/search")
     async def search(self, query: Query, user_id: Id | None = None, k: K = 10,
@@ -469,25 +502,27 @@ class Shoprec:
         """
         if not query.strip():
             raise InvalidArgument("query is empty; send the words the shopper typed, e.g. {\"query\": \"red candle\"}")
-        if (text := self.model.text_to_encode(query)) is not None:  # MiniLM off the loop, into the cache
-            await self.encode_ahead(text)
+        arm = self.arms.of(user_id, session_id)
+        if (text := arm.model.text_to_encode(query)) is not None:  # MiniLM off the loop, into the cache
+            await arm.encode_ahead(text)
         try:
-            answer = self.model.search(query, user_id, k, filters)
+            answer = arm.model.search(query, user_id, k, filters)
         except ValueError as exc:  # an unknown filter key, a filter of the wrong type
             raise InvalidArgument(f"filters: {exc}") from exc
-        return SearchResults(**self._served("search", answer, user_id, session_id, query))
+        return SearchResults(**self._served("search", answer, arm, user_id, session_id, query))
 
     @bentoml.api(route="/similar")
     async def similar(self, item_id: Id, k: K = 10, user_id: Id | None = None,
                       session_id: Id | None = None) -> SimilarItems:
         """Items bought together with ``item_id``, then the most similar ones (``user_id`` and
-        ``session_id`` only name who is looking, for attribution)."""
+        ``session_id`` name who is looking: the arm of an experiment, and attribution)."""
+        arm = self.arms.of(user_id, session_id)
         try:
-            answer = self.model.similar(item_id, k)
+            answer = arm.model.similar(item_id, k)
         except UnknownItem:
             raise NotFound(f"unknown item_id {item_id!r}: not in the served catalog "
-                           f"(e.g. {self.model.items['item_id'][0]!r})") from None
-        return SimilarItems(**self._served("similar", answer, user_id, session_id))
+                           f"(e.g. {arm.model.items['item_id'][0]!r})") from None
+        return SimilarItems(**self._served("similar", answer, arm, user_id, session_id))
 
     @bentoml.api(route="/feedback")
     def feedback(self, events: list[Any]) -> FeedbackReceipt:

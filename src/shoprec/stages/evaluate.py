@@ -31,9 +31,8 @@ from shoprec.evaluation.metrics import (
 )
 from shoprec.evaluation.slices import popularity_buckets, slice_recalls
 from shoprec.layout import RankingFiles, ReportFiles, RetrievalFiles, SplitFiles
-from shoprec.models.baselines import EASE, ItemKNN, OwnHistory, Popularity
-from shoprec.models.multistage import TwoTowerScorer, label_pairs
-from shoprec.models.store import load_system
+from shoprec.models.multistage import label_pairs
+from shoprec.models.store import load_system, scorers
 
 
 def _truth(split: SplitFiles) -> tuple[dict[str, set], dict[str, set]]:
@@ -57,11 +56,7 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
     system = load_system(split, items_path, text_emb_path, RetrievalFiles(retrieval_dir), RankingFiles(ranking_dir),
                          params)
     state, catalog = system.state, system.catalog
-    inter, b = state.inter, params.baselines
-    scorers = [
-        Popularity(inter), OwnHistory(inter), ItemKNN(inter, b.itemknn_neighbours),
-        EASE(inter, b.ease_lambda, b.ease_max_items), TwoTowerScorer(state), system,
-    ]
+    inter = state.inter
     truth, cold_truth = _truth(split)
     users = np.asarray(sorted(truth.keys() | cold_truth.keys()), dtype=object)
     truth = {u: truth.get(u, set()) for u in users}
@@ -72,7 +67,7 @@ def evaluate(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_d
     purchases = dict(zip(users, state.at(rows).purchases))
     metrics, frames, seconds = {}, [], {}
     n = params.evaluate.list_length
-    for scorer in scorers:
+    for scorer in (build() for build in scorers(system, params).values()):
         metrics[scorer.name] = {}
         for view in VIEWS:
             exclude = inter.purchased[np.maximum(rows, 0)].multiply((rows >= 0)[:, None]).tocsr() if view == "new" else None

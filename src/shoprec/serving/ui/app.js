@@ -44,7 +44,12 @@ async function api(path, body) {
   if (!response.ok || data === null) {
     throw new ApiError(`${path} failed (HTTP ${response.status}): ${errorText(data, text)}`);
   }
-  if (data.model_version) $("model-version").textContent = data.model_version;
+  // A model's answer names the experiment arm that gave it (user id, else session id: docs/serving.md, Experiments);
+  // /user, /users and /feedback are the shop's, answered by the champion, and would mislabel a challenger.
+  if (data.variant) {
+    $("variant").textContent = data.variant;
+    $("model-version").textContent = data.model_version;
+  }
   return data;
 }
 
