@@ -27,19 +27,19 @@ ARTIFACT = "shoprec-experiment"
 
 
 @flow(name="shoprec-experiment")
-def experiment(root: str = ".", name: str | None = None, share: float = 0.5) -> dict:
+def experiment(root: str = ".", name: str | None = None, share: float | None = None) -> dict:
     """Compute the experiment report and publish it.
 
     Args:
         root: the repository (where ``params.yaml`` is).
-        name: the experiment's name in the report (default champion-vs-<challenger>).
-        share: the challenger's designed share of shoppers (for the sample-ratio check).
+        name: the experiment's name in the report (default: serving.experiment's, else champion-vs-<challenger>).
+        share: the challenger's designed share of shoppers, for the sample-ratio check (default: serving.experiment's).
     """
     repo = Path(root).resolve()
     cfg = load_params(repo / "params.yaml")
     try:
         logs = load_logs(repo / cfg.serving.impressions_dir, repo / cfg.ingest.feedback_dir, Layout(repo).items)
-        result = report(*logs, settings_of(cfg.experiment_report, name, share))
+        result = report(*logs, settings_of(cfg, name, share))
     except ReportInputError as exc:
         get_run_logger().warning("no experiment report: %s", exc)
         create_markdown_artifact(f"# No experiment report\n\n{exc}\n", key=ARTIFACT,

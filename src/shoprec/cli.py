@@ -52,9 +52,9 @@ def main_options(
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 ExperimentNameOpt = Annotated[Optional[str], typer.Option("--name", help="the experiment's name in the report "
-                                                                          "(default: champion-vs-<challenger>)")]
-ShareOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="the challenger's designed share of shoppers "
-                                                                 "(the sample-ratio check compares the split with it)")]
+                                                    "(default: serving.experiment's, else champion-vs-<challenger>)")]
+ShareOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="the challenger's designed share of "
+                     "shoppers, which the sample-ratio check compares the split with (default: serving.experiment's)")]
 
 
 def _fail(message: str) -> None:
@@ -378,26 +378,31 @@ def promote(
         "--from-experiment", help="promote the experiment's challenger, only if its report says ship "
                                   "(reads the logs as `shoprec experiment report` does)")] = False,
     name: ExperimentNameOpt = None,
-    share: ShareOpt = 0.5,
+    share: ShareOpt = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Smoke-test a packaged model in a real server, then make it the one `shoprec serve` serves."""
     import json
 
-    from shoprec.serving.promote import SmokeTestFailed
+    from shoprec.serving.promote import SmokeTestFailed, challenger_tag, promote_challenger
     from shoprec.serving.promote import promote as run_promote
 
-    extra = None
-    if from_experiment:
-        if model:
-            _fail("promote: give --model or --from-experiment, not both (the experiment names its challenger)")
-        result = _experiment_report(params, name, share)
-        if result["decision"] != "ship":
-            _fail(f"not promoted: experiment {result['experiment']} says {result['decision']!r}: {result['reason']}")
-        model = result["variants"][result["treatment"]]["model_version"]
-        extra = {"experiment": result["experiment"], "decision": result["decision"], "reason": result["reason"]}
+    cfg = _params(params)
     try:
-        record = run_promote(Path("."), Path(_params(params).serving.promoted_file), model, extra=extra)
+        if not from_experiment:
+            record = run_promote(Path("."), Path(cfg.serving.promoted_file), model)
+        else:
+            if model:
+                _fail("promote: give --model or --from-experiment, not both (the experiment names its challenger)")
+            result = _experiment_report(params, name, share)
+            if result["decision"] != "ship":
+                _fail(f"not promoted: experiment {result['experiment']} says {result['decision']!r}: {result['reason']}")
+            logged = result["variants"][result["treatment"]]["model_version"]
+            if not cfg.serving.experiment.name or challenger_tag(cfg.serving, Path(".")) != logged:
+                _fail(f"not promoted: the logs' challenger {logged} is not serving.experiment's challenger; "
+                      "promote it with --model if it is still the one to ship")
+            record = promote_challenger(Path("."), cfg.serving, extra={
+                "decision": result["decision"], "reason": result["reason"]})
     except (SmokeTestFailed, FileNotFoundError) as exc:
         _fail(f"not promoted: {exc}")
     typer.echo(json.dumps(record, indent=2))
@@ -407,7 +412,7 @@ experiment_app = typer.Typer(no_args_is_help=True, help="A/B experiments between
 app.add_typer(experiment_app, name="experiment", rich_help_panel=SERVING)
 
 
-def _experiment_report(params: Path, name: Optional[str], share: float) -> dict:
+def _experiment_report(params: Path, name: Optional[str], share: Optional[float]) -> dict:
     """The report on the exported impression and feedback batches; bad logs end the command with one line."""
     from shoprec.experiments.attribution import ReportInputError
     from shoprec.experiments.report import load_logs, report, settings_of
@@ -415,7 +420,7 @@ def _experiment_report(params: Path, name: Optional[str], share: float) -> dict:
     p = _params(params)
     try:
         logs = load_logs(Path(p.serving.impressions_dir), Path(p.ingest.feedback_dir), LAYOUT.items)
-        return report(*logs, settings_of(p.experiment_report, name, share))
+        return report(*logs, settings_of(p, name, share))
     except ReportInputError as exc:
         _fail(f"experiment report: {exc}")
 
@@ -424,7 +429,7 @@ def _experiment_report(params: Path, name: Optional[str], share: float) -> dict:
 def experiment_report(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON (default: markdown)")] = False,
     name: ExperimentNameOpt = None,
-    share: ShareOpt = 0.5,
+    share: ShareOpt = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Per variant: users, impressions, CTR, carts, conversion, revenue; the differences with 95% CIs; SRM; decision."""

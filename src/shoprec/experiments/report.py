@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shoprec.config import ExperimentReportParams
+from shoprec.config import Params
 from shoprec.experiments import stats
 from shoprec.experiments.attribution import (
     EVENT_COLUMNS,
@@ -65,10 +65,13 @@ class Settings:
     zero_result_margin: float = 0.01
 
 
-def settings_of(params: ExperimentReportParams, name: str | None, treatment_share: float) -> Settings:
-    """Settings from ``experiment_report`` in params; ``name`` None: filled in as champion-vs-<challenger>."""
-    return Settings(name or "", treatment_share, pd.Timedelta(hours=params.attribution_window_hours),
-                    params.confidence, params.power, params.srm_alpha, params.zero_result_margin)
+def settings_of(params: Params, name: str | None = None, treatment_share: float | None = None) -> Settings:
+    """Settings from ``experiment_report`` in params; the name and designed share default to the running
+    experiment's (``serving.experiment``); no name at all: filled in as champion-vs-<challenger>."""
+    cfg, running = params.experiment_report, params.serving.experiment
+    share = running.share if treatment_share is None else treatment_share
+    return Settings(name or running.name, share, pd.Timedelta(hours=cfg.attribution_window_hours),
+                    cfg.confidence, cfg.power, cfg.srm_alpha, cfg.zero_result_margin)
 
 
 def per_user(impressions: pd.DataFrame, events: pd.DataFrame, prices: pd.Series, window: pd.Timedelta
