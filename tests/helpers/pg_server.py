@@ -96,9 +96,11 @@ def start_postgres() -> Postgres:
         raise RuntimeError(f"initdb failed: {done.stdout}{done.stderr}")
     server = Postgres(bin_dir, data, free_port(), folder / "server.log")
     with (data / "postgresql.conf").open("a") as conf:
-        # loopback TCP only; no socket in /var/run/postgresql (not the server user's to write)
+        # loopback TCP only; no socket in /var/run/postgresql (not the server user's to write). No fsync:
+        # the tests kill services, never this machine, and a restart after a crash would otherwise
+        # fsync every test database first (a minute on a busy disk).
         conf.write(f"listen_addresses = '127.0.0.1'\nport = {server.port}\nunix_socket_directories = ''\n"
-                   "max_connections = 100\n")
+                   "max_connections = 100\nfsync = off\n")
     server.start()
     return server
 
