@@ -7,7 +7,7 @@ package under ``/usr/lib/postgresql/<version>/bin`` (the Makefile's ``system-too
 installs it); without them the tests that need a server are skipped, saying so.
 
 The server listens on 127.0.0.1 on a free port, without a Unix socket, and trusts
-local connections (a test database: no password to leak). Every test gets a database
+local connections (a test database: no password to leak). Every test gets a schema
 of its own (:meth:`Postgres.database`), so tests sharing a server share no rows.
 """
 
@@ -48,13 +48,14 @@ class Postgres:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
 
     def database(self) -> str:
-        """A new empty database; its URL."""
+        """A new empty store location; its URL: a schema of its own in the server's one database,
+        named by the URL's ``search_path`` (a schema costs nothing, a database a copy of template1)."""
         import psycopg
 
         name = f"test_{next(self._names)}"
         with psycopg.connect(self.url(), autocommit=True) as db:
-            db.execute(f"CREATE DATABASE {name}")
-        return self.url(name)
+            db.execute(f"CREATE SCHEMA {name}")
+        return f"{self.url()}?options=-csearch_path%3D{name}"
 
     def start(self) -> None:
         self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log))
@@ -96,9 +97,11 @@ def start_postgres() -> Postgres:
         raise RuntimeError(f"initdb failed: {done.stdout}{done.stderr}")
     server = Postgres(bin_dir, data, free_port(), folder / "server.log")
     with (data / "postgresql.conf").open("a") as conf:
-        # loopback TCP only; no socket in /var/run/postgresql (not the server user's to write)
+        # loopback TCP only; no socket in /var/run/postgresql (not the server user's to write). No fsync:
+        # the tests kill services, never this machine, and a restart after a crash would otherwise
+        # fsync every test database first (a minute on a busy disk).
         conf.write(f"listen_addresses = '127.0.0.1'\nport = {server.port}\nunix_socket_directories = ''\n"
-                   "max_connections = 100\n")
+                   "max_connections = 100\nfsync = off\n")
     server.start()
     return server
 

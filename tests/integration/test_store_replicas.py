@@ -114,7 +114,7 @@ def test_exports_during_concurrent_writers_hold_every_row_exactly_once(postgres,
 def test_an_unreachable_database_is_an_error_naming_it_without_the_password(postgres):
     url = f"postgresql://shoprec:s3cret@127.0.0.1:{postgres.port}/postgres"
     store = open_store(url)
-    postgres.stop("immediate")
+    postgres.stop()
     try:
         with pytest.raises(StoreError, match=rf"feedback store postgresql://shoprec:\*\*\*@127.0.0.1:{postgres.port}"
                                              r"/postgres: .*must be running and reachable") as failed:
@@ -201,7 +201,7 @@ def test_two_replicas_store_every_acknowledged_event_once_though_one_is_killed(p
         assert client.failed_over > 0 and client.accepted <= len(stored)
 
         # The database goes away: b's readiness says so, and comes back with it.
-        postgres.stop("immediate")
+        postgres.stop()
         try:
             assert _until(lambda: _ready(b.url) == 503), "readiness still 200 with the database down"
         finally:
