@@ -31,7 +31,8 @@ def main() -> None:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_repo(Path(tmp), {"ingest.source": "online_retail", "ingest.path": str(DATA)})
-        stages = ["ingest", "validate", "split", "embed_items", "train_retrieval", "train_ranking", "evaluate"]
+        stages = ["ingest", "validate", "split", "finetune_text", "embed_items", "train_retrieval", "train_ranking",
+                  "evaluate"]
         timings = {}
         for stage in stages:
             start = time.perf_counter()

@@ -83,7 +83,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_repo(Path(tmp), {"ingest.source": "online_retail", "ingest.path": str(DATA)})
         split = split_of_online_retail(root)
-        run_stage("embed_items", root=root)
+        for stage in ("finetune_text", "embed_items"):
+            run_stage(stage, root=root)
         catalog = load_catalog(root / "data" / "clean" / "items.parquet",
                                root / "data" / "features" / "item_text_embeddings.parquet")
         params = load_params(root / "params.yaml")

@@ -49,16 +49,17 @@ class PipelineRun:
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory) -> PipelineRun:
-    """A scratch copy of the repo on the small sample, after one full `shoprec run` (shared by tests).
+    """A scratch copy of the repo on the small sample (MiniLM fine-tuned), after one full `shoprec run`
+    (shared by tests).
 
     Its stages run under strace when it is installed, so that test_dvc_truth can check
     what they touched against dvc.yaml without a second run.
     """
     from file_trace import install_wrapper, strace
-    from repo_copy import SMALL_SAMPLE, copy_repo
+    from repo_copy import SMALL_SAMPLE, TINY_FINETUNE, copy_repo
 
     scratch = tmp_path_factory.mktemp("pipeline")
-    root = copy_repo(scratch / "repo", SMALL_SAMPLE)
+    root = copy_repo(scratch / "repo", SMALL_SAMPLE | TINY_FINETUNE)
     env, trace = dict(os.environ), None
     if strace():
         trace = scratch / "trace"

@@ -136,18 +136,30 @@ def split(
 DataDir = Annotated[Path, typer.Option(help="folder written by the split stage")]
 ItemsOpt = Annotated[Path, typer.Option(help="clean items.parquet")]
 TextEmbOpt = Annotated[Path, typer.Option(help="item text embeddings parquet (embed-items)")]
+TextModelOpt = Annotated[Path, typer.Option(help="MiniLM model folder written by finetune-text")]
 RetrievalOpt = Annotated[Path, typer.Option(help="folder written by train-retrieval")]
 RankingOpt = Annotated[Path, typer.Option(help="folder written by train-ranking")]
 OutDir = Annotated[Path, typer.Option(help="output folder")]
 
 
+@app.command("finetune-text", rich_help_panel=STAGES)
+def finetune_text(data: DataDir, items: ItemsOpt, out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """MiniLM fine-tuned on the shop's text pairs (text.finetune_layers), or the pretrained one copied when 0."""
+    from shoprec.stages.finetune_text import finetune_text as run
+
+    try:
+        typer.echo(f"text model written to {_on_cluster(run, data, items, out, _params(params))}")
+    except ValueError as exc:
+        _fail(str(exc))
+
+
 @app.command("embed-items", rich_help_panel=STAGES)
-def embed_items(items: ItemsOpt, out: Annotated[Path, typer.Option(help="output parquet")],
+def embed_items(items: ItemsOpt, text_model: TextModelOpt, out: Annotated[Path, typer.Option(help="output parquet")],
                 params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """MiniLM embeddings of every catalog item (computed once per catalog)."""
     from shoprec.stages.embed_items import embed_items as run
 
-    typer.echo(f"item embeddings written to {run(items, out, _params(params).text)}")
+    typer.echo(f"item embeddings written to {run(items, out, _params(params).with_text_model(text_model).text)}")
 
 
 def _on_cluster(stage, *args):
@@ -246,12 +258,13 @@ def build_lexical_index(items: ItemsOpt, data: DataDir, out: OutDir, params: Par
 
 
 @app.command("train-query-model", rich_help_panel=STAGES)
-def train_query_model(data: DataDir, items: ItemsOpt, text_emb: TextEmbOpt, retrieval: RetrievalOpt, out: OutDir,
-                      params: ParamsOpt = DEFAULT_PARAMS) -> None:
+def train_query_model(data: DataDir, items: ItemsOpt, text_model: TextModelOpt, text_emb: TextEmbOpt,
+                      retrieval: RetrievalOpt, out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """Search query tower (MiniLM + projection) and category intent from logged searches, and the export."""
     from shoprec.stages.train_query_model import train_query_model as run
 
-    typer.echo(f"query model written to {run(data, items, text_emb, retrieval, out, _params(params))}")
+    cfg = _params(params).with_text_model(text_model)
+    typer.echo(f"query model written to {run(data, items, text_emb, retrieval, out, cfg)}")
 
 
 @app.command("evaluate-search", rich_help_panel=STAGES)
@@ -259,11 +272,12 @@ def evaluate_search(labels: Annotated[Path, typer.Option(help="query_labels.parq
                     lexical: Annotated[Path, typer.Option(help="folder written by build-lexical-index")],
                     query_model: Annotated[Path, typer.Option(help="folder written by train-query-model")],
                     user_vectors: Annotated[Path, typer.Option(help="the final two-tower's stored vectors (.npz)")],
-                    out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
+                    text_model: TextModelOpt, out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
     """nDCG@10, MRR, Recall@50, zero-result rate of lexical, semantic, hybrid and personalised search."""
     from shoprec.stages.evaluate_search import evaluate_search as run
 
-    typer.echo(f"search metrics written to {run(labels, items, lexical, query_model, user_vectors, out, _params(params))}")
+    cfg = _params(params).with_text_model(text_model)
+    typer.echo(f"search metrics written to {run(labels, items, lexical, query_model, user_vectors, out, cfg)}")
 
 
 @app.command(rich_help_panel=USE)

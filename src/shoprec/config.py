@@ -9,7 +9,7 @@ default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,10 +63,24 @@ class InteractionParams(_Section):
 
 
 class TextParams(_Section):
-    model_dir: str = ""
+    """MiniLM, and its contrastive fine-tuning on the shop's pairs (stage ``finetune_text``, docs/finetune.md)."""
+
+    model_dir: str = ""  # the pretrained model fine-tuning starts from (empty: the installed package's)
     max_length: int = Field(64, ge=8, le=512)
     batch_size: int = Field(128, ge=1)
-    finetune_layers: int = Field(0, ge=0, le=6)
+    # top Transformer layers trained (the model's layer count is checked when it loads); "all": every
+    # layer and the embeddings; 0: the stage copies the pretrained model unchanged
+    finetune_layers: Annotated[int, Field(ge=0)] | Literal["all"] = 0
+    finetune_epochs: int = Field(4, ge=1)
+    finetune_patience: int = Field(1, ge=1)
+    finetune_batch_size: int = Field(64, ge=2)
+    finetune_learning_rate: float = Field(3e-5, gt=0)
+    finetune_warmup: float = Field(0.1, ge=0, lt=1)
+    finetune_weight_decay: float = Field(0.01, ge=0)
+    finetune_temperature: float = Field(0.05, gt=0)
+    finetune_max_pairs: int = Field(12000, ge=10)
+    finetune_holdout: float = Field(0.1, gt=0, lt=1)
+    mixed_precision: bool = False
 
 
 class RetrievalParams(_Section):
@@ -289,6 +303,11 @@ class Params(_Section):
     search: SearchParams = SearchParams()
     serving: ServingParams = ServingParams()
     experiment_report: ExperimentReportParams = ExperimentReportParams()
+
+    def with_text_model(self, folder: Path | str) -> Params:
+        """These params with MiniLM read from ``folder``: the ``finetune_text`` stage's output in a
+        repository, a serving bundle's copy of it in the service."""
+        return self.model_copy(update={"text": self.text.model_copy(update={"model_dir": str(folder)})})
 
 
 class ParamsError(ValueError):

@@ -34,6 +34,17 @@ class SplitFiles:
 
 
 @dataclass(frozen=True)
+class TextModelFiles:
+    """Written by ``finetune_text``: the MiniLM every later stage embeds with, as a model directory
+    (``model.safetensors``, vocabulary, configs): fine-tuned, or the pretrained one copied unchanged."""
+
+    folder: Path
+
+    losses = _file("losses.csv", "Training and held-out loss per epoch (empty when not fine-tuned).")
+    summary = _file("summary.json", "Pairs mined per kind, epochs run, the epoch kept.")
+
+
+@dataclass(frozen=True)
 class RetrievalFiles:
     """Written by ``train_retrieval``: two two-towers (``replay`` fitted before the validation
     window, ``final`` on all of train), each as stored user/item vectors, plus the export."""
@@ -135,9 +146,9 @@ class BundleFiles:
     item_index = _file("serving/items.faiss", "HNSW index of the item embeddings (large catalogs only).")
     semantic_index = _file("serving/semantic.faiss",
                            "HNSW index of the semantic search vectors (large catalogs only).")
-    text_model = _file("serving/minilm", "MiniLM's tokenizer files, and its float weights with "
-                                         "search.query_encoder: float (the service reads no installed package).")
-    text_vocab = _file("serving/minilm/vocab.txt", "The WordPiece vocabulary in text_model, which every bundle has.")
+    text_model = _file("models/text_encoder", "The finetune_text stage's MiniLM (the repository's path): its tokenizer "
+                                              "files, and its float weights with search.query_encoder: float.")
+    text_vocab = _file("models/text_encoder/vocab.txt", "The WordPiece vocabulary in text_model, which every bundle has.")
 
     def name(self, path: Path) -> str:
         """``path`` as the manifest lists it (relative to the bundle)."""
@@ -161,6 +172,7 @@ class Layout:
     query_labels = _file("data/clean/query_labels.parquet")
     validation_report = _file("data/clean/validation.json")
     split = _file("data/split", kind=SplitFiles)
+    text_model = _file("models/text_encoder", kind=TextModelFiles)
     text_embeddings = _file("data/features/item_text_embeddings.parquet")
     retrieval = _file("models/retrieval", kind=RetrievalFiles)
     ranking = _file("models/ranking", kind=RankingFiles)

@@ -18,6 +18,10 @@ SMALL_SAMPLE = {
     "ingest.sample.n_items": 600, "ingest.sample.n_users": 300, "ingest.sample.n_events": 30000,
     "retrieval.epochs": 2, "retrieval.batch_size": 256, "gate.margin": -0.05,
 }
+# MiniLM's top layer fine-tuned on a few pairs (about 20 s): the suite's shared pipeline run adds it, so every
+# stage after finetune_text, the bundle and the service run on a fine-tuned model
+TINY_FINETUNE = {"text.finetune_layers": 1, "text.finetune_max_pairs": 256, "text.finetune_epochs": 2,
+                 "text.finetune_batch_size": 32}
 
 
 def copy_repo(dest: Path, overrides: dict) -> Path:

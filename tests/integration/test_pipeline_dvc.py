@@ -11,7 +11,7 @@ import pytest
 from shoprec.evaluation.gate import per_user_scores
 from repo_copy import SMALL_SAMPLE as SMALL  # noqa: F401  (re-exported for other pipeline tests)
 
-STAGES = ("ingest", "validate", "split", "embed_items", "train_retrieval", "train_ranking", "evaluate", "gate")
+STAGES = ("ingest", "validate", "split", "finetune_text", "embed_items", "train_retrieval", "train_ranking", "evaluate", "gate")
 SYSTEMS = {"popularity", "own_history", "itemknn", "ease", "two_tower", "shoprec"}
 
 
@@ -105,7 +105,8 @@ def test_plots_draw_one_line_per_system_and_per_model(pipeline_run):
 
     assert series("reports/recall_curves.csv") == SYSTEMS
     assert series("losses") == {"retrieval/losses.csv::two_tower_replay", "retrieval/losses.csv::two_tower_final",
-                                "ranking/losses.csv::ranker", "search/query_model/losses.csv::query_tower"}
+                                "ranking/losses.csv::ranker", "search/query_model/losses.csv::query_tower",
+                                "text_encoder/losses.csv::text_encoder", "text_encoder/losses.csv::text_encoder_held_out"}
     curve = [row for row in specs["reports/recall_curves.csv"]["data"]["values"] if row["field"] == "shoprec"]
     assert [int(row["k"]) for row in curve] == [10, 20, 50, 100]
 
@@ -121,3 +122,30 @@ def test_dvc_metrics_read_the_headline_only(pipeline_run):
     assert set(headline["recommend"]) == SYSTEMS and set(headline["recommend"]["shoprec"]) == {"all", "new"}
     assert set(headline["recommend"]["shoprec"]["all"]) == {"recall@20", "ndcg@20"}
     assert "hybrid" in headline["search"] and "seconds" not in json.dumps(headline)
+
+
+def test_the_fine_tuned_minilm_is_the_one_the_catalog_and_the_bundle_use(pipeline_run):
+    """The suite's run fine-tunes MiniLM's top layer (repo_copy.TINY_FINETUNE): only that layer moved, on
+    all three kinds of pairs, and the catalog vectors and the bundle's tokenizer come from that model."""
+    import numpy as np
+
+    from shoprec.config import load_params
+    from shoprec.layout import Layout
+    from shoprec.text import MiniLMEncoder, embed_texts, item_text
+    from shoprec.text.catalog_embeddings import read_embeddings
+    from shoprec.text.weights import package_model_dir, read_weights
+
+    repo, params = Layout(pipeline_run.root), load_params(pipeline_run.root / "params.yaml")
+    assert params.text.finetune_layers == 1
+    summary = json.loads(repo.text_model.summary.read_text())
+    assert summary["fine_tuned"] and set(summary["pairs"]) == {"query", "basket", "title"}
+    losses = pd.read_csv(repo.text_model.losses)
+    assert len(losses) == summary["epochs_run"] and losses["text_encoder_held_out"].notna().all()
+    tuned, pretrained = read_weights(repo.text_model.folder), read_weights(package_model_dir())
+    moved = {name for name in pretrained if not np.array_equal(tuned[name], pretrained[name])}
+    assert moved and all(name.startswith("encoder.layer.5.") for name in moved)
+    items = pd.read_parquet(repo.items).head(16)
+    ids, vectors = read_embeddings(repo.text_embeddings)
+    encoder = MiniLMEncoder(repo.text_model.folder, max_length=params.text.max_length)
+    np.testing.assert_allclose(embed_texts(item_text(items), encoder, progress=False), vectors[:16], atol=1e-5)
+    assert repo.bundle.text_vocab.read_bytes() == (repo.text_model.folder / "vocab.txt").read_bytes()

@@ -118,6 +118,7 @@ def load_engine(params: Params, items_path: Path, lexical: LexicalFiles, query_m
 
 
 def load_layout_engine(params: Params, layout: Layout = Layout(), personalise: bool = True) -> SearchEngine:
-    """:func:`load_engine` on a repository after ``dvc repro`` (or a serving bundle, which has the same layout)."""
-    return load_engine(params, layout.items, layout.lexical, layout.query_model,
+    """:func:`load_engine` on a repository after ``dvc repro`` (or a serving bundle, which has the same layout),
+    with the MiniLM the ``finetune_text`` stage left there (the one the item vectors were embedded with)."""
+    return load_engine(params.with_text_model(layout.text_model.folder), layout.items, layout.lexical, layout.query_model,
                        layout.retrieval.embeddings("final") if personalise else None)

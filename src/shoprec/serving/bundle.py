@@ -23,9 +23,10 @@ lists are the baseline's top scores instead of the ranker's, everything else (se
 or as a fallback. Its version starts with its name (``shoprec:popularity-<data>-<content>``).
 
 The bundle is all the service reads: MiniLM's tokenizer files (and, with
-``search.query_encoder: float``, its float weights) are copied in from ``text.model_dir``
-or the weights package (:func:`copy_text_model`), so a bento never needs that package,
-whose own dependencies include PyTorch.
+``search.query_encoder: float``, its float weights) are copied in from the ``finetune_text``
+stage's model directory (the fine-tuned weights, or the pretrained ones it copied;
+:func:`copy_text_model`), so a bento never needs the weights package, whose own
+dependencies include PyTorch.
 """
 
 from __future__ import annotations
@@ -150,16 +151,12 @@ def save_indexes(bundle: BundleFiles, item_emb: np.ndarray, params: Params) -> N
 
 
 def copy_text_model(params: Params, dest: Path) -> None:
-    """The MiniLM files the service's query encoder reads, from ``text.model_dir`` or the weights package:
+    """The MiniLM files the service's query encoder reads, from ``text.model_dir`` (the weights package when empty):
     the tokenizer's (vocabulary, and its config when there), plus the network's for the float encoder."""
-    from shoprec.text.weights import REQUIRED_FILES, TOKENIZER_CONFIG_FILE, TOKENIZER_FILES, resolve_model_dir
+    from shoprec.text.weights import REQUIRED_FILES, TOKENIZER_FILES, copy_model_files, resolve_model_dir
 
     needed = REQUIRED_FILES if params.search.query_encoder == "float" else TOKENIZER_FILES
-    source = resolve_model_dir(params.text.model_dir or None, needed)
-    dest.mkdir(parents=True)
-    for name in (*needed, TOKENIZER_CONFIG_FILE):
-        if (source / name).is_file():
-            shutil.copy2(source / name, dest / name)
+    copy_model_files(resolve_model_dir(params.text.model_dir or None, needed), dest, needed)
 
 
 def build_bundle(repo: Layout, params: Params, out_dir: Path, params_path: Path, system_name: str = GATED) -> Path:
@@ -183,7 +180,7 @@ def build_bundle(repo: Layout, params: Params, out_dir: Path, params_path: Path,
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
     shutil.copy2(params_path, bundle.params)
-    copy_text_model(params, bundle.text_model)
+    copy_text_model(params.with_text_model(repo.text_model.folder), bundle.text_model)
     system = load_layout(params, repo)
     _lists(system, params.serving.list_length, system_name, params).to_parquet(bundle.lists, index=False)
     _history(pd.read_parquet(repo.split.train), system.catalog.row_of).to_parquet(bundle.history, index=False)

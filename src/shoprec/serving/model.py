@@ -72,8 +72,7 @@ def verify(root: Path) -> dict:
 def bundle_params(bundle: BundleFiles) -> Params:
     """The bundle's params, with ``text.model_dir`` set to the bundle's MiniLM files: the service
     reads its tokenizer (and float weights) from the bundle, never from an installed package."""
-    params = load_params(bundle.params)
-    return params.model_copy(update={"text": params.text.model_copy(update={"model_dir": str(bundle.text_model)})})
+    return load_params(bundle.params).with_text_model(bundle.text_model)
 
 
 def _load_index(path: Path, ef_search: int):

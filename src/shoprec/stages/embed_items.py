@@ -1,6 +1,7 @@
 """DVC stage ``embed_items``: MiniLM text embeddings of the whole catalog, computed once.
 
-Transfer learning: the language model is frozen and run once per catalog; the towers
+Transfer learning: the language model (``text.model_dir``: the ``finetune_text`` stage's,
+fine-tuned on the shop's pairs or pretrained as is) is run once per catalog; the towers
 learn a projection on top. Rows follow ``items.parquet`` order.
 """
 

@@ -10,7 +10,8 @@ size ``d_h = d / h``::
 Embeddings are ``LayerNorm(word[id] + position[t] + token_type[0])``; single-segment
 input, so the token type is always 0. ``load_state`` methods copy the checkpoint tensors
 by their Hugging Face names; ``torch.nn.Linear`` stores ``[out, in]``, Keras ``Dense``
-``[in, out]``, hence the transposes.
+``[in, out]``, hence the transposes. ``state`` methods are the inverse: the layer's
+current weights under the same names, which is how a fine-tuned encoder is saved.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def _load_layer_norm(layer: tf.keras.layers.LayerNormalization, weights: Weights
     layer.set_weights([_take(weights, f"{prefix}.weight"), _take(weights, f"{prefix}.bias")])
 
 
+def _dense_state(layer: tf.keras.layers.Dense, prefix: str) -> Weights:
+    kernel, bias = layer.get_weights()
+    return {f"{prefix}.weight": np.ascontiguousarray(kernel.T), f"{prefix}.bias": bias}
+
+
+def _layer_norm_state(layer: tf.keras.layers.LayerNormalization, prefix: str) -> Weights:
+    gamma, beta = layer.get_weights()
+    return {f"{prefix}.weight": gamma, f"{prefix}.bias": beta}
+
+
 class BertEmbeddings(tf.keras.layers.Layer):
     """``input_ids [batch, length]`` -> LayerNorm(word + position + token type 0) ``[batch, length, d]``."""
 
@@ -68,6 +79,12 @@ class BertEmbeddings(tf.keras.layers.Layer):
         self.position.assign(_take(weights, f"{prefix}.position_embeddings.weight"))
         self.token_type.assign(_take(weights, f"{prefix}.token_type_embeddings.weight"))
         _load_layer_norm(self.layer_norm, weights, f"{prefix}.LayerNorm")
+
+    def state(self, prefix: str = "embeddings") -> Weights:
+        return {f"{prefix}.word_embeddings.weight": self.word.numpy(),
+                f"{prefix}.position_embeddings.weight": self.position.numpy(),
+                f"{prefix}.token_type_embeddings.weight": self.token_type.numpy(),
+                **_layer_norm_state(self.layer_norm, f"{prefix}.LayerNorm")}
 
 
 class TransformerBlock(tf.keras.layers.Layer):
@@ -105,18 +122,24 @@ class TransformerBlock(tf.keras.layers.Layer):
         ffn = self.output_dense(tf.nn.gelu(self.intermediate(x), approximate=False))
         return self.output_norm(x + self.hidden_dropout(ffn, training=training))
 
+    def _named(self) -> tuple:
+        """(dense layers, layer norms), each with its checkpoint name."""
+        return ((self.query, "attention.self.query"), (self.key, "attention.self.key"),
+                (self.value, "attention.self.value"), (self.attention_out, "attention.output.dense"),
+                (self.intermediate, "intermediate.dense"), (self.output_dense, "output.dense")), (
+                (self.attention_norm, "attention.output.LayerNorm"), (self.output_norm, "output.LayerNorm"))
+
     def load_state(self, weights: Weights, prefix: str) -> None:
-        for layer, name in (
-            (self.query, "attention.self.query"),
-            (self.key, "attention.self.key"),
-            (self.value, "attention.self.value"),
-            (self.attention_out, "attention.output.dense"),
-            (self.intermediate, "intermediate.dense"),
-            (self.output_dense, "output.dense"),
-        ):
+        dense, norms = self._named()
+        for layer, name in dense:
             _load_dense(layer, weights, f"{prefix}.{name}")
-        _load_layer_norm(self.attention_norm, weights, f"{prefix}.attention.output.LayerNorm")
-        _load_layer_norm(self.output_norm, weights, f"{prefix}.output.LayerNorm")
+        for layer, name in norms:
+            _load_layer_norm(layer, weights, f"{prefix}.{name}")
+
+    def state(self, prefix: str) -> Weights:
+        dense, norms = self._named()
+        return {k: v for layer, name in dense for k, v in _dense_state(layer, f"{prefix}.{name}").items()} | {
+            k: v for layer, name in norms for k, v in _layer_norm_state(layer, f"{prefix}.{name}").items()}
 
 
 def attention_mask_bias(attention_mask: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:

@@ -7,11 +7,17 @@ similarity between outputs is then a plain dot product, which the retrieval inde
 Fine-tuning: ``trainable_layers=N`` unfreezes the top N Transformer layers only. The
 upper layers are the most task-specific, and the frozen embedding table (30522 x 384,
 half of all weights) keeps the vocabulary unseen in shop data where pre-training put it.
+``"all"`` unfreezes every layer and the embeddings too. The pooling (a mean over tokens,
+then the L2 norm) has no weights: it is the same function before and after.
+:meth:`MiniLMEncoder.save_model_dir` writes the current weights back as a model directory the
+encoder (and the int8 export, and the serving bundle) loads like the original.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from safetensors.numpy import save_file
 
 import shoprec  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
@@ -19,7 +25,17 @@ import tensorflow as tf
 from shoprec import saved_model
 from shoprec.text.encoder import BertEmbeddings, TransformerBlock, attention_mask_bias, masked_mean_pool
 from shoprec.text.tokenizer import WordPieceTokenizer
-from shoprec.text.weights import BertConfig, read_do_lower_case, read_vocab, read_weights, resolve_model_dir
+from shoprec.text.weights import (
+    CONFIG_FILE,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    BertConfig,
+    copy_model_files,
+    read_do_lower_case,
+    read_vocab,
+    read_weights,
+    resolve_model_dir,
+)
 
 STRING_BATCH = tf.TensorSpec([None], tf.string, name="texts")
 
@@ -38,14 +54,16 @@ class MiniLMEncoder(tf.keras.Model):
         self,
         model_dir: str | Path | None = None,
         max_length: int = 128,
-        trainable_layers: int = 0,
+        trainable_layers: int | str = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        path = resolve_model_dir(model_dir)
+        self.model_dir = path = resolve_model_dir(model_dir)
         self.config = config = BertConfig.from_dir(path)
-        if not 0 <= trainable_layers <= config.num_hidden_layers:
-            raise ValueError(f"trainable_layers must be in 0..{config.num_hidden_layers}, got {trainable_layers}")
+        if trainable_layers != "all" and not (isinstance(trainable_layers, int)
+                                              and 0 <= trainable_layers <= config.num_hidden_layers):
+            raise ValueError(f"trainable_layers must be 'all' or in 0..{config.num_hidden_layers} "
+                             f"(the layers of {path / CONFIG_FILE}), got {trainable_layers!r}")
         if max_length > config.max_position_embeddings:
             raise ValueError(f"max_length {max_length} exceeds the model's {config.max_position_embeddings} positions")
         self.max_length = max_length
@@ -57,8 +75,9 @@ class MiniLMEncoder(tf.keras.Model):
         self.embeddings.load_state(weights)
         for i, block in enumerate(self.blocks):
             block.load_state(weights, f"encoder.layer.{i}")
-        self.embeddings.trainable = False
-        first_trainable = config.num_hidden_layers - trainable_layers
+        everything = trainable_layers == "all"
+        self.embeddings.trainable = everything
+        first_trainable = 0 if everything else config.num_hidden_layers - trainable_layers
         for i, block in enumerate(self.blocks):
             block.trainable = i >= first_trainable
 
@@ -77,6 +96,22 @@ class MiniLMEncoder(tf.keras.Model):
     def embed(self, texts: tf.Tensor) -> tf.Tensor:
         """Inference path, traced once for any batch size and sequence length."""
         return self(texts, training=False)
+
+    def save_model_dir(self, out_dir: Path) -> Path:
+        """The current weights as a model directory (``model.safetensors``, vocabulary, configs).
+
+        Tensors the encoder does not use (the checkpoint's pooler) are kept as loaded, and
+        the vocabulary and configs are copied from the directory the encoder was loaded
+        from, so the result loads exactly like the original.
+        """
+        out_dir.mkdir(parents=True, exist_ok=True)
+        original = read_weights(self.model_dir)
+        tensors = original | self.embeddings.state()
+        for i, block in enumerate(self.blocks):
+            tensors |= block.state(f"encoder.layer.{i}")
+        save_file({k: v.astype(original[k].dtype) for k, v in tensors.items()}, str(out_dir / WEIGHTS_FILE),
+                  metadata={"format": "pt"})
+        return copy_model_files(self.model_dir, out_dir, (VOCAB_FILE, CONFIG_FILE))
 
 
 def export_saved_model(encoder: MiniLMEncoder, path: str | Path) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,3 +100,12 @@ def read_do_lower_case(model_dir: Path) -> bool:
 def read_weights(model_dir: Path) -> dict[str, np.ndarray]:
     """All tensors of ``model.safetensors`` as numpy arrays, keyed by their PyTorch names."""
     return load_file(str(model_dir / WEIGHTS_FILE))
+
+
+def copy_model_files(source: Path, dest: Path, needed: tuple[str, ...] = REQUIRED_FILES) -> Path:
+    """Copy ``needed`` files of a model directory, and its tokenizer config when there, into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (*needed, TOKENIZER_CONFIG_FILE):
+        if (source / name).is_file():
+            shutil.copy2(source / name, dest / name)
+    return dest
