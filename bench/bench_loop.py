@@ -17,7 +17,12 @@ The copy sets ``split.test_start.sample: ""`` (the test window is the last ``spl
 whatever data there is, so the retrain learns from the simulated days before it; docs/experiments.md)
 and ``serving.feedback_min_events`` to ``--min-events``.
 
-    python bench/bench_loop.py [--sample small|default] [--shoppers 300] [--days 28] [--out FILE]
+    python bench/bench_loop.py [--sample small|default] [--shoppers 300] [--days 28] [--min-events 500]
+                               [--past-gate MARGIN] [--out FILE]
+
+``--past-gate``: when the gate stops the retrain (step 3), set ``gate.margin`` to MARGIN and run
+the flow again, so that the rest of the loop is measured with the refused model (labelled
+``feedback_flow_past_gate``); without it the bench ends there.
 
 Prints each step's figures as a JSON line, then the summary (also written to ``--out``).
 """
@@ -25,8 +30,10 @@ Prints each step's figures as a JSON line, then the summary (also written to ``-
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,6 +102,7 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bench-loop-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the copy, its models, bentos and Prefect database
     os.environ |= {"BENTOML_HOME": str(folder / "bentoml"), "PREFECT_HOME": str(folder / "prefect"),
                    "PYTHONPATH": str(REPO / "src")}
     overrides = (SMALL_SAMPLE if args.sample == "small" else {}) | {
