@@ -625,7 +625,8 @@ def flow_feedback(
     min_events: Annotated[Optional[int], typer.Option(help="new events that trigger a retrain (default: params)")] = None,
     root: RootOpt = Path("."),
 ) -> None:
-    """Run the feedback flow: export served feedback; retrain, smoke-test and promote when enough arrived."""
+    """Run the feedback flow: export served feedback; past serving.feedback_min_events, retrain, gate, smoke-test:
+    the new model becomes the pending challenger (an experiment's ship promotes it)."""
     import json
 
     from shoprec.orchestration.deployments import load_flow

@@ -122,6 +122,20 @@ def test_report_of_a_small_experiment_matches_hand_computation():
     assert "keep running" in markdown(result)
 
 
+def test_answers_served_before_the_experiment_started_are_left_out():
+    imps, evs = arms([1, 0, 0, 0], [1, 1, 0, 0])
+    alone = report(imps, evs, ITEMS, DAY)
+    # Before it: the champion served alone (a shopper who bought from it), then an earlier challenger model.
+    earlier = impressions(("r-old-0", "old-0", "champion", ["i1"], "2024-04-30 10:00"),
+                          ("r-old-1", "old-1", "challenger", ["i2"], "2024-04-30 12:00"))
+    earlier.loc[1, "model_version"] = "retrain-0"
+    bought = events(("old-0", "i1", "purchase", "2024-05-01 10:30", "r-old-0"))
+    result = report(pd.concat([earlier, imps], ignore_index=True), pd.concat([bought, evs], ignore_index=True),
+                    ITEMS, DAY)
+    assert result["impressions_before_start"] == 2 and result["started_at"] == T("2024-05-01 10:00").isoformat()
+    assert result["variants"] == alone["variants"] and result["unattributed_events"] == alone["unattributed_events"]
+
+
 def test_decisions_ship_keep_champion_and_srm():
     better = [1] * 40 + [0] * 60
     imps, evs = arms([1] * 10 + [0] * 90, better)  # 0.10 vs 0.40: se 0.0592, interval above zero

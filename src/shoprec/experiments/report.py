@@ -10,7 +10,9 @@ Input contract (the exported batches, what the feedback flow writes every hour):
 * prices: the catalog's items table (``item_id``, ``price``).
 
 The control arm is the variant named ``champion``; the experiment needs exactly one other
-variant (the challenger). Outcomes are credited to impressions by
+variant (the challenger). The experiment starts with the first answer of its challenger (the
+model version of the newest challenger answer); what was served before it (the champion
+alone, an earlier challenger) is left out. Outcomes are credited to impressions by
 :mod:`shoprec.experiments.attribution`; statistics are per user (:mod:`shoprec.experiments.stats`).
 
 Per variant: users exposed, impressions, CTR (credited clicks per impression),
@@ -142,6 +144,7 @@ def report(impressions: pd.DataFrame, events: pd.DataFrame, items: pd.DataFrame,
         raise ReportInputError(f"impressions.variant: an experiment needs '{CONTROL}' and one challenger, "
                                f"found {variants}; is serving.experiment set?")
     treatment = next(v for v in variants if v != CONTROL)
+    impressions, events, before = _this_experiment(impressions, events, treatment)
     prices = items.drop_duplicates("item_id").set_index("item_id")["price"].astype(float)
     users, credited, unattributed = per_user(impressions, events, prices, settings.window)
     summaries, estimates = {}, {}
@@ -172,9 +175,30 @@ def report(impressions: pd.DataFrame, events: pd.DataFrame, items: pd.DataFrame,
         "mde": stats.mde(primary.se, settings.confidence, settings.power) if np.isfinite(primary.se) else None,
         "srm_p": srm, "srm_flag": bool(srm < settings.srm_alpha),
         "guardrails": guardrails,
+        "started_at": impressions["served_at"].min().isoformat(), "impressions_before_start": before,
         "unattributed_events": unattributed, "users_in_both_variants": int(users["unit"].duplicated().sum()),
         "decision": decision, "reason": reason,
     }
+
+
+def _this_experiment(impressions: pd.DataFrame, events: pd.DataFrame, treatment: str
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The impressions of the running experiment, the events not credited to earlier answers, and how many
+    impressions were earlier.
+
+    The logs keep what was served before the experiment (the champion alone, or an earlier experiment's
+    challenger): counted, those shoppers would be "exposed" champion users of this experiment, and the
+    split and the control arm both wrong. The experiment starts with the first answer its challenger's
+    model (the newest challenger answer's ``model_version``) gave as the challenger; events that name an
+    earlier answer's ``request_id`` belong to that answer and are left out too.
+    """
+    arm = impressions["variant"] == treatment
+    if "model_version" in impressions:
+        newest = impressions.loc[arm, "model_version"].iloc[impressions.loc[arm, "served_at"].to_numpy().argmax()]
+        arm &= impressions["model_version"] == newest
+    earlier = impressions["served_at"] < impressions.loc[arm, "served_at"].min()
+    events = events[~events["request_id"].isin(set(impressions.loc[earlier, "request_id"]))]
+    return impressions[~earlier].reset_index(drop=True), events.reset_index(drop=True), int(earlier.sum())
 
 
 def _decide(primary: stats.Difference, srm: bool, worse: list[str]) -> tuple[str, str]:
