@@ -447,7 +447,7 @@ class Shoprec:
             prometheus_client.Counter("shoprec_impressions_stored", "impressions committed to the store"),
         ) if LOG_IMPRESSIONS else None
         _share_cores(WORKERS)
-        self.model = _load_model(self.bundle.stored)
+        self.model = _load_model(self.bundle)
         # Real-time lists are scored in one thread per worker (CPU-bound under the GIL); a request still
         # waiting past its deadline is dropped from the queue, so an overload falls back instead of piling up.
         self.scoring = ThreadPoolExecutor(1, thread_name_prefix="realtime")
