@@ -16,7 +16,7 @@ from shoprec.models.store import cutoffs
 
 pytestmark = pytest.mark.slow
 
-FALLBACK = 'shoprec_recommend_fallback_total{reason="deadline"}'
+FALLBACKS = "shoprec_recommend_fallback_total"  # by reason: busy, deadline, error
 
 
 def recommend(server, body: dict, realtime: bool = True, tries: int = 20) -> dict:
@@ -95,4 +95,5 @@ def test_past_the_deadline_the_precomputed_list_answers_and_is_counted(impatient
     for answer in answers:
         assert answer["realtime"] is False
         assert [i["item_id"] for i in answer["items"]] == list(items[precomputed["item"].head(10)])
-    assert metric(impatient, FALLBACK) == 3
+    assert metric(impatient, FALLBACKS) == 3
+    assert 'reason="deadline"' in httpx.get(f"{impatient.url}/metrics", timeout=30).text

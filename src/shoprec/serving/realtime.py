@@ -24,7 +24,10 @@ timestamp later than that clock's now is not yet part of the history.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,6 +53,46 @@ ENV = "SHOPREC_REALTIME"
 def settings(bundle_params: Params) -> RealtimeParams:
     """``serving.realtime`` as ``shoprec serve`` handed it over, else the bundle's."""
     return section_from_env(ENV, bundle_params.serving.realtime, "serving.realtime")
+
+
+class ScoringQueue:
+    """A worker's real-time scoring: one thread (the work is CPU-bound under the GIL), with admission.
+
+    A list queued behind ``n`` others is ready in about ``(n + 1)`` times the recent cost of one;
+    when that is past the deadline, :meth:`admits` says no and the request falls back at once
+    instead of waiting its deadline out. A request whose deadline passes while queued is cancelled
+    (its awaiting side cancels the future), so an overload never piles up work nobody waits for.
+    """
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="realtime")
+        self.lock = threading.Lock()
+        self.queued = 0  # submitted, not finished or cancelled
+        self.cost = 0.0  # seconds per list, a moving average
+
+    def admits(self, deadline: float) -> bool:
+        return (self.queued + 1) * self.cost <= deadline
+
+    def submit(self, work: Callable[[], object]) -> Future:
+        with self.lock:
+            self.queued += 1
+        future = self.pool.submit(self._timed, work)
+        future.add_done_callback(self._left)
+        return future
+
+    def _timed(self, work: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.cost = 0.8 * self.cost + 0.2 * (time.perf_counter() - started)
+
+    def _left(self, _: Future) -> None:
+        with self.lock:
+            self.queued -= 1
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
 
 
 class BadRecentItems(ValueError):

@@ -22,8 +22,8 @@ the shopper's arm (:mod:`shoprec.serving.experiment`).
 
 Real-time: /recommend computes the list from the shopper's history as of now (training events,
 the store's events since the cut-off, the request's ``recent_items``) in one scoring thread per
-worker (:mod:`shoprec.serving.realtime`); past ``serving.realtime.deadline_ms``, or on any error,
-it answers the precomputed list and counts it in ``/metrics``
+worker (:mod:`shoprec.serving.realtime`); when its queue cannot meet ``serving.realtime.deadline_ms``,
+past it, or on any error, it answers the precomputed list and counts it in ``/metrics``
 (``shoprec_recommend_fallback_total{reason}``). ``shoprec serve`` reads ``serving.realtime`` from the
 working ``params.yaml`` (``$SHOPREC_REALTIME``), like the experiment.
 
@@ -55,7 +55,6 @@ import logging
 import os
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,7 +72,7 @@ from shoprec.serving.experiment import Arm, Arms, from_env
 from shoprec.serving.impressions import ImpressionLog, new_request_id
 from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
 from shoprec.serving.process import die_with_parent
-from shoprec.serving.realtime import BadRecentItems, settings
+from shoprec.serving.realtime import BadRecentItems, ScoringQueue, settings
 from shoprec.serving.schemas import FeedbackReceipt, Recommendations, SearchResults, Shopper, Shoppers, SimilarItems
 from shoprec.serving.store import Impression, StoreError
 from shoprec.serving.ui import ui_app
@@ -448,12 +447,11 @@ class Shoprec:
         ) if LOG_IMPRESSIONS else None
         _share_cores(WORKERS)
         self.model = _load_model(self.bundle)
-        # Real-time lists are scored in one thread per worker (CPU-bound under the GIL); a request still
-        # waiting past its deadline is dropped from the queue, so an overload falls back instead of piling up.
-        self.scoring = ThreadPoolExecutor(1, thread_name_prefix="realtime")
+        self.scoring = ScoringQueue()
         self.fallbacks = prometheus_client.Counter(
             "shoprec_recommend_fallback", "/recommend answers from the precomputed list instead of the real-time "
-            "one, by reason: deadline (serving.realtime.deadline_ms) or error", ["reason"])
+            "one, by reason: busy (the scoring queue could not meet the deadline), deadline "
+            "(serving.realtime.deadline_ms) or error", ["reason"])
         self.arms = self._arms()
         serving = self.model.params.serving
         known_items = set().union(*(model.item_index for model in self.arms.models()))
@@ -489,7 +487,7 @@ class Shoprec:
         """On a graceful stop: commit the impressions still queued, release the store."""
         if self.impressions is not None:
             self.impressions.close()
-        self.scoring.shutdown(cancel_futures=True)
+        self.scoring.shutdown()
         self.store.close()
 
     def _served(self, surface: str, answer: dict, arm: Arm, user_id: str | None, session_id: str | None,
@@ -529,12 +527,17 @@ class Shoprec:
 
     async def _recommend_now(self, model: ServingModel, user_id: str, recent_items: tuple[str, ...], k: int,
                              exclude_purchased: bool, diversity: float | None) -> dict:
-        """The real-time list, or the precomputed one past the deadline or on any error (counted by reason)."""
+        """The real-time list, or the precomputed one when the scoring queue cannot meet the deadline, past
+        it, or on any error (counted by reason)."""
         work = functools.partial(model.recommend_now, self.store, user_id, recent_items, time.time(), k,
                                  exclude_purchased, diversity)
+        deadline = REALTIME.deadline_ms / 1000
         try:
-            async with asyncio.timeout(REALTIME.deadline_ms / 1000):
-                return await asyncio.get_running_loop().run_in_executor(self.scoring, work)
+            if not self.scoring.admits(deadline):
+                reason = "busy"
+            else:
+                async with asyncio.timeout(deadline):
+                    return await asyncio.wrap_future(self.scoring.submit(work))
         except TimeoutError:
             reason = "deadline"
         except Exception:
