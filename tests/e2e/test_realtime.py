@@ -3,6 +3,7 @@ next list, and past its deadline the precomputed list answers, counted in /metri
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import httpx
@@ -97,3 +98,25 @@ def test_past_the_deadline_the_precomputed_list_answers_and_is_counted(impatient
         assert [i["item_id"] for i in answer["items"]] == list(items[precomputed["item"].head(10)])
     assert metric(impatient, FALLBACKS) == 3
     assert 'reason="deadline"' in httpx.get(f"{impatient.url}/metrics", timeout=30).text
+
+
+def test_at_packaging_time_the_services_real_time_list_is_the_precomputed_one(bundle, tmp_path):
+    """The service's history (the bundle's training events, an empty store) on the ``auto`` clock at the
+    packaging instant is the training cut-off: the precomputed lists, to the last rounded digit."""
+    from shoprec.config import RealtimeParams
+    from shoprec.serving.model import ServingModel
+    from shoprec.serving.store import open_store
+
+    packaged = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    model = ServingModel.load(bundle, packaged_at=packaged)
+    store = open_store(tmp_path / "feedback.db")
+    try:
+        for user in (model.users(1)[0], "never-seen"):
+            live, pre = model.recommend_now(store, user, (), packaged.timestamp(), 20), model.recommend(user, 20)
+            assert live["known_user"] == pre["known_user"] and live["realtime"] and not pre["realtime"]
+            assert [(i["item_id"], i["explanation"]) for i in live["items"]] == [
+                (i["item_id"], i["explanation"]) for i in pre["items"]]
+            assert max(abs(a["score"] - b["score"]) for a, b in zip(live["items"], pre["items"])) <= 1.5e-6
+    finally:
+        store.close()
+    assert ServingModel.load(bundle, packaged_at=packaged, realtime=RealtimeParams(enabled=False)).realtime is None
