@@ -14,7 +14,8 @@ serving bundle and imports it into a BentoML model store under a temporary
 ``BENTOML_HOME``). ``--root PATH`` reuses a copy whose ``models/serving/bundle`` is
 already built and skips the training. ``--items N`` grows the bundle's catalog to N items
 first (``bench/scale_bundle.py``: variants of the trained items, every index rebuilt),
-the catalog-scale run of the issue (1,000,000 items).
+the catalog-scale run of the issue (1,000,000 items); its items have no training history, so
+run it with ``--realtime off``.
 
 Workloads (fixed seed, built from the bundle the server loads):
 
@@ -23,6 +24,11 @@ Workloads (fixed seed, built from the bundle the server loads):
   "under 20", a third for a known user, k=10;
 * ``/similar``: catalog items in turn, k=10; every 20th an unknown item, which must get 404;
 * ``/feedback``: one event per request with a unique ``event_id`` (a durable SQLite commit).
+
+Real-time /recommend (``serving.realtime``, docs/realtime.md): ``--realtime on,off`` serves the
+same workload once computed at request time and once from the precomputed lists (a fresh server
+each, like ``--impressions``); the fallback column is the share of /recommend answers that were the
+precomputed list because the real-time one missed its deadline or failed.
 
 Impression logging (``serving.impressions``): ``--impressions on,off`` serves the same
 workload once with each setting (a fresh server each time, in that order; repeat a setting,
@@ -43,6 +49,7 @@ halves the figures, and this column says when that happened.
     python bench/bench_load.py --root /tmp/copy  # reuse a built copy
     python bench/bench_load.py --root /tmp/copy --items 1000000 --endpoints recommend,similar
     python bench/bench_load.py --root /tmp/copy --endpoints recommend --concurrency 16 --impressions off,on,off,on
+    python bench/bench_load.py --root /tmp/copy --endpoints recommend --concurrency 16 --realtime on,off
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import psutil
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
 from http_client import Connection, encode_post  # noqa: E402
@@ -84,6 +92,7 @@ BUNDLE = Layout(Path(".")).bundle.folder
 ENDPOINTS = ("recommend", "search", "similar", "feedback")
 TARGETS = {"recommend": (1000.0, 30.0), "search": (None, 60.0)}  # (min requests/s, max p99 ms) at 16 callers
 LOGGING_COST = (0.15, 25.0)  # impressions on vs off, /recommend at 16 callers: at most this share of req/s lost, p99 ms
+FALLBACKS = "shoprec_recommend_fallback_total"
 REFERENCE = "plain BentoML + TFRS BruteForce SavedModel per request: ~220 requests/s, p99 ~270 ms at 16 callers, 2 cores"
 
 
@@ -97,6 +106,7 @@ class Call:
 class Result:
     pin: str  # none | split
     impressions: str  # on | off: whether the server logged what each answer showed
+    realtime: str  # on | off: /recommend computed at request time, or the precomputed lists
     endpoint: str
     concurrency: int
     latencies_ms: np.ndarray
@@ -107,10 +117,11 @@ class Result:
     client_cpu_s: float
     other_cpu_s: float  # everything else the machine ran meanwhile (other users' jobs skew the figures)
     window_s: float  # wall time the CPU figures cover (the run plus connecting)
+    fallbacks: float  # /recommend answers that were the precomputed list instead of the real-time one
 
     @property
     def setup(self) -> str:
-        return f"{self.pin} / impressions {self.impressions}"
+        return f"{self.pin} / impressions {self.impressions} / realtime {self.realtime}"
 
     @property
     def rps(self) -> float:
@@ -256,9 +267,10 @@ async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[flo
     return latencies, errors, first_error, time.perf_counter() - begin
 
 
-def measure(server: Server, setup: tuple[str, str], endpoint: str, calls: list[Call], concurrency: int) -> Result:
+def measure(server: Server, setup: tuple[str, str, str], endpoint: str, calls: list[Call], concurrency: int) -> Result:
     gc.collect()
     gc.freeze()  # the client's own full collections (tens of ms over pandas & co.) would show up as server latency
+    fallbacks = counter(server, FALLBACKS)
     before, client_before, machine_before = server_cpu(server), time.process_time(), machine_cpu()
     window = time.perf_counter()
     latencies, errors, first_error, seconds = asyncio.run(drive(f"{server.url}/{endpoint}", calls, concurrency))
@@ -266,7 +278,8 @@ def measure(server: Server, setup: tuple[str, str], endpoint: str, calls: list[C
     client_cpu, after, machine = time.process_time() - client_before, server_cpu(server), machine_cpu() - machine_before
     workers = [after[pid] - before.get(pid, 0.0) for pid in after if pid != server.process.pid]
     return Result(*setup, endpoint, concurrency, np.asarray(latencies), errors, first_error, seconds,
-                  sorted(workers, reverse=True), client_cpu, max(0.0, machine - sum(workers) - client_cpu), window)
+                  sorted(workers, reverse=True), client_cpu, max(0.0, machine - sum(workers) - client_cpu), window,
+                  counter(server, FALLBACKS) - fallbacks)
 
 
 def warm_up(server: Server, work: Workload, n: int) -> None:
@@ -282,7 +295,8 @@ def row(r: Result) -> str:
     split = "/".join(f"{100 * w / total:.0f}" for w in r.server_cpu_s if w / total >= 0.01)
     return (f"| {r.setup} | /{r.endpoint} | {r.concurrency} | {len(r.latencies_ms):,} | {r.rps:,.0f} | {r.pct(50):.1f} | "
             f"{r.pct(99):.1f} | {r.latencies_ms.max():.0f} | {r.errors} | {1000 * total / len(r.latencies_ms):.2f} | "
-            f"{split} | {100 * r.client_cpu_s / r.window_s:.0f}% | {100 * r.other_cpu_s / r.window_s:.0f}% |")
+            f"{split} | {100 * r.client_cpu_s / r.window_s:.0f}% | {100 * r.other_cpu_s / r.window_s:.0f}% | "
+            f"{100 * r.fallbacks / len(r.latencies_ms):.1f}% |")
 
 
 def verdicts(results: list[Result]) -> list[str]:
@@ -305,7 +319,7 @@ def logging_verdicts(results: list[Result]) -> list[str]:
     runs: dict[tuple[str, str], list[Result]] = {}
     for r in results:
         if r.endpoint == "recommend" and r.concurrency == 16:
-            runs.setdefault((r.pin, r.impressions), []).append(r)
+            runs.setdefault((f"{r.pin}, realtime {r.realtime}", r.impressions), []).append(r)
     max_loss, max_p99 = LOGGING_COST
     for pin in dict.fromkeys(pin for pin, _ in runs):
         if not {(pin, "on"), (pin, "off")} <= set(runs):
@@ -347,10 +361,12 @@ def report(args, results: list[Result], logged: list[str], bundle: Path) -> str:
              "what each answer showed (a fresh server per setup, in the order shown). Latencies in ms as the client saw them; "
              "server CPU is per request summed over worker processes; worker split is the share of that CPU "
              "each worker process used; client and other CPU are in % of one CPU (other: every other process of the "
-             "machine during the run, a sign of interference).", "",
+             "machine during the run, a sign of interference); realtime on or off: /recommend computed at "
+             "request time or the precomputed lists, fallback: the share of answers that were the precomputed "
+             "list because the real-time one missed its deadline or failed.", "",
              "| setup | endpoint | callers | requests | req/s | p50 | p99 | max | errors | server CPU ms/req "
-             "| worker split % | client CPU | other CPU |",
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|",
+             "| worker split % | client CPU | other CPU | fallback |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|",
              *(row(r) for r in results), "",
              "Targets (issue), at 16 callers: /recommend >= 1,000 req/s and p99 <= 30 ms, /search p99 <= 60 ms, "
              f"zero errors; impression logging on vs off: /recommend loses at most {100 * LOGGING_COST[0]:.0f}% "
@@ -370,19 +386,20 @@ def _cpus(side: str) -> str:
 # --- main ------------------------------------------------------------------------------------------------------
 
 def run(args, root: Path, bundle: Path, model: str, scratch: Path) -> tuple[list[Result], list[str]]:
-    """Every (pin, impressions) setup on a fresh server; the results, and per logging server what its store kept."""
+    """Every (pin, impressions, realtime) setup on a fresh server; the results, and per logging server what its store kept."""
     all_cpus = os.sched_getaffinity(0)
     server_cpus, client_cpus = ({int(c) for c in _cpus(side).split(",")} for side in ("server", "client"))
     n = {"recommend": args.requests, "similar": args.requests, "search": args.search_requests,
          "feedback": args.feedback_requests}
     work = Workload(bundle)
     results, logged = [], []
-    for run_no, (pin, logging) in enumerate(itertools.product(args.pin, args.impressions)):
-        setup = (pin, logging)
+    for run_no, setup in enumerate(itertools.product(args.pin, args.impressions, args.realtime)):
+        pin, logging, realtime = setup
         os.sched_setaffinity(0, server_cpus if pin == "split" else all_cpus)  # inherited by the server
         db = scratch / f"feedback-{run_no}.db"
         server = start_server(root, db, scratch / f"server-{run_no}.log", workers=args.workers, model=model,
-                              timeout=900, impressions=logging == "on")
+                              timeout=900, impressions=logging == "on",
+                              params=realtime_params(root, scratch / f"params-{run_no}.yaml", realtime == "on"))
         os.sched_setaffinity(0, client_cpus if pin == "split" else all_cpus)
         try:
             warm_up(server, work, args.warmup)
@@ -401,10 +418,23 @@ def run(args, root: Path, bundle: Path, model: str, scratch: Path) -> tuple[list
     return results, logged
 
 
+def realtime_params(root: Path, path: Path, on: bool) -> Path:
+    """``root``'s params.yaml with ``serving.realtime.enabled`` set, written to ``path`` (what the server reads)."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["serving"].setdefault("realtime", {})["enabled"] = on
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def counter(server: Server, name: str) -> float:
+    """A counter of the server's ``/metrics``, summed over its series (0 before its first count)."""
+    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=30).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
 def answers_sent(server: Server) -> float:
     """The server's ``shoprec_answers_sent_total`` (0 when it logs no impressions)."""
-    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=30).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("shoprec_answers_sent_total"))
+    return counter(server, "shoprec_answers_sent_total")
 
 
 def main() -> None:
@@ -423,6 +453,8 @@ def main() -> None:
     parser.add_argument("--impressions", type=lambda s: s.split(","), default=["on"],
                         help="on | off | on,off | off,on,off,on: a server per setting, in this order (the "
                              "comparison of issue 19 is off,on)")
+    parser.add_argument("--realtime", type=lambda s: s.split(","), default=["on"],
+                        help="on | off | on,off: /recommend computed at request time or precomputed, a server each")
     parser.add_argument("--pin", type=lambda s: s.split(","), default=["none"],
                         help="none | split | none,split (split: client on the last CPU, server on the others)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir: its repo copy (reuse it with "
@@ -430,8 +462,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     args = parser.parse_args()
     if unknown := (set(args.endpoints) - set(ENDPOINTS) or set(args.pin) - {"none", "split"}
-                   or set(args.impressions) - {"on", "off"}):
-        parser.error(f"unknown endpoint, pin mode or impressions setting: {sorted(unknown)}")
+                   or set(args.impressions) - {"on", "off"} or set(args.realtime) - {"on", "off"}):
+        parser.error(f"unknown endpoint, pin mode, impressions or realtime setting: {sorted(unknown)}")
 
     scratch = Path(tempfile.mkdtemp(prefix="shoprec-load-"))
     # DVC stages call `shoprec`; the package stage and the server use a private model store.

@@ -498,13 +498,14 @@ def serve(
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Serve the models of the last `dvc repro` over HTTP (wraps `bentoml serve`), with the experiment
-    of params serving.experiment when it names one."""
+    of params serving.experiment when it names one and real-time /recommend as serving.realtime says."""
     import os
 
     from shoprec.config import resolved
     from shoprec.serving.experiment import ENV as EXPERIMENT_ENV
     from shoprec.serving.process import bind_problem, run_foreground
     from shoprec.serving.promote import challenger_tag, served_tag
+    from shoprec.serving.realtime import ENV as REALTIME_ENV
 
     cfg = _params(params)
     if problem := bind_problem(host, port):
@@ -529,6 +530,7 @@ def serve(
         except FileNotFoundError as exc:
             _fail(f"serve: {exc}")
     env[EXPERIMENT_ENV] = experiment.model_dump_json() if experiment.name else ""
+    env[REALTIME_ENV] = cfg.serving.realtime.model_dump_json()
     arms = (f" (experiment {experiment.name}: {experiment.share:g} of shoppers get {experiment.challenger})"
             if experiment.name else "")
     typer.echo(f"serving {tag}{arms} on http://{host}:{port} (storefront: http://{host}:{port}/ui/)")

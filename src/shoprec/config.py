@@ -8,6 +8,7 @@ default.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -211,6 +212,21 @@ class ExperimentParams(_Section):
         return self
 
 
+class RealtimeParams(_Section):
+    """Real-time ``/recommend`` (``serving.realtime``; :mod:`shoprec.serving.realtime`).
+
+    Read by ``shoprec serve`` from the working ``params.yaml`` (a plain ``bentoml serve``: the
+    bundle's): how a model is served, not part of it, so switching it needs no new package.
+    """
+
+    enabled: bool = True  # the list computed at request time; off: the precomputed lists only
+    deadline_ms: float = Field(50.0, gt=0)  # a real-time list later than this (or failing): the precomputed one
+    max_recent_items: int = Field(20, ge=1)  # a /recommend's recent_items: at most this many
+    # the data's clock (time features): "auto" (packaging time is the training cut-off, time runs on from
+    # there), or days to subtract from the wall time (0: live data)
+    clock_offset: Literal["auto"] | float = "auto"
+
+
 class ServingParams(_Section):
     """The BentoML service (``shoprec.serving``): bundle, index, limits, workers."""
 
@@ -240,6 +256,7 @@ class ServingParams(_Section):
     challenger_file: str = "var/challenger.json"  # the retrained model waiting for an experiment (feedback flow)
     feedback_min_events: int = Field(1000, ge=1)  # new feedback events that trigger a retrain
     experiment: ExperimentParams = ExperimentParams()
+    realtime: RealtimeParams = RealtimeParams()
 
     @field_validator("feedback_db")
     @classmethod
@@ -331,3 +348,15 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
 def problems(exc: ValidationError) -> str:
     """Each broken rule of ``exc`` as ``dotted.key: message``, joined by "; "."""
     return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+
+
+def section_from_env(variable: str, default: _Section, key: str) -> _Section:
+    """The section ``shoprec serve`` handed to the server as JSON in ``$variable`` (the working
+    params' ``key``), else ``default``; exits with the broken rule when it is invalid."""
+    raw = os.environ.get(variable)
+    if not raw:
+        return default
+    try:
+        return type(default).model_validate_json(raw)
+    except ValidationError as exc:
+        raise SystemExit(f"shoprec: refusing to start: {key} (${variable}): {problems(exc)}") from None

@@ -35,7 +35,7 @@ event = st.one_of(json_values, st.fixed_dictionaries({}, optional={
     "position": json_values, "event_id": json_values}))
 FIELDS = {
     "recommend": {"user_id": json_values, "k": json_values, "exclude_purchased": json_values, "diversity": json_values,
-                  "session_id": json_values},
+                  "session_id": json_values, "recent_items": json_values},
     "search": {"query": json_values, "user_id": json_values, "k": json_values, "session_id": json_values,
                "filters": st.dictionaries(st.sampled_from(["category", "colour", "min_price", "max_price", "size"]),
                                           json_values, max_size=3) | json_values},

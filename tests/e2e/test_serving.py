@@ -158,6 +158,9 @@ def test_a_large_catalog_bundle_searches_through_hnsw_and_finds_what_exact_searc
     ("feedback", {"events": [CLICK | {"position": 0.5}]}, 400, "position: must be a string or a whole number"),
     ("feedback", {"events": [CLICK | {"position": "top"}]}, 400, "position: not a number"),
     ("recommend", {"user_id": "u", "session_id": ""}, 400, "at least 1 character"),
+    ("recommend", {"user_id": "u", "recent_items": ["NO-SUCH-ITEM"]}, 400, "recent_items: unknown item_id 'NO-SUCH-ITEM'"),
+    ("recommend", {"user_id": "u", "recent_items": ["x"] * 21}, 400, "at most 20 items"),
+    ("recommend", {"user_id": "u", "recent_items": "x"}, 400, "recent_items"),
 ])
 def test_bad_input_gets_a_4xx_with_a_message(served, route, body, status, says):
     response = post(served, route, body)

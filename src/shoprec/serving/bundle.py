@@ -6,15 +6,14 @@ as the CLI, plus what only serving needs, precomputed from the gated models unde
 ``serving/`` (:class:`shoprec.layout.BundleFiles`). Its manifest lists the sha256 of every
 file, and no run details: the same models give the same bytes.
 
-Why precompute the recommendation lists: the multi-stage ranker's candidate features
-(EASE and co-purchase scores, within-user ranks) are computed over the whole catalog
-per user, a few milliseconds of matrix work per shopper that would cap a 2-core server
-far below the traffic of a shop. Users' states only change when the models are retrained
-(the feedback flow does that), so the lists are computed once here, in batches, with the
-exact code the evaluation gated (:func:`shoprec.models.recommend.ranked`), and a request
-is a lookup plus an optional MMR re-rank. What must answer for any input online is
-retrieval by vector (similar items, semantic search), which goes through an index
-(:mod:`shoprec.search.index.vectors`) that scales to a million items.
+The recommendation lists are precomputed here, in batches, with the exact code the
+evaluation gated (:func:`shoprec.models.recommend.ranked`): a request for one is a lookup
+plus an optional MMR re-rank. By default ``/recommend`` computes the list at request time
+instead (:mod:`shoprec.serving.realtime`: milliseconds of CPU per shopper), from what the
+bundle also carries for it (:func:`realtime_paths`: the training history, the query tower,
+the ranker's weights), and the precomputed list is its fallback past the deadline. What
+must answer for any input online is retrieval by vector (similar items, semantic search),
+which goes through an index (:mod:`shoprec.search.index.vectors`) that scales to a million items.
 
 A baseline (``shoprec package --system popularity``, or ``own_history``, ``itemknn``,
 ``ease``, ``two_tower``: the systems the evaluation compares) packages the same way: its
@@ -48,10 +47,18 @@ GATED = "shoprec"  # the retrieve -> rank system the gate passed (MultiStage's n
 SYSTEMS = ("popularity", "own_history", "itemknn", "ease", "two_tower", GATED)  # what `package --system` takes
 
 
+def realtime_paths(repo: Layout) -> list[Path]:
+    """What real-time scoring loads (:func:`shoprec.models.store.load_layout` on the bundle): the training
+    history and its cut-off, the item text vectors, the final query tower and the ranker's weights."""
+    ranking = repo.ranking
+    return [repo.split.train, repo.split.summary, repo.text_embeddings, repo.retrieval.query_tower("final"),
+            ranking.config, *sorted(ranking.folder.glob(ranking.weights.name + ".*"))]
+
+
 def copied_paths(repo: Layout) -> list[Path]:
     """Repository artifacts the bundle carries unchanged (the intent classifier only when trained)."""
     paths = [repo.items, repo.retrieval.embeddings("final"), repo.retrieval.item_embeddings, repo.lexical.folder,
-             repo.query_model.semantic, repo.query_model.quantized_encoder]
+             repo.query_model.semantic, repo.query_model.quantized_encoder, *realtime_paths(repo)]
     return paths + [p for p in [repo.query_model.intent] if p.exists()]
 
 

@@ -13,26 +13,17 @@ knows.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
-from shoprec.config import ExperimentParams, problems
+from shoprec.config import ExperimentParams, section_from_env
 from shoprec.experiments.assignment import CHALLENGER, assign
 
 ENV = "SHOPREC_EXPERIMENT"
 
 
 def from_env() -> ExperimentParams:
-    """The experiment in ``$SHOPREC_EXPERIMENT``; exits with the broken rule when it is invalid."""
-    raw = os.environ.get(ENV)
-    if not raw:
-        return ExperimentParams()
-    try:
-        return ExperimentParams.model_validate_json(raw)
-    except ValidationError as exc:
-        raise SystemExit(f"shoprec: refusing to start: serving.experiment (${ENV}): {problems(exc)}") from None
+    """The experiment in ``$SHOPREC_EXPERIMENT`` (unset: none); exits with the broken rule when it is invalid."""
+    return section_from_env(ENV, ExperimentParams(), "serving.experiment")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ before it binds a port; ``ServingModel.load(root)`` then builds the in-memory ta
 
 * ``recommend``: the user's precomputed list (view ``new`` when purchases are excluded),
   re-ranked by MMR when diversity is asked for; an unknown user gets the new-visitor list;
+* ``realtime``: the gated system's lists computed at request time
+  (:mod:`shoprec.serving.realtime`; None for a baseline's bundle, or with real-time off),
+  the precomputed list being its fallback;
 * ``similar``: items bought together with the item (co-purchase cosine over buyers), then
   its nearest neighbours in the two-tower item space from the vector index;
 * ``search``: the hybrid :class:`~shoprec.search.engine.SearchEngine` over the bundle;
@@ -14,6 +17,7 @@ before it binds a port; ``ServingModel.load(root)`` then builds the in-memory ta
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -23,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shoprec.config import Params, load_params
+from shoprec.config import Params, RealtimeParams, load_params
 from shoprec.layout import BundleFiles
 from shoprec.models.catalog import row_index
 from shoprec.models.diversity import mmr
-from shoprec.serving.bundle import COLD_USER
+from shoprec.serving.bundle import COLD_USER, GATED
 
 RECENT = 8  # purchases shown per user
 ITEM_FIELDS = ("item_id", "title", "category", "price")
@@ -108,11 +112,17 @@ class ServingModel:
     together_rows: dict[int, np.ndarray]
     index: object  # shoprec.search.index.vectors index over item_emb
     engine: object  # shoprec.search.engine.SearchEngine
+    realtime: object = None  # shoprec.serving.realtime.RealTime, or None: precomputed lists only
 
     @classmethod
-    def load(cls, root: Path, version: str | None = None) -> "ServingModel":
+    def load(cls, root: Path, version: str | None = None, packaged_at: dt.datetime | None = None,
+             realtime: RealtimeParams | None = None) -> "ServingModel":
+        """The bundle at ``root``; given ``packaged_at`` (when it entered the model store, which places the
+        ``auto`` serving clock), the gated system also scores in real time, unless ``realtime`` (default:
+        the bundle's ``serving.realtime``) is off."""
         from shoprec.search.index.vectors import ExactIndex, FilteredSearch
         from shoprec.search.store import load_layout_engine
+        from shoprec.serving.realtime import RealTime
         from shoprec.text.catalog_embeddings import read_embeddings
 
         manifest = verify(root)
@@ -128,6 +138,7 @@ class ServingModel:
             raise BundleError(f"bundle {root}: {bundle.name(bundle.lists)} has no new-visitor list; rebuild the bundle")
         history = history.sort_values(["user_id", "last_bought"], ascending=[True, False]).reset_index(drop=True)
         s = params.serving
+        live = realtime or s.realtime
         engine = load_layout_engine(params, bundle.layout)
         if bundle.semantic_index.exists():  # a large catalog: the semantic leg of search goes through HNSW too
             engine.semantic_search = FilteredSearch(engine.semantic.item_vectors,
@@ -142,6 +153,8 @@ class ServingModel:
             index=(_load_index(bundle.item_index, s.hnsw_ef_search) if bundle.item_index.exists()
                    else ExactIndex(item_emb)),
             engine=engine,
+            realtime=(RealTime.load(bundle, params, live.clock_offset, packaged_at)
+                      if packaged_at is not None and live.enabled and manifest.get("system") == GATED else None),
         )
 
     def warm_up(self) -> None:
@@ -150,6 +163,8 @@ class ServingModel:
         rather than in a client's request."""
         user = next(iter(self.history_rows), COLD_USER)
         self.recommend(user, 10)
+        if self.realtime is not None:
+            self.realtime.warm_up(user)
         self.similar(self.items["item_id"][0], 10)
         self.search(str(self.items["title"][0]), user, 10, None)
 
@@ -168,8 +183,17 @@ class ServingModel:
         items, scores, why = (self.lists[c][rows] for c in ("item", "score", "explanation"))
         weight = self.params.ranking.diversity if diversity is None else diversity
         chosen = mmr(scores, self.item_emb[items], weight, k)
-        return {"user_id": user_id, "known_user": known,
+        return {"user_id": user_id, "known_user": known, "realtime": False,
                 "items": [self._item(items[c], scores[c], why[c]) for c in chosen]}
+
+    def recommend_now(self, store, user_id: str, recent_items: list[str], wall: float, k: int,
+                      exclude_purchased: bool = False, diversity: float | None = None) -> dict:
+        """:meth:`recommend` computed from the shopper's history as of wall-clock ``wall`` (seconds since the
+        epoch): training events, ``store``'s events since the cut-off and ``recent_items``."""
+        weight = self.params.ranking.diversity if diversity is None else diversity
+        known, items = self.realtime.recommend(store, user_id, recent_items, wall, k, exclude_purchased, weight)
+        return {"user_id": user_id, "known_user": known, "realtime": True,
+                "items": [{**item, "score": round(item["score"], 6)} for item in items]}
 
     def similar(self, item_id: str, k: int) -> dict:
         """Items bought together with ``item_id`` first, then its nearest neighbours by embedding."""

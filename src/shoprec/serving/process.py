@@ -177,9 +177,9 @@ def start_bento(bento: str, venv: Path, workdir: Path, feedback_db: Path, log: P
 
 def isolated_env(venv: Path) -> dict[str, str]:
     """This process's environment with ``venv`` active, no path into another Python's packages, and no
-    model or experiment choice of this shell's (a smoke test serves its one model)."""
+    model, experiment or real-time choice of this shell's (a smoke test serves its one model as packaged)."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "SHOPREC_MODEL", "SHOPREC_EXPERIMENT")}
+           if k not in ("PYTHONPATH", "PYTHONHOME", "SHOPREC_MODEL", "SHOPREC_EXPERIMENT", "SHOPREC_REALTIME")}
     return env | {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 

@@ -37,6 +37,8 @@ class Served(Answer):
 class Recommendations(Served):
     user_id: str
     known_user: bool = Field(description="false: a new visitor, who got the cold-start list")
+    realtime: bool = Field(description="true: computed now from the shopper's history and recent_items; false: "
+                                       "the list precomputed at packaging (real-time off, past its deadline or failed)")
     items: list[Item]
 
 

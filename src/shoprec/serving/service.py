@@ -20,6 +20,13 @@ Experiments: with ``$SHOPREC_EXPERIMENT`` set (``shoprec serve`` sets it from
 each worker loads both, and each /recommend, /search and /similar is answered by the model of
 the shopper's arm (:mod:`shoprec.serving.experiment`).
 
+Real-time: /recommend computes the list from the shopper's history as of now (training events,
+the store's events since the cut-off, the request's ``recent_items``) in one scoring thread per
+worker (:mod:`shoprec.serving.realtime`); when its queue cannot meet ``serving.realtime.deadline_ms``,
+past it, or on any error, it answers the precomputed list and counts it in ``/metrics``
+(``shoprec_recommend_fallback_total{reason}``). ``shoprec serve`` reads ``serving.realtime`` from the
+working ``params.yaml`` (``$SHOPREC_REALTIME``), like the experiment.
+
 Impressions: every /recommend, /search and /similar answer carries a ``request_id`` and a
 ``variant`` (its arm) and is logged as an impression by the worker's
 :class:`~shoprec.serving.impressions.ImpressionLog` (queued on the request's path, committed
@@ -27,8 +34,8 @@ in groups by a background thread; ``serving.impressions``, or ``$SHOPREC_IMPRESS
 ``shoprec serve --[no-]impressions``, turns the logging off). ``/metrics`` counts answers sent,
 impressions stored and unattributed feedback events.
 
-Speed (figures from ``bench/bench_load.py`` in the README): /recommend, /similar, /user
-and /users do microseconds of work, so they are coroutines (no thread hop) and answer
+Speed (figures from ``bench/bench_load.py`` in the README): /similar, /user, /users and a
+precomputed /recommend do microseconds of work, so they are coroutines (no thread hop) and answer
 pydantic models (:mod:`shoprec.serving.schemas`), and uvicorn runs on uvloop + httptools;
 what is left per request is BentoML's own path. /search runs on the event loop too,
 after a query that is not in the encoding cache has been encoded by the worker's encoder
@@ -41,6 +48,7 @@ loaded objects out of the garbage collector, whose full passes over them were th
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -64,6 +72,7 @@ from shoprec.serving.experiment import Arm, Arms, from_env
 from shoprec.serving.impressions import ImpressionLog, new_request_id
 from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
 from shoprec.serving.process import die_with_parent
+from shoprec.serving.realtime import BadRecentItems, ScoringQueue, settings
 from shoprec.serving.schemas import FeedbackReceipt, Recommendations, SearchResults, Shopper, Shoppers, SimilarItems
 from shoprec.serving.store import Impression, StoreError
 from shoprec.serving.ui import ui_app
@@ -93,7 +102,9 @@ def _stored(tag: str, what: str = "model", fix: str = "run `dvc repro` (package 
     return stored
 
 
-SETTINGS = load_params(Path(_stored(MODEL_TAG).path) / "params.yaml").serving
+BUNDLE_PARAMS = load_params(Path(_stored(MODEL_TAG).path) / "params.yaml")
+SETTINGS = BUNDLE_PARAMS.serving
+REALTIME = settings(BUNDLE_PARAMS)
 EXPERIMENT = from_env()
 CHALLENGER_MODEL = _stored(
     EXPERIMENT.challenger, "serving.experiment.challenger",
@@ -101,6 +112,12 @@ CHALLENGER_MODEL = _stored(
     "`bentoml models list shoprec`") if EXPERIMENT.name else None
 WORKERS = int(os.environ.get("SHOPREC_WORKERS", SETTINGS.workers))
 LOG_IMPRESSIONS = os.environ.get("SHOPREC_IMPRESSIONS", str(int(SETTINGS.impressions))) == "1"
+
+
+def _load_model(stored) -> ServingModel:
+    """A model-store entry's bundle, its ``auto`` serving clock placed by when it entered the store."""
+    return ServingModel.load(Path(stored.path), version=str(stored.tag), packaged_at=stored.creation_time,
+                             realtime=REALTIME)
 
 
 class BoundedBody:
@@ -391,6 +408,9 @@ K = Annotated[int, Field(ge=1, le=100, description="number of items, 1..100")]
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, description=f"1..{MAX_ID_CHARS} characters")]
 Query = Annotated[str, Field(max_length=SETTINGS.max_query_chars,
                              description=f"what the shopper typed, at most {SETTINGS.max_query_chars} characters")]
+RecentItems = Annotated[tuple[Id, ...], Field(max_length=REALTIME.max_recent_items, description=(
+    "item ids the shopper is looking at now (an anonymous session, the page they are on), most recent last; "
+    f"at most serving.realtime.max_recent_items ({REALTIME.max_recent_items})"))]
 Weight = Annotated[float, Field(ge=0.0, le=1.0, description="MMR diversity weight, 0..1")]
 
 
@@ -426,7 +446,12 @@ class Shoprec:
             prometheus_client.Counter("shoprec_impressions_stored", "impressions committed to the store"),
         ) if LOG_IMPRESSIONS else None
         _share_cores(WORKERS)
-        self.model = ServingModel.load(Path(self.bundle.path), version=str(self.bundle.tag))
+        self.model = _load_model(self.bundle)
+        self.scoring = ScoringQueue()
+        self.fallbacks = prometheus_client.Counter(
+            "shoprec_recommend_fallback", "/recommend answers from the precomputed list instead of the real-time "
+            "one, by reason: busy (the scoring queue could not meet the deadline), deadline "
+            "(serving.realtime.deadline_ms) or error", ["reason"])
         self.arms = self._arms()
         serving = self.model.params.serving
         known_items = set().union(*(model.item_index for model in self.arms.models()))
@@ -454,7 +479,7 @@ class Shoprec:
             return Arms(EXPERIMENT, champion)
         if str(CHALLENGER_MODEL.tag) == str(self.bundle.tag):
             return Arms(EXPERIMENT, champion, Arm(CHALLENGER, self.model, champion.encode_ahead))
-        challenger = ServingModel.load(Path(CHALLENGER_MODEL.path), version=str(CHALLENGER_MODEL.tag))
+        challenger = _load_model(CHALLENGER_MODEL)
         return Arms(EXPERIMENT, champion, arm(CHALLENGER, challenger))
 
     @bentoml.on_shutdown
@@ -462,6 +487,7 @@ class Shoprec:
         """On a graceful stop: commit the impressions still queued, release the store."""
         if self.impressions is not None:
             self.impressions.close()
+        self.scoring.shutdown()
         self.store.close()
 
     def _served(self, surface: str, answer: dict, arm: Arm, user_id: str | None, session_id: str | None,
@@ -483,11 +509,42 @@ class Shoprec:
     # function, which BentoML runs in its thread pool; /search awaits its encoder thread.
     @bentoml.api(route="/recommend")
     async def recommend(self, user_id: Id, k: K = 10, exclude_purchased: bool = False,
-                        diversity: Weight | None = None, session_id: Id | None = None) -> Recommendations:
-        """Top-k for a shopper with a reason per item; an unknown user gets the new-visitor list."""
+                        diversity: Weight | None = None, session_id: Id | None = None,
+                        recent_items: RecentItems = ()) -> Recommendations:
+        """Top-k for a shopper with a reason per item, computed from their history as of now (the
+        precomputed list past ``serving.realtime.deadline_ms``, or with ``serving.realtime.enabled`` off)."""
         arm = self.arms.of(user_id, session_id)
-        answer = arm.model.recommend(user_id, k, exclude_purchased, diversity)
+        model = arm.model
+        if model.realtime is None:
+            answer = model.recommend(user_id, k, exclude_purchased, diversity)
+        else:
+            try:
+                model.realtime.check(recent_items)
+            except BadRecentItems as exc:
+                raise InvalidArgument(str(exc)) from None
+            answer = await self._recommend_now(model, user_id, recent_items, k, exclude_purchased, diversity)
         return Recommendations(**self._served("recommend", answer, arm, user_id, session_id))
+
+    async def _recommend_now(self, model: ServingModel, user_id: str, recent_items: tuple[str, ...], k: int,
+                             exclude_purchased: bool, diversity: float | None) -> dict:
+        """The real-time list, or the precomputed one when the scoring queue cannot meet the deadline, past
+        it, or on any error (counted by reason)."""
+        work = functools.partial(model.recommend_now, self.store, user_id, recent_items, time.time(), k,
+                                 exclude_purchased, diversity)
+        deadline = REALTIME.deadline_ms / 1000
+        try:
+            if not self.scoring.admits(deadline):
+                reason = "busy"
+            else:
+                async with asyncio.timeout(deadline):
+                    return await asyncio.wrap_future(self.scoring.submit(work))
+        except TimeoutError:
+            reason = "deadline"
+        except Exception:
+            LOG.exception("real-time /recommend failed for a shopper; serving the precomputed list")
+            reason = "error"
+        self.fallbacks.labels(reason=reason).inc()
+        return model.recommend(user_id, k, exclude_purchased, diversity)
 
     @bentoml.api(route="/search")
     async def search(self, query: Query, user_id: Id | None = None, k: K = 10,

@@ -1,0 +1,160 @@
+"""Real-time ``/recommend``: the list computed at request time from the shopper's history as of now.
+
+The history has three parts: the shopper's training events (the bundle's training split),
+the events the service stored through ``/feedback`` since the training cut-off (read from the
+store at each request: every worker and replica shares it, where a worker's own memory would
+miss what another one took), and the request's ``recent_items`` (what the shopper is looking
+at now: an anonymous session, the page they are on). It is scored by
+:func:`shoprec.models.recommend.recommend_now`, the path the precomputed lists were computed
+with, on the system :func:`shoprec.models.store.load_layout` loads from the bundle: given the
+same history and time the two agree (the parity test), so the precomputed list is the fallback
+the service answers with past its deadline or on an error.
+
+The settings (``serving.realtime``: on/off, the deadline, the clock) are ``shoprec serve``'s
+working params', handed over in ``$SHOPREC_REALTIME`` (:func:`settings`); a plain ``bentoml serve``
+uses the bundle's.
+
+The serving clock: every time feature is computed as of the request's time on the data's clock,
+``wall time - offset``. ``serving.realtime.clock_offset`` gives the offset in days (0: live data), or
+``auto``: the packaging time is the training cut-off, and time runs on from there, for data
+whose clock is not today's (the sample's events are from 2024). An event stored with a
+timestamp later than that clock's now is not yet part of the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from shoprec.config import Params, RealtimeParams, section_from_env
+from shoprec.layout import BundleFiles
+
+if TYPE_CHECKING:  # TensorFlow: imported by the worker that loads a model, after it has set its thread pools
+    from shoprec.models.multistage import MultiStage
+
+
+def _utc(time) -> pd.Timestamp:
+    """``time`` in UTC (a naive time is taken as UTC)."""
+    stamp = pd.Timestamp(time)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+ENV = "SHOPREC_REALTIME"
+
+
+def settings(bundle_params: Params) -> RealtimeParams:
+    """``serving.realtime`` as ``shoprec serve`` handed it over, else the bundle's."""
+    return section_from_env(ENV, bundle_params.serving.realtime, "serving.realtime")
+
+
+class ScoringQueue:
+    """A worker's real-time scoring: one thread (the work is CPU-bound under the GIL), with admission.
+
+    A list queued behind ``n`` others is ready in about ``(n + 1)`` times the recent cost of one;
+    when that is past the deadline, :meth:`admits` says no and the request falls back at once
+    instead of waiting its deadline out. A request whose deadline passes while queued is cancelled
+    (its awaiting side cancels the future), so an overload never piles up work nobody waits for.
+    """
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="realtime")
+        self.lock = threading.Lock()
+        self.queued = 0  # submitted, not finished or cancelled
+        self.cost = 0.0  # seconds per list, a moving average
+
+    def admits(self, deadline: float) -> bool:
+        return (self.queued + 1) * self.cost <= deadline
+
+    def submit(self, work: Callable[[], object]) -> Future:
+        with self.lock:
+            self.queued += 1
+        future = self.pool.submit(self._timed, work)
+        future.add_done_callback(self._left)
+        return future
+
+    def _timed(self, work: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.cost = 0.8 * self.cost + 0.2 * (time.perf_counter() - started)
+
+    def _left(self, _: Future) -> None:
+        with self.lock:
+            self.queued -= 1
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+class BadRecentItems(ValueError):
+    """A request's ``recent_items`` cannot be used; the message says why, with an example."""
+
+
+@dataclass
+class RealTime:
+    system: MultiStage
+    cutoff: pd.Timestamp  # the training cut-off: events at or after it come from the store
+    offset: pd.Timedelta  # the data's clock is the wall clock minus this
+    history: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # user -> item ids, event types, times
+
+    @classmethod
+    def load(cls, bundle: BundleFiles, params: Params, clock_offset: str | float,
+             packaged_at: dt.datetime) -> "RealTime":
+        """The bundle's system and training history; ``packaged_at`` places the ``auto`` clock."""
+        from shoprec.models.store import cutoffs, load_layout
+        from shoprec.serving.bundle import realtime_paths
+
+        for path in realtime_paths(bundle.layout):
+            if not path.is_file():
+                raise FileNotFoundError(f"bundle lacks {bundle.name(path)}, which real-time /recommend scores with; "
+                                        "rebuild it with `shoprec package`, or set serving.realtime.enabled: false")
+        cutoff = _utc(cutoffs(bundle.layout.split)[1])
+        offset = _utc(packaged_at) - cutoff if clock_offset == "auto" else pd.Timedelta(days=clock_offset)
+        train = pd.read_parquet(bundle.layout.split.train, columns=["user_id", "item_id", "event_type", "timestamp"])
+        columns = (train["item_id"].to_numpy(dtype=object), train["event_type"].to_numpy(dtype=object),
+                   pd.to_datetime(train["timestamp"], utc=True).to_numpy())
+        history = {str(user): tuple(c[rows] for c in columns)
+                   for user, rows in train.groupby("user_id", sort=False).indices.items()}
+        return cls(load_layout(params, bundle.layout), cutoff, offset, history)
+
+    def now(self, wall: float) -> pd.Timestamp:
+        """The data's time at wall-clock ``wall`` (seconds since the epoch)."""
+        return pd.Timestamp(wall, unit="s", tz="UTC") - self.offset
+
+    def warm_up(self, user_id: str) -> None:
+        """Score ``user_id``'s training history once: the ranker's first call traces its graph (seconds)."""
+        from shoprec.models.recommend import recommend_now
+
+        recommend_now(self.system, zip(*self.history.get(user_id, ((), (), ()))), self.cutoff, user_id, k=10)
+
+    def check(self, recent_items: Sequence[str]) -> None:
+        """Raises :class:`BadRecentItems` unless every one of ``recent_items`` is a catalog item id (their
+        count is bounded by the request's schema: ``serving.realtime.max_recent_items``)."""
+        row_of = self.system.catalog.row_of
+        unknown = [i for i in recent_items if i not in row_of]
+        if unknown:
+            raise BadRecentItems(f"recent_items: unknown item_id {unknown[0]!r}: not in the served catalog "
+                                 f"(e.g. {self.system.catalog.item_ids[0]!r})")
+
+    def recommend(self, store, user_id: str, recent_items: Sequence[str], wall: float, k: int,
+                  exclude_purchased: bool, diversity: float) -> tuple[bool, list[dict]]:
+        """Whether the shopper has a history, and their top ``k`` as of wall-clock ``wall``."""
+        from shoprec.models.recommend import recommend_now
+
+        now = self.now(wall)
+        items, types, times = self.history.get(user_id, ((), (), ()))
+        stored = store.recent_events(user_id, self.cutoff.to_pydatetime())
+        stored_ts = pd.to_datetime(stored["ts"], utc=True)
+        arrived = (stored_ts < now).to_numpy()  # a timestamp after the clock's now: not yet part of the history
+        events = [*zip(items, types, times),
+                  *zip(stored["item_id"][arrived], stored["event_type"][arrived], stored_ts[arrived])]
+        return bool(events), recommend_now(self.system, events, now, user_id, recent_items, k, exclude_purchased, diversity)
