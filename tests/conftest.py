@@ -56,10 +56,10 @@ def pipeline_run(tmp_path_factory) -> PipelineRun:
     what they touched against dvc.yaml without a second run.
     """
     from file_trace import install_wrapper, strace
-    from repo_copy import SMALL_SAMPLE, TINY_FINETUNE, copy_repo
+    from repo_copy import SUITE_RUN, copy_repo
 
     scratch = tmp_path_factory.mktemp("pipeline")
-    root = copy_repo(scratch / "repo", SMALL_SAMPLE | TINY_FINETUNE)
+    root = copy_repo(scratch / "repo", SUITE_RUN)
     env, trace = dict(os.environ), None
     if strace():
         trace = scratch / "trace"

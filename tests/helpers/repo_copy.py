@@ -22,6 +22,7 @@ SMALL_SAMPLE = {
 # stage after finetune_text, the bundle and the service run on a fine-tuned model
 TINY_FINETUNE = {"text.finetune_layers": 1, "text.finetune_max_pairs": 256, "text.finetune_epochs": 2,
                  "text.finetune_batch_size": 32}
+SUITE_RUN = SMALL_SAMPLE | TINY_FINETUNE  # the shared pipeline run's settings: a copy compared with it uses them too
 
 
 def copy_repo(dest: Path, overrides: dict) -> Path:

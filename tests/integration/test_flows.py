@@ -34,7 +34,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterTaskRunId
 from prefect.logging.handlers import APILogWorker
 from prefect.server.schemas.schedules import CronSchedule
-from repo_copy import REPO, copy_repo
+from repo_copy import REPO, SUITE_RUN, copy_repo
 from test_pipeline_dvc import SMALL
 from typer.testing import CliRunner
 
@@ -119,7 +119,7 @@ def release_after_first_retry(holder: subprocess.Popen, task_name: str) -> threa
 
 @pytest.fixture(scope="module")
 def trained(harness, train, tmp_path_factory):
-    root = copy_repo(tmp_path_factory.mktemp("flow"), SMALL)
+    root = copy_repo(tmp_path_factory.mktemp("flow"), SUITE_RUN)  # compared with pipeline_run's hashes
     kill_when_running(root, CRASHED.replace("_", "-"))
     crashed = train(root=str(root), overrides=GATE_PASSES, return_state=True)
 
