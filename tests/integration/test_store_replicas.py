@@ -77,7 +77,8 @@ def test_exports_during_concurrent_writers_hold_every_row_exactly_once(postgres,
         for b in range(batches):
             ids = [f"w{writer}-{b}-{i}" for i in range(per_batch)]
             requests = [[dict(EVENT, event_id=i) for i in ids[:5]], [dict(EVENT, event_id=i) for i in ids[5:]]]
-            store.append_events(requests, None)  # one group commit of two requests
+            results = store.append_events(requests, None)  # one group commit of two requests
+            assert [r["accepted"] for r in results] == [5, 5], results
             store.append_impressions([Impression(i, "recommend", "u", "s", "m", "champion", ("I000001",), "",
                                                  time.time()) for i in ids])
         store.close()

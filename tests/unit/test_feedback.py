@@ -288,3 +288,24 @@ def test_cli_export_of_a_corrupt_store_is_one_message(tmp_path):
     assert result.exit_code == 1
     assert f"export-feedback: feedback store {path}: file is not a database" in result.output
     assert "Traceback" not in result.output
+
+
+def test_threads_validating_at_once_each_get_their_own_verdict():
+    """Two threads of one process validate at the same time (as two writers to a store do): a clean
+    batch stays clean and a bad one is rejected for its own rule, every round."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shoprec.serving.feedback import validated
+
+    good = [{"user_id": "u1", "item_id": "I1", "event_type": "click", "timestamp": "2024-01-05T10:00:00Z"}] * 5
+    bad = [dict(good[0], event_type="teleport")] * 5
+
+    def verdicts(events):
+        accepted, rejected = validated(events, None)
+        return len(accepted), sorted({r["field"] for r in rejected})
+
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(20):
+            clean, broken = pool.submit(verdicts, good), pool.submit(verdicts, bad)
+            assert clean.result() == (5, [])
+            assert broken.result() == (0, ["event_type"])

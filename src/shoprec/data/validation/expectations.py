@@ -20,6 +20,7 @@ caller's labels: with GX 1.24 on pandas 3, ``expect_column_values_to_be_in_set``
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -104,13 +105,20 @@ def row_rules(table: Table, known_items: pd.Series | None = None) -> list[RowRul
     ]
 
 
+# One GX run at a time per process: the context, its data asset and the batch a table's frames share
+# (the same batch id, hence the same cached metrics) are not safe across threads; two threads storing
+# feedback at once could otherwise read each other's frames.
+_RUN_LOCK = threading.Lock()
+
+
 def run(table: str, frame: pd.DataFrame, expectations: list[Any]) -> list[Outcome]:
     """Validate ``frame`` against ``expectations`` as one GX suite (result format COMPLETE)."""
-    batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame.reset_index(drop=True)})
-    suite = _gx().ExpectationSuite(name=f"shoprec.{table}")  # after the context exists: GX binds to it
-    for expectation in expectations:
-        suite.add_expectation(expectation)
-    results = batch.validate(suite, result_format=COMPLETE).results
+    with _RUN_LOCK:
+        batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame.reset_index(drop=True)})
+        suite = _gx().ExpectationSuite(name=f"shoprec.{table}")  # after the context exists: GX binds to it
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        results = batch.validate(suite, result_format=COMPLETE).results
     outcomes = []
     for result in results:
         info = result.exception_info or {}
