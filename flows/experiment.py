@@ -20,8 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from shoprec.config import load_params
 from shoprec.experiments.attribution import ReportInputError
-from shoprec.experiments.report import load_logs, markdown, report, settings_of
-from shoprec.layout import Layout
+from shoprec.experiments.report import markdown, repo_report
 
 ARTIFACT = "shoprec-experiment"
 
@@ -38,8 +37,7 @@ def experiment(root: str = ".", name: str | None = None, share: float | None = N
     repo = Path(root).resolve()
     cfg = load_params(repo / "params.yaml")
     try:
-        logs = load_logs(repo / cfg.serving.impressions_dir, repo / cfg.ingest.feedback_dir, Layout(repo).items)
-        result = report(*logs, settings_of(cfg, name, share))
+        result = repo_report(repo, cfg, name, share)
     except ReportInputError as exc:
         get_run_logger().warning("no experiment report: %s", exc)
         create_markdown_artifact(f"# No experiment report\n\n{exc}\n", key=ARTIFACT,

@@ -429,12 +429,10 @@ app.add_typer(experiment_app, name="experiment", rich_help_panel=SERVING)
 def _experiment_report(params: Path, name: Optional[str], share: Optional[float]) -> dict:
     """The report on the exported impression and feedback batches; bad logs end the command with one line."""
     from shoprec.experiments.attribution import ReportInputError
-    from shoprec.experiments.report import load_logs, report, settings_of
+    from shoprec.experiments.report import repo_report
 
-    p = _params(params)
     try:
-        logs = load_logs(Path(p.serving.impressions_dir), Path(p.ingest.feedback_dir), LAYOUT.items)
-        return report(*logs, settings_of(p, name, share))
+        return repo_report(Path("."), _params(params), name, share)
     except ReportInputError as exc:
         _fail(f"experiment report: {exc}")
 

@@ -246,3 +246,13 @@ def markdown(result: dict) -> str:
                   f"minimal detectable conversion effect now: {fmt(mde)}; "
                   f"unattributed outcome events: {result['unattributed_events']}"]
     return "\n".join(lines) + "\n"
+
+
+def repo_report(root: Path, params: Params, name: str | None = None, share: float | None = None) -> dict:
+    """:func:`report` on the batches a repository's params point to: what ``shoprec experiment report``,
+    ``promote --from-experiment`` and the daily flow all read. Bad logs raise :class:`ReportInputError`."""
+    from shoprec.layout import Layout
+
+    root = Path(root)
+    logs = load_logs(root / params.serving.impressions_dir, root / params.ingest.feedback_dir, Layout(root).items)
+    return report(*logs, settings_of(params, name, share))
