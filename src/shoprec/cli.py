@@ -398,26 +398,18 @@ def promote(
     """Smoke-test a packaged model in a real server, then make it the one `shoprec serve` serves."""
     import json
 
-    from shoprec.serving.promote import SmokeTestFailed, challenger_tag, promote_challenger
+    from shoprec.serving.promote import NotShipped, SmokeTestFailed, promote_shipped
     from shoprec.serving.promote import promote as run_promote
 
     cfg = _params(params)
+    if from_experiment and model:
+        _fail("promote: give --model or --from-experiment, not both (the experiment names its challenger)")
     try:
-        if not from_experiment:
-            record = run_promote(Path("."), Path(cfg.serving.promoted_file), model)
+        if from_experiment:
+            record = promote_shipped(Path("."), cfg.serving, _experiment_report(params, name, share))
         else:
-            if model:
-                _fail("promote: give --model or --from-experiment, not both (the experiment names its challenger)")
-            result = _experiment_report(params, name, share)
-            if result["decision"] != "ship":
-                _fail(f"not promoted: experiment {result['experiment']} says {result['decision']!r}: {result['reason']}")
-            logged = result["variants"][result["treatment"]]["model_version"]
-            if not cfg.serving.experiment.name or challenger_tag(cfg.serving, Path(".")) != logged:
-                _fail(f"not promoted: the logs' challenger {logged} is not serving.experiment's challenger; "
-                      "promote it with --model if it is still the one to ship")
-            record = promote_challenger(Path("."), cfg.serving, extra={
-                "decision": result["decision"], "reason": result["reason"]})
-    except (SmokeTestFailed, FileNotFoundError) as exc:
+            record = run_promote(Path("."), Path(cfg.serving.promoted_file), model)
+    except (NotShipped, SmokeTestFailed, FileNotFoundError) as exc:
         _fail(f"not promoted: {exc}")
     typer.echo(json.dumps(record, indent=2))
 

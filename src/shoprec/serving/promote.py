@@ -142,6 +142,22 @@ def promote_challenger(root: Path, serving, timeout: float = 300.0, extra: dict 
     return record
 
 
+class NotShipped(RuntimeError):
+    """An experiment report that does not let its challenger be promoted (the message says why)."""
+
+
+def promote_shipped(root: Path, serving, result: dict, timeout: float = 300.0) -> dict:
+    """:func:`promote_challenger` when the experiment report ``result`` decided ship and its logs are of
+    ``serving.experiment``'s challenger; :class:`NotShipped` otherwise (the champion stays)."""
+    if result["decision"] != "ship":
+        raise NotShipped(f"experiment {result['experiment']} says {result['decision']!r}: {result['reason']}")
+    logged = result["variants"][result["treatment"]]["model_version"]
+    if not serving.experiment.name or challenger_tag(serving, root) != logged:
+        raise NotShipped(f"the logs' challenger {logged} is not serving.experiment's challenger; "
+                         "promote it with --model if it is still the one to ship")
+    return promote_challenger(root, serving, timeout, extra={"decision": result["decision"], "reason": result["reason"]})
+
+
 def pin_served(root: Path, promoted_file: Path) -> str:
     """Before a retrain packages a new model: if nothing was promoted yet, record what ``shoprec serve``
     serves now (the last package) in ``promoted_file``, so the new package does not become the served
