@@ -96,6 +96,9 @@ class RetrievalParams(_Section):
     history_length: int = Field(20, ge=1)
     item_features: list[Literal["id", "text", "category", "brand", "price"]] = ["id", "text", "category", "brand", "price"]
     query_features: list[Literal["user", "history", "dow"]] = ["user", "history", "dow"]
+    # the query tower's history part: the masked mean of its item vectors, or a GRU over its events
+    # with their types and ages (shoprec.models.towers)
+    user_tower: Literal["pooled", "gru"] = "pooled"
     examples: Literal["events", "distinct"] = "events"
     mixed_precision: bool = False
 
@@ -105,6 +108,13 @@ class RetrievalParams(_Section):
         if not value or len(set(value)) != len(value):
             raise ValueError(f"needs at least one feature, each once (got {value})")
         return value
+
+    @model_validator(mode="after")
+    def _tower_reads_history(self) -> "RetrievalParams":
+        if self.user_tower != "pooled" and "history" not in self.query_features:
+            raise ValueError(f"user_tower: {self.user_tower} runs over the history, which query_features leaves out "
+                             f"(got {self.query_features}); add history, e.g. [user, history, dow]")
+        return self
 
 
 class RankingParams(_Section):

@@ -13,8 +13,8 @@ from shoprec.models.multistage import ranker_inputs
 from shoprec.models.ranking import predict
 from shoprec.models.recommend import recommend, recommend_now
 from shoprec.models.retrieval import query_inputs
-from shoprec.layout import Layout
-from shoprec.models.store import cutoffs, load_layout
+from shoprec.layout import Layout, RetrievalFiles
+from shoprec.models.store import cutoffs, load_layout, phases, stored_state
 from shoprec.stages.train_retrieval import train_retrieval
 
 
@@ -29,32 +29,58 @@ def sample_users(pipeline_run):
     return np.asarray(sorted(truth["user_id"].unique())[:8], dtype=object)
 
 
-def test_retrieval_savedmodel_takes_raw_ids_and_matches_in_memory(pipeline_run, system, sample_users):
-    params = load_params(pipeline_run.root / "params.yaml")
+@pytest.fixture(scope="module", params=["pooled", "gru"])
+def towers(request, pipeline_run, system, tmp_path_factory):
+    """(params, retrieval files, user state at the test cut-off) of each user tower: the pipeline run's
+    (pooled), and a GRU two-tower retrained on its data for one epoch (parity needs no quality)."""
+    root = pipeline_run.root
+    params = load_params(root / "params.yaml")
+    if request.param == "pooled":
+        return params, RetrievalFiles(root / "models/retrieval"), system.state
+    params = params.model_copy(update={"retrieval": params.retrieval.model_copy(
+        update={"user_tower": "gru", "epochs": 1})})
+    a = Layout(root)
+    folder = train_retrieval(a.split.folder, a.items, a.text_embeddings, tmp_path_factory.mktemp("gru") / "retrieval",
+                             params)
+    train, test_start = phases(a.split)["final"]
+    return params, RetrievalFiles(folder), stored_state(train, system.catalog, test_start, params,
+                                                         RetrievalFiles(folder), "final")
+
+
+def test_retrieval_savedmodel_takes_raw_ids_and_matches_in_memory(pipeline_run, system, sample_users, towers):
+    params, retrieval, state = towers
     train = pd.read_parquet(pipeline_run.root / "data/split/train.parquet")
     _, test_start = cutoffs(Layout(pipeline_run.root).split)
-    user_index = {u: i + 1 for i, u in enumerate(np.load(pipeline_run.root / "models/retrieval/final/embeddings.npz")["user_ids"])}
+    user_index = {u: i + 1 for i, u in enumerate(np.load(retrieval.embeddings("final"))["user_ids"])}
+    event_types = tuple(params.interactions.weights)
     inputs = query_inputs(sample_users, train, user_index, system.catalog, params.interactions.history_types,
-                          params.retrieval.history_length, test_start)
+                          event_types, params.retrieval.history_length, test_start)
     history = np.where(inputs["history"] > 0, system.catalog.item_ids[np.maximum(inputs["history"] - 1, 0)], "")
-    loaded = tf.saved_model.load(str(pipeline_run.root / "models/retrieval/saved_model"))
+    loaded = tf.saved_model.load(str(retrieval.saved_model))
+    events = {}
+    if params.retrieval.user_tower == "gru":  # the events' types and days before the cut-off, as raw values
+        events = {"event_type": tf.constant(np.where(inputs["history"] > 0, np.array(("",) + event_types)[
+                      inputs["history_type"]], "").astype(str)),
+                  "days_ago": tf.constant(np.expm1(inputs["history_age"]))}
     out = loaded.signatures["serving_default"](
         user_id=tf.constant(sample_users.astype(str)), history=tf.constant(history.astype(str)),
-        day_of_week=tf.constant(inputs["dow"]))
-    expected = system.state.at(system.state.inter.rows(sample_users)).query @ system.state.items.item_emb.T
+        day_of_week=tf.constant(inputs["dow"]), **events)
+    expected = state.at(state.inter.rows(sample_users)).query @ state.items.item_emb.T
     top = np.sort(expected, axis=1)[:, ::-1][:, : out["scores"].shape[1]]
     np.testing.assert_allclose(out["scores"].numpy(), top, atol=1e-4)
     ids = out["item_ids"].numpy().astype(str)
     assert all(i.startswith("I") for i in ids.ravel())
 
 
-def test_numpy_query_tower_matches_the_trained_one(pipeline_run, system):
-    """Scoring recomputes query vectors with the stored arrays: they must be the TensorFlow tower's."""
-    stored = np.load(pipeline_run.root / "models/retrieval/final/embeddings.npz")
-    rows = system.state.inter.rows(stored["user_ids"].astype(object))
+def test_numpy_query_tower_matches_the_trained_one(towers):
+    """Scoring recomputes query vectors with the stored arrays (from each shopper's events, their types and
+    ages as of the cut-off): they must be the TensorFlow tower's."""
+    _, retrieval, state = towers
+    stored = np.load(retrieval.embeddings("final"))
+    rows = state.inter.rows(stored["user_ids"].astype(object))
     assert (rows >= 0).all()
-    np.testing.assert_allclose(system.state.at(rows).query, stored["query_emb"], atol=1e-5)
-    np.testing.assert_allclose(system.state.at(np.array([-1])).query[0], stored["cold_query_emb"], atol=1e-5)
+    np.testing.assert_allclose(state.at(rows).query, stored["query_emb"], atol=1e-5)
+    np.testing.assert_allclose(state.at(np.array([-1])).query[0], stored["cold_query_emb"], atol=1e-5)
 
 
 def test_ranking_savedmodel_matches_in_memory(pipeline_run, system, sample_users):

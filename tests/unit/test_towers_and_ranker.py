@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from shoprec.config import RankingParams, RetrievalParams
 from shoprec.models.catalog import Catalog
+from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.models.ranking import Ranker
 from shoprec.models.retrieval import TwoTower, build_examples
 from shoprec.models.towers import CandidateTower, ItemEncoder, QueryTower
@@ -110,6 +111,10 @@ def test_examples_are_distinct_per_user_item_session(catalog):
     # the history before (a, s1) is empty: it starts at the session's first event
     assert f["history"][0].tolist() == [0, 0, 0]
     assert f["history"][1].tolist() == [1, 1, 1]
+    # with each event's type (its position in interactions.weights + 1) and its age at the example's time
+    assert f["history_type"][1].tolist() == [2, 2, 4]
+    np.testing.assert_allclose(f["history_age"][1], np.log1p([1.0, 1 - 1 / 1440, 1 - 2 / 1440]), rtol=1e-6)
+    assert f["history_type"][0].tolist() == [0, 0, 0] and f["history_age"][0].tolist() == [0.0, 0.0, 0.0]
 
 
 def _pairs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -146,3 +151,32 @@ def test_ranker_learns_a_feature_cross():
     auc = tf.keras.metrics.AUC()
     auc.update_state(label, scores)
     assert auc.result().numpy() > 0.9
+
+
+@pytest.mark.parametrize("user_tower", ["pooled", "gru"])
+def test_numpy_query_tower_is_the_tensorflow_one(catalog, user_tower):
+    """The arrays scoring runs give the TensorFlow tower's vectors, padding, empty histories and unknown types
+    included (the GRU's equations are re-implemented in NumPy, so this is where they are checked)."""
+    tf.keras.utils.set_random_seed(0)
+    cfg = RetrievalParams(embedding_dim=DIM, user_tower=user_tower)
+    model = TwoTower(catalog, id_buckets=np.array([1, 2, 0, 3]), n_users=3, cfg=cfg,
+                     event_types=("view", "click", "purchase"))
+    rng = np.random.default_rng(1)
+    history = rng.integers(1, 5, size=(6, 5)).astype(np.int32)
+    history[0] = 0  # no history: the cold-start shopper
+    history[1, :3] = 0  # left padding
+    inputs = {"user": np.array([0, 1, 2, 3, 1, 2], np.int32), "history": history,
+              "history_type": np.where(history > 0, rng.integers(0, 4, size=history.shape), 0).astype(np.int32),
+              "history_age": np.where(history > 0, rng.uniform(0, 5, size=history.shape), 0).astype(np.float32),
+              "dow": rng.integers(0, 7, size=6).astype(np.int32)}
+    expected = model.query_tower({k: tf.constant(v) for k, v in inputs.items()}).numpy()
+    arrays = QueryTowerWeights.from_model(model, np.array(["u1", "u2", "u3"]), catalog.n_items)
+    assert arrays.sequential == (user_tower == "gru")
+    got = arrays.embed(inputs["user"], inputs["dow"], inputs["history"], inputs["history_type"],
+                       inputs["history_age"])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    if user_tower == "gru":  # the sequence tower reads the events' order, types and ages; the pooled one does not
+        for change in ({"history": history[:, ::-1].copy()}, {"history_type": inputs["history_type"] % 3 + 1},
+                       {"history_age": inputs["history_age"] + 1}):
+            moved = model.query_tower({k: tf.constant(v) for k, v in (inputs | change).items()}).numpy()
+            assert not np.allclose(moved[2:], expected[2:], atol=1e-4)

@@ -44,7 +44,7 @@ import scipy.sparse as sp
 
 from shoprec.models.baselines import EASE
 from shoprec.models.catalog import Catalog
-from shoprec.models.history import window
+from shoprec.models.history import DAY_NS, nanoseconds, sequences
 from shoprec.models.interactions import Interactions, build_interactions
 from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.topk import top_k
@@ -56,7 +56,6 @@ NUMERIC = (
     "ease_rank", "purchases_rank", "recency_rank", "copurchase_rank",
 )
 NEVER_DAYS = 3650.0  # "days since" for items the user never touched
-DAY_NS = 86400e9
 
 
 @dataclass
@@ -136,11 +135,6 @@ def item_stats(events: pd.DataFrame, inter: Interactions, cutoff: pd.Timestamp, 
     )
 
 
-def nanoseconds(times) -> np.ndarray:
-    """UTC nanoseconds of timestamps (tz-aware or naive UTC), whatever their pandas resolution."""
-    return pd.DatetimeIndex(times).as_unit("ns").asi8
-
-
 def build_shoppers(events: pd.DataFrame, keys: np.ndarray, user_ids: np.ndarray, now, catalog: Catalog,
                    weights: dict[str, float], history_types: list[str], tower: QueryTowerWeights,
                    history_length: int, recent: list[np.ndarray] | None = None) -> Shoppers:
@@ -195,21 +189,22 @@ def build_shoppers(events: pd.DataFrame, keys: np.ndarray, user_ids: np.ndarray,
         days_idle=idle.astype(np.float32),
         category_share=cats / np.maximum(cats.sum(axis=1, keepdims=True), 1.0),
         user_text=_normalise(np.asarray(weighted @ catalog.text_emb, dtype=np.float32)),
-        query=_query(tower, key, item, ts, in_history, user_ids, now, history_length),
+        query=_query(tower, key, item, types + 1, ts, in_history, user_ids, now, history_length),
     )
 
 
-def _query(tower: QueryTowerWeights, key: np.ndarray, item: np.ndarray, ts: np.ndarray, history: np.ndarray,
-           user_ids: np.ndarray, now, length: int) -> np.ndarray:
-    """Query vectors: each shopper's last ``length`` history items (time order, stable), their day of week."""
-    key, item, ts = key[history], item[history], ts[history]
+def _query(tower: QueryTowerWeights, key: np.ndarray, item: np.ndarray, etype: np.ndarray, ts: np.ndarray,
+           history: np.ndarray, user_ids: np.ndarray, now, length: int) -> np.ndarray:
+    """Query vectors: each shopper's last ``length`` history events (time order, stable; ``etype``: type
+    tokens), their day of week."""
+    key, item, etype, ts = key[history], item[history], etype[history], ts[history]
     order = np.lexsort((ts, key))
     sorted_keys = key[order]
     n = len(user_ids)
     starts = np.searchsorted(sorted_keys, np.arange(n), side="left")
     ends = np.searchsorted(sorted_keys, np.arange(n), side="right")
-    windows = window(item[order] + 1, ends, starts, length)
-    return tower.embed(tower.tokens(user_ids), windows, pd.DatetimeIndex(now).dayofweek.to_numpy())
+    inputs = sequences(item[order] + 1, etype[order], ts[order], ends, starts, nanoseconds(now), length)
+    return tower.embed(tower.tokens(user_ids), pd.DatetimeIndex(now).dayofweek.to_numpy(), **inputs)
 
 
 def build_user_state(

@@ -55,7 +55,7 @@ def query_embedder(fitted: FittedRetrieval, events: pd.DataFrame, catalog: Catal
 
     def embed(user_ids: np.ndarray) -> np.ndarray:
         inputs = query_inputs(user_ids, events, fitted.data.user_index, catalog, cfg.interactions.history_types,
-                              cfg.retrieval.history_length, cutoff)
+                              fitted.data.event_types, cfg.retrieval.history_length, cutoff)
         return embed_queries(fitted.model, inputs)
 
     return embed

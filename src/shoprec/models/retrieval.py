@@ -23,16 +23,21 @@ import tensorflow_recommenders as tfrs
 
 from shoprec.config import RetrievalParams
 from shoprec.models.catalog import Catalog
-from shoprec.models.history import example_histories, latest_histories
+from shoprec.models.history import example_bounds, latest_histories, nanoseconds, sequences, type_tokens
 from shoprec.models.towers import CandidateTower, ItemEncoder, QueryTower
 from shoprec.models.training import ScaledLossModel, batches, float32_layers, global_batch
 
 
 class TwoTower(ScaledLossModel):
-    def __init__(self, catalog: Catalog, id_buckets: np.ndarray, n_users: int, cfg: RetrievalParams):
+    def __init__(self, catalog: Catalog, id_buckets: np.ndarray, n_users: int, cfg: RetrievalParams,
+                 event_types: tuple[str, ...] = ()):
+        """``event_types``: the vocabulary of the history's type tokens, which the ``gru`` user tower embeds."""
         super().__init__()
+        if cfg.user_tower == "gru" and not event_types:
+            raise ValueError("retrieval.user_tower: gru embeds event types; the two-tower was given none")
         self.items = ItemEncoder(catalog, id_buckets, cfg.embedding_dim, tuple(cfg.item_features))
-        self.query_tower = QueryTower(n_users, self.items, cfg.embedding_dim, tuple(cfg.query_features))
+        self.query_tower = QueryTower(n_users, self.items, cfg.embedding_dim, tuple(cfg.query_features),
+                                      len(event_types) if cfg.user_tower == "gru" else 0)
         self.candidate_tower = CandidateTower(self.items)
         with float32_layers():
             self.task = tfrs.tasks.Retrieval(temperature=cfg.temperature, remove_accidental_hits=True)
@@ -45,7 +50,7 @@ class TwoTower(ScaledLossModel):
             # some examples train the shared "unknown user" vector used for cold starts
             keep = tf.random.uniform(tf.shape(user)) >= self.user_dropout
             user = tf.where(keep, user, tf.zeros_like(user))
-        query = self.query_tower({"user": user, "history": features["history"], "dow": features["dow"]})
+        query = self.query_tower(features | {"user": user})
         # every replica scores its queries against the whole global batch's candidates
         candidates, items, probability = global_batch(
             self.candidate_tower(features["item"]), features["item"], features["probability"])
@@ -67,6 +72,7 @@ class RetrievalData:
     features: dict[str, np.ndarray]
     user_index: dict[str, int]
     id_buckets: np.ndarray  # per catalog item: its id-embedding bucket (0 = shared rare bucket)
+    event_types: tuple[str, ...]  # type token - 1 -> event type (the keys of interactions.weights)
 
 
 def distinct_examples(events: pd.DataFrame) -> pd.DataFrame:
@@ -102,23 +108,25 @@ def build_examples(
     if cfg.examples == "distinct":
         examples = distinct_examples(examples)
     ex_tokens = examples["token"].to_numpy(dtype=np.int64)
-    history = example_histories(
-        examples["user_id"].to_numpy(), examples["timestamp"].to_numpy(),
-        hist["user_id"].to_numpy(), hist["timestamp"].to_numpy(), hist["token"].to_numpy(), cfg.history_length,
-    )
+    ends, starts = example_bounds(examples["user_id"].to_numpy(), examples["timestamp"].to_numpy(),
+                                  hist["user_id"].to_numpy(), hist["timestamp"].to_numpy())
+    event_types = tuple(weights)
+    history = sequences(hist["token"].to_numpy(), type_tokens(hist["event_type"].to_numpy(), event_types),
+                        nanoseconds(hist["timestamp"]), ends, starts, nanoseconds(examples["timestamp"]),
+                        cfg.history_length)
     counts = np.bincount(ex_tokens - 1, minlength=catalog.n_items)
     frequent = counts >= cfg.min_item_count
     id_buckets = np.where(frequent, np.cumsum(frequent), 0).astype(np.int32)
     probability = (counts / counts.sum())[ex_tokens - 1]
     features = {
         "user": examples["user_id"].map(user_index).to_numpy(dtype=np.int32),
-        "history": history,
+        **history,
         "dow": examples["timestamp"].dt.dayofweek.to_numpy(dtype=np.int32),
         "item": ex_tokens.astype(np.int32),
         "weight": examples["w"].to_numpy(dtype=np.float32),
         "probability": probability.astype(np.float32),
     }
-    return RetrievalData(features, user_index, id_buckets)
+    return RetrievalData(features, user_index, id_buckets, event_types)
 
 
 def train_two_tower(
@@ -127,7 +135,7 @@ def train_two_tower(
     """Fit the model; returns it and the loss per epoch."""
     ds = batches(data.features, cfg.batch_size, seed, drop_remainder=len(data.features["item"]) >= cfg.batch_size)
     with strategy.scope():
-        model = TwoTower(catalog, data.id_buckets, len(data.user_index), cfg)
+        model = TwoTower(catalog, data.id_buckets, len(data.user_index), cfg, data.event_types)
         model.compile(optimizer=tf.keras.optimizers.Adam(cfg.learning_rate))
     # Keras splits each global batch across replicas itself when the model was built in the scope
     history = model.fit(ds, epochs=cfg.epochs, verbose=2)
@@ -136,14 +144,15 @@ def train_two_tower(
 
 def query_inputs(
     user_ids: np.ndarray, events: pd.DataFrame, user_index: dict[str, int], catalog: Catalog,
-    history_types: list[str], length: int, when: pd.Timestamp,
+    history_types: list[str], event_types: tuple[str, ...], length: int, when: pd.Timestamp,
 ) -> dict[str, np.ndarray]:
-    """Query-tower inputs for scoring ``user_ids`` as of ``when`` (history = events before it)."""
+    """Query-tower inputs for scoring ``user_ids`` as of ``when`` (history = events before it; ``event_types``:
+    :attr:`RetrievalData.event_types`)."""
     item_index = catalog.row_of
     hist = events[events["event_type"].isin(history_types)]
     return {
         "user": np.fromiter((user_index.get(u, 0) for u in user_ids), dtype=np.int32, count=len(user_ids)),
-        "history": latest_histories(hist, np.asarray(user_ids), item_index, length),
+        **latest_histories(hist, np.asarray(user_ids), item_index, event_types, length, when),
         "dow": np.full(len(user_ids), when.dayofweek, dtype=np.int32),
     }
 

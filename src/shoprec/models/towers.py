@@ -21,6 +21,12 @@ Query tower::
 Sharing the item encoder puts the pooled history in the candidates' space, so "more
 like what you bought" is easy to represent; the user id embedding adds what the history
 does not say. Both outputs are L2-normalised, so the retrieval logit is a cosine.
+
+``retrieval.user_tower: gru`` replaces the mean by the last state of a GRU run over the
+same events in time order, each step ``[ v_j ; e_type(type_j) ; log1p(age_j) ]`` (the
+event's type, and its age in days at the query time), padding masked: a sequence model
+can weigh the latest events and the kind of interest (a purchase, a cart, a click) where
+the mean weighs every event alike.
 ``retrieval.item_features`` and ``retrieval.query_features`` choose the parts of each
 sum, so each part's worth can be measured by leaving it out.
 """
@@ -35,6 +41,7 @@ from shoprec.models.catalog import Catalog
 
 ITEM_FEATURES = ("id", "text", "category", "brand", "price")
 QUERY_FEATURES = ("user", "history", "dow")
+TYPE_DIM = 8  # width of the sequence tower's event-type embedding
 
 
 def _with_padding_row(a: np.ndarray) -> np.ndarray:
@@ -68,15 +75,22 @@ class ItemEncoder(tf.keras.layers.Layer):
 
 
 class QueryTower(tf.keras.layers.Layer):
-    """(user token, history tokens, day of week) -> normalised query vector ``q_u``, from the inputs in ``features``."""
+    """(user token, history, day of week) -> normalised query vector ``q_u``, from the inputs in ``features``.
+
+    The history is :func:`~shoprec.models.history.sequences`' matrices; ``n_event_types``
+    > 0 makes it a sequence tower (the GRU of the module docstring) over that many event
+    types, else the masked mean reads the item tokens alone.
+    """
 
     def __init__(self, n_users: int, items: ItemEncoder, dim: int, features: tuple[str, ...] = QUERY_FEATURES,
-                 **kwargs):
+                 n_event_types: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.items = items
         self.features = tuple(features)
         self.user_embedding = tf.keras.layers.Embedding(n_users + 1, dim) if "user" in self.features else None
         self.dow_embedding = tf.keras.layers.Embedding(7, 8) if "dow" in self.features else None
+        self.type_embedding = tf.keras.layers.Embedding(n_event_types + 1, TYPE_DIM) if n_event_types else None
+        self.gru = tf.keras.layers.GRU(dim) if n_event_types else None
         self.hidden = tf.keras.layers.Dense(2 * dim, activation="relu")
         self.out = tf.keras.layers.Dense(dim)
 
@@ -85,10 +99,21 @@ class QueryTower(tf.keras.layers.Layer):
         vectors = tf.cast(self.items(history), tf.float32) * mask
         return tf.reduce_sum(vectors, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
+    def sequence_state(self, history: tf.Tensor, types: tf.Tensor, ages: tf.Tensor) -> tf.Tensor:
+        """The GRU's last state over the unpadded steps (zeros for an empty history)."""
+        steps = tf.concat([tf.cast(self.items(history), tf.float32), tf.cast(self.type_embedding(types), tf.float32),
+                           tf.cast(ages, tf.float32)[..., None]], axis=-1)
+        return tf.cast(self.gru(steps, mask=history > 0), tf.float32)
+
+    def history_part(self, features: dict) -> tf.Tensor:
+        if self.gru is None:
+            return self.pooled_history(features["history"])
+        return self.sequence_state(features["history"], features["history_type"], features["history_age"])
+
     def call(self, features: dict) -> tf.Tensor:
         parts = {
             "user": lambda: tf.cast(self.user_embedding(features["user"]), tf.float32),
-            "history": lambda: self.pooled_history(features["history"]),
+            "history": lambda: self.history_part(features),
             "dow": lambda: tf.cast(self.dow_embedding(features["dow"]), tf.float32),
         }
         x = tf.concat([parts[f]() for f in self.features], axis=-1)
