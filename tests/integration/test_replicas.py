@@ -21,17 +21,18 @@ def test_two_replicas_train_what_one_trains():
     done = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads(done.stdout.strip().splitlines()[-1])
-    for model in ("two_tower", "ranker"):
+    for model in ("two_tower", "two_tower_gru", "ranker"):
         one, two = np.array(runs["one"][model]), np.array(runs["two"][model])
         assert len(one) == len(two) == EPOCHS and one[-1] < one[0]
         # the in-batch softmax over each replica's half of the batch alone would be clearly lower
         np.testing.assert_allclose(two, one, rtol=1e-3, err_msg=model)
-    mixed = np.array(runs["two_mixed_precision"]["two_tower"])
-    assert np.isfinite(mixed).all() and mixed[-1] < mixed[0]
+    for model in ("two_tower", "two_tower_gru"):
+        mixed = np.array(runs["two_mixed_precision"][model])
+        assert np.isfinite(mixed).all() and mixed[-1] < mixed[0], model
 
 
 def _train(strategy, mixed_precision: bool = False) -> dict[str, list[float]]:
-    """The two-tower and the ranker, each fitted on fixed synthetic data under ``strategy``."""
+    """The two-tower (each user tower) and the ranker, each fitted on fixed synthetic data under ``strategy``."""
     import pandas as pd
     import tensorflow as tf
 
@@ -52,10 +53,14 @@ def _train(strategy, mixed_precision: bool = False) -> dict[str, list[float]]:
     liked = (users % n_items + 1).astype(np.int32)
     item = np.where(rng.random(n) < 0.8, liked, rng.integers(1, n_items + 1, n)).astype(np.int32)
     counts = np.bincount(item - 1, minlength=n_items)
-    data = RetrievalData({"user": users, "history": rng.integers(0, n_items + 1, (n, 4)).astype(np.int32),
+    history = rng.integers(0, n_items + 1, (n, 4)).astype(np.int32)
+    data = RetrievalData({"user": users, "history": history,
+                          "history_type": np.where(history > 0, rng.integers(1, 3, history.shape), 0).astype(np.int32),
+                          "history_age": np.where(history > 0, rng.uniform(0, 3, history.shape), 0).astype(np.float32),
                           "dow": rng.integers(0, 7, n).astype(np.int32), "item": item,
                           "weight": np.ones(n, np.float32), "probability": (counts / n)[item - 1].astype(np.float32)},
-                         {f"u{k}": k for k in range(1, n_users + 1)}, np.arange(1, n_items + 1, dtype=np.int32))
+                         {f"u{k}": k for k in range(1, n_users + 1)}, np.arange(1, n_items + 1, dtype=np.int32),
+                         ("click", "purchase"))
     pairs = {"numeric": rng.normal(size=(n, 3)).astype(np.float32),
              "user_text": rng.normal(size=(n, 6)).astype(np.float32),
              "item_text": rng.normal(size=(n, 6)).astype(np.float32)}
@@ -66,9 +71,12 @@ def _train(strategy, mixed_precision: bool = False) -> dict[str, list[float]]:
                                 temperature=0.1)
     _, two_tower = train_two_tower(data, catalog, retrieval, strategy, seed=0)
     set_seeds(0)
+    _, two_tower_gru = train_two_tower(data, catalog, retrieval.model_copy(update={"user_tower": "gru"}), strategy,
+                                       seed=0)
+    set_seeds(0)
     _, ranker = train_ranker(pairs, ["purchase"], RankingParams(deep_units=[8], batch_size=64, epochs=EPOCHS),
                              strategy, seed=0)
-    return {"two_tower": two_tower, "ranker": ranker}
+    return {"two_tower": two_tower, "two_tower_gru": two_tower_gru, "ranker": ranker}
 
 
 def main() -> None:
