@@ -36,6 +36,7 @@ import pandas as pd
 
 from shoprec.config import Params, RealtimeParams, section_from_env
 from shoprec.layout import BundleFiles
+from shoprec.models.candidates import Events, nanoseconds
 
 if TYPE_CHECKING:  # TensorFlow: imported by the worker that loads a model, after it has set its thread pools
     from shoprec.models.multistage import MultiStage
@@ -48,6 +49,7 @@ def _utc(time) -> pd.Timestamp:
 
 
 ENV = "SHOPREC_REALTIME"
+NO_EVENTS = Events(np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, np.int64))
 
 
 def settings(bundle_params: Params) -> RealtimeParams:
@@ -104,7 +106,7 @@ class RealTime:
     system: MultiStage
     cutoff: pd.Timestamp  # the training cut-off: events at or after it come from the store
     offset: pd.Timedelta  # the data's clock is the wall clock minus this
-    history: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # user -> item ids, event types, times
+    history: dict[str, Events]  # user -> their training events
 
     @classmethod
     def load(cls, bundle: BundleFiles, params: Params, clock_offset: str | float,
@@ -120,21 +122,22 @@ class RealTime:
         cutoff = _utc(cutoffs(bundle.layout.split)[1])
         offset = _utc(packaged_at) - cutoff if clock_offset == "auto" else pd.Timedelta(days=clock_offset)
         train = pd.read_parquet(bundle.layout.split.train, columns=["user_id", "item_id", "event_type", "timestamp"])
-        columns = (train["item_id"].to_numpy(dtype=object), train["event_type"].to_numpy(dtype=object),
-                   pd.to_datetime(train["timestamp"], utc=True).to_numpy())
-        history = {str(user): tuple(c[rows] for c in columns)
+        system = load_layout(params, bundle.layout)
+        events = Events.of_frame(train, system.catalog)
+        history = {str(user): Events(events.item[rows], events.event_type[rows], events.ns[rows])
                    for user, rows in train.groupby("user_id", sort=False).indices.items()}
-        return cls(load_layout(params, bundle.layout), cutoff, offset, history)
+        return cls(system, cutoff, offset, history)
 
     def now(self, wall: float) -> pd.Timestamp:
         """The data's time at wall-clock ``wall`` (seconds since the epoch)."""
         return pd.Timestamp(wall, unit="s", tz="UTC") - self.offset
 
     def warm_up(self, user_id: str) -> None:
-        """Score ``user_id``'s training history once: the ranker's first call traces its graph (seconds)."""
+        """Score ``user_id``'s training history once, before the first request: the look-ups scoring builds
+        on first use (the catalog's row index) are built then, not in a shopper's request."""
         from shoprec.models.recommend import recommend_now
 
-        recommend_now(self.system, zip(*self.history.get(user_id, ((), (), ()))), self.cutoff, user_id, k=10)
+        recommend_now(self.system, self.history.get(user_id, NO_EVENTS), self.cutoff, user_id, k=10)
 
     def check(self, recent_items: Sequence[str]) -> None:
         """Raises :class:`BadRecentItems` unless every one of ``recent_items`` is a catalog item id (their
@@ -151,10 +154,11 @@ class RealTime:
         from shoprec.models.recommend import recommend_now
 
         now = self.now(wall)
-        items, types, times = self.history.get(user_id, ((), (), ()))
         stored = store.recent_events(user_id, self.cutoff.to_pydatetime())
-        stored_ts = pd.to_datetime(stored["ts"], utc=True)
-        arrived = (stored_ts < now).to_numpy()  # a timestamp after the clock's now: not yet part of the history
-        events = [*zip(items, types, times),
-                  *zip(stored["item_id"][arrived], stored["event_type"][arrived], stored_ts[arrived])]
-        return bool(events), recommend_now(self.system, events, now, user_id, recent_items, k, exclude_purchased, diversity)
+        stored_ns = nanoseconds(pd.to_datetime(stored["ts"], utc=True))
+        arrived = stored_ns < now.value  # a timestamp after the clock's now: not yet part of the history
+        events = Events.concat([self.history.get(user_id, NO_EVENTS), Events(
+            self.system.catalog.rows.get_indexer(stored["item_id"][arrived]).astype(np.int64),
+            stored["event_type"].to_numpy(dtype=object)[arrived], stored_ns[arrived])])
+        return len(events) > 0, recommend_now(self.system, events, now, user_id, recent_items, k,
+                                              exclude_purchased, diversity)
