@@ -312,7 +312,8 @@ def test_in_an_experiment_the_page_shows_the_shoppers_arm_and_clicks_name_their_
             expect(page.locator("#variant")).to_have_text(variant)
             expect(page.locator("#model-version")).to_have_text(shown["model_version"])
             expect(shop.titles("recommendations")).to_have_text([i["title"] for i in shown["items"]])
-            with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer:
+            with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer, \
+                    page.expect_response(lambda r: r.url.endswith("/recommend")):  # the list with the item viewed
                 page.locator("#recommendations [data-testid=item] button").nth(2).click()
             sent = json.loads(answer.value.request.post_data)["events"][0]
             assert answer.value.status == 200
