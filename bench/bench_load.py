@@ -19,7 +19,11 @@ run it with ``--realtime off``.
 
 Workloads (fixed seed, built from the bundle the server loads):
 
-* ``/recommend``: known users in turn, every 10th request an unknown user (cold start), k=10;
+* ``/recommend``: known users in turn, every 10th request an anonymous visitor (one of 1,000 sessions;
+  half of them send what they are looking at, ``recent_items``), k=10; a quarter of the known users'
+  requests also name 1-3 items they are looking at (``recent_items``), and before the measured run
+  a fifth of the known users get one new ``/feedback`` event each (a view, click, cart or purchase
+  just after the training cut-off: events since packaging, which the real-time path must read);
 * ``/search``: two or three consecutive words of a catalog title, a quarter of them with
   "under 20", a third for a known user, k=10;
 * ``/similar``: catalog items in turn, k=10; every 20th an unknown item, which must get 404;
@@ -180,7 +184,21 @@ class Workload:
         return self.users[i % len(self.users)]
 
     def _recommend(self, i: int) -> Call:
-        return _call({"user_id": f"visitor-{i}" if i % 10 == 9 else self._user(i), "k": 10})
+        looking = [self.item_ids[j] for j in self.rng.integers(len(self.item_ids), size=int(self.rng.integers(1, 4)))]
+        if i % 10 == 9:
+            session = (i // 10) % 1000
+            return _call({"user_id": f"visitor-{session}", "k": 10} | ({"recent_items": looking} if session % 2 else {}))
+        return _call({"user_id": self._user(i), "k": 10} | ({"recent_items": looking} if self.rng.random() < 0.25 else {}))
+
+    def events_since_packaging(self, cutoff: pd.Timestamp) -> list[Call]:
+        """One new event for every fifth known user, a few seconds after the training cut-off (the ``auto``
+        clock's packaging instant: part of their history from then on), unique ids per batch."""
+        batch = next(self.batches)
+        return [_call({"events": [{
+            "user_id": user, "item_id": self.item_ids[(j * 13) % len(self.item_ids)],
+            "event_type": ("view", "click", "add_to_cart", "purchase")[j % 4],
+            "timestamp": (cutoff + pd.Timedelta(seconds=1 + j % 30)).isoformat(),
+            "event_id": f"since-{os.getpid()}-{batch}-{j}"}]}) for j, user in enumerate(self.users[::5])]
 
     def _search(self, i: int) -> Call:
         query = title_query(self.titles, self.rng) + (" under 20" if i % 4 == 0 else "")
@@ -392,6 +410,8 @@ def run(args, root: Path, bundle: Path, model: str, scratch: Path) -> tuple[list
     n = {"recommend": args.requests, "similar": args.requests, "search": args.search_requests,
          "feedback": args.feedback_requests}
     work = Workload(bundle)
+    cutoff = pd.Timestamp(json.loads(Layout(bundle).split.summary.read_text())["test_start"])  # the training cut-off
+    cutoff = cutoff if cutoff.tzinfo else cutoff.tz_localize("UTC")
     results, logged = [], []
     for run_no, setup in enumerate(itertools.product(args.pin, args.impressions, args.realtime)):
         pin, logging, realtime = setup
@@ -403,6 +423,8 @@ def run(args, root: Path, bundle: Path, model: str, scratch: Path) -> tuple[list
         os.sched_setaffinity(0, client_cpus if pin == "split" else all_cpus)
         try:
             warm_up(server, work, args.warmup)
+            if "recommend" in args.endpoints:  # after the warm-up: these shoppers' cached lists are stale
+                asyncio.run(drive(f"{server.url}/feedback", work.events_since_packaging(cutoff), 4))
             for endpoint in args.endpoints:
                 for concurrency in args.concurrency:
                     result = measure(server, setup, endpoint, work.calls(endpoint, n[endpoint]), concurrency)

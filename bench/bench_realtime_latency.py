@@ -1,10 +1,10 @@
 """Benchmark: latency of one real-time recommendation (shoprec.models.recommend.recommend_now), in process.
 
 Requests are the replay's (bench_replay.py): before a purchase session of the test
-window, the shopper's training events plus their test events so far, as the
-``(item_id, event_type, time)`` triples the service will read from its store; every other
+window, the shopper's training events plus their test events so far, as the arrays
+(:class:`~shoprec.models.candidates.Events`) the service hands over; every other
 request also carries the last three items the shopper viewed as ``recent_items``. One
-thread, one request at a time, after a warm-up: per request the total and its parts
+thread, one request at a time (one native thread, as in a server worker), after a warm-up: per request the total and its parts
 (building the shopper from the history, candidates with their features, the ranker,
 the rest: ordering, MMR, explanations), p50/p90/p99/max in milliseconds of wall time, and
 the total's CPU time (all of the process's threads: what the request costs a core, which
@@ -21,18 +21,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from shoprec.config import load_params
 from shoprec.evaluation.replay import COLUMNS, purchase_requests
 from shoprec.layout import Layout
-from shoprec.models.candidates import candidates
+from shoprec.models.candidates import Events, candidates
+from shoprec.models.catalog import Catalog
 from shoprec.models.multistage import ranker_inputs
 from shoprec.models.ranking import predict
-from shoprec.models.recommend import events_frame, history_shoppers, recommend_now
+from shoprec.models.recommend import history_shoppers, recommend_now
 from shoprec.models.store import load_layout
 
 
-def requests(train: pd.DataFrame, test: pd.DataFrame, n: int) -> list[dict]:
+def requests(train: pd.DataFrame, test: pd.DataFrame, catalog: Catalog, n: int) -> list[dict]:
     """``n`` replay requests spread over the test window, as the service would see them."""
     req = purchase_requests(test)
     req = req.iloc[np.linspace(0, len(req) - 1, min(n, len(req))).astype(int)]
@@ -42,7 +44,7 @@ def requests(train: pd.DataFrame, test: pd.DataFrame, n: int) -> list[dict]:
     for j, (user, start) in enumerate(zip(req["user_id"], req["start"])):
         history = by_user[user][by_user[user]["timestamp"] < start][COLUMNS]
         views = history.loc[history["event_type"] == "view", "item_id"].tolist()[-3:]
-        out.append({"events": list(history.itertuples(index=False, name=None)), "now": start, "user_id": user,
+        out.append({"events": Events.of_frame(history, catalog), "now": start, "user_id": user,
                     "recent_items": views if j % 2 else []})
     return out
 
@@ -50,8 +52,7 @@ def requests(train: pd.DataFrame, test: pd.DataFrame, n: int) -> list[dict]:
 def parts(system, r: dict) -> dict[str, float]:
     """The request's stages timed one by one (the same calls recommend_now makes)."""
     t0 = time.perf_counter()
-    frame = events_frame(r["events"])
-    shoppers = history_shoppers(system, frame, np.zeros(len(frame), np.int64), [r["user_id"]], [r["now"]],
+    shoppers = history_shoppers(system, r["events"], np.zeros(len(r["events"]), np.int64), [r["user_id"]], [r["now"]],
                                 [r["recent_items"]])
     t1 = time.perf_counter()
     cands = candidates(system.state.items, shoppers, system.catalog, system.cfg.ranking.n_retrieval,
@@ -66,10 +67,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("."))
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="native (BLAS) threads: a 2-worker server on 2 cores gives each worker 1 (service._share_cores)")
     args = parser.parse_args()
+    threadpool_limits(args.threads)
     layout = Layout(args.root)
     system = load_layout(load_params(args.root / "params.yaml"), layout)
-    reqs = requests(pd.read_parquet(layout.split.train), pd.read_parquet(layout.split.test), args.requests)
+    reqs = requests(pd.read_parquet(layout.split.train), pd.read_parquet(layout.split.test), system.catalog,
+                    args.requests)
     for r in reqs[:20]:  # warm-up: TensorFlow traces the ranker on its first calls
         recommend_now(system, **r)
     total, cpu = [], []

@@ -235,6 +235,9 @@ class RealtimeParams(_Section):
     # the data's clock (time features): "auto" (packaging time is the training cut-off, time runs on from
     # there), or days to subtract from the wall time (0: live data)
     clock_offset: Literal["auto"] | float = "auto"
+    # a shopper's list with no new stored event and no recent_items is reused for at most this many seconds
+    # of the data's clock (a worker's cache; its time features are that much behind); 0: always recomputed
+    cache_seconds: float = Field(60.0, ge=0)
 
 
 class ServingParams(_Section):

@@ -263,6 +263,32 @@ def test_clicking_an_item_shows_similar_items_and_records_a_click(shop, shoppers
     expect(page.locator("#similar-title")).to_have_text(f"Similar to {similar[1]['title']}")
 
 
+def test_viewing_an_item_updates_the_recommendations_on_the_same_page(shop):
+    """A new visitor opens items: each open asks /recommend again with what was opened on this page
+    (``recent_items``, most recent last) and shows that answer in place of the popular picks, every
+    reason naming an item just viewed. Under load an answer may fall back to the precomputed list
+    (the popular picks again): a few opens are tried, and one must have changed the list."""
+    page = shop.page
+    shop.open()
+    popular = shop.titles("recommendations").all_inner_texts()
+    viewed, titles, changed = [], [], False
+    for n in range(3):
+        card = page.locator("#recommendations [data-testid=item]").nth(n)
+        viewed.append(card.get_attribute("data-item-id"))
+        titles.append(card.locator("[data-testid=item-title]").inner_text())
+        with page.expect_response(lambda r: r.url.endswith("/recommend")) as answer:
+            card.locator("button").click()
+        assert json.loads(answer.value.request.post_data)["recent_items"] == viewed
+        now = answer.value.json()
+        expect(shop.titles("recommendations")).to_have_text([i["title"] for i in now["items"]])
+        if now["realtime"]:
+            expect(page.locator("#recs-title")).to_have_text("Recommended for you")
+            assert {i["explanation"] for i in now["items"]} <= {f"because you just viewed {t}" for t in titles}
+            changed = changed or [i["title"] for i in now["items"]] != popular
+    assert changed, "no opened item changed the visitor's recommendations"
+    shop.shot("viewed-items")
+
+
 def test_in_an_experiment_the_page_shows_the_shoppers_arm_and_clicks_name_their_answer(browser, experiment_served):
     """Against the experiment server: for a shopper of each arm, the footer names the arm and model that
     answered, the list is that arm's, and a click posts the answer's request_id and the item's position,
@@ -286,7 +312,8 @@ def test_in_an_experiment_the_page_shows_the_shoppers_arm_and_clicks_name_their_
             expect(page.locator("#variant")).to_have_text(variant)
             expect(page.locator("#model-version")).to_have_text(shown["model_version"])
             expect(shop.titles("recommendations")).to_have_text([i["title"] for i in shown["items"]])
-            with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer:
+            with page.expect_response(lambda r: r.url.endswith("/feedback")) as answer, \
+                    page.expect_response(lambda r: r.url.endswith("/recommend")):  # the list with the item viewed
                 page.locator("#recommendations [data-testid=item] button").nth(2).click()
             sent = json.loads(answer.value.request.post_data)["events"][0]
             assert answer.value.status == 200

@@ -11,6 +11,7 @@ from shoprec.config import load_params
 from shoprec.models.diversity import mmr
 from shoprec.models.multistage import ranker_inputs
 from shoprec.models.ranking import predict
+from shoprec.models.candidates import Events
 from shoprec.models.recommend import recommend, recommend_now
 from shoprec.models.retrieval import query_inputs
 from shoprec.layout import Layout, RetrievalFiles
@@ -129,7 +130,8 @@ def test_real_time_list_is_the_precomputed_one_on_the_same_history(pipeline_run,
     assert known
     for user in known + [""]:  # "": the new visitor, no history
         history = train.loc[train["user_id"] == user, ["item_id", "event_type", "timestamp"]]
-        now = recommend_now(system, history.itertuples(index=False, name=None), test_start, user or None, k=20)
+        now = recommend_now(system, Events.of(history.itertuples(index=False, name=None), system.catalog), test_start,
+                            user or None, k=20)
         pre = lists[(lists["user_id"] == user) & (lists["view"] == "all")].sort_values("rank").head(20)
         assert [i["item_id"] for i in now] == list(system.catalog.item_ids[pre["item"]])
         np.testing.assert_allclose([i["score"] for i in now], pre["score"], rtol=0, atol=1e-6)
@@ -138,11 +140,11 @@ def test_real_time_list_is_the_precomputed_one_on_the_same_history(pipeline_run,
 
 def test_what_a_visitor_just_viewed_changes_their_list(pipeline_run, system):
     _, test_start = cutoffs(Layout(pipeline_run.root).split)
-    cold = recommend_now(system, [], test_start, k=10)
+    cold = recommend_now(system, Events.of([], system.catalog), test_start, k=10)
     buys = system.state.items.copurchase.getnnz(axis=1)
     viewed = str(system.catalog.item_ids[np.argmax(buys)])  # the item with the most co-purchase neighbours
     title = system.catalog.titles[np.argmax(buys)]
-    now = recommend_now(system, [], test_start, recent_items=[viewed], k=10)
+    now = recommend_now(system, Events.of([], system.catalog), test_start, recent_items=[viewed], k=10)
     assert [i["item_id"] for i in now] != [i["item_id"] for i in cold]
     assert all(i["explanation"] == f"because you just viewed {title}" for i in now)
 

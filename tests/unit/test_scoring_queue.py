@@ -1,10 +1,13 @@
-"""The real-time scoring queue's admission: a list that cannot be ready by its deadline is not queued."""
+"""The real-time scoring queue's admission (a list that cannot be ready by its deadline is not queued) and
+the worker's cache of lists (reused only while their key holds and the clock has moved at most its bound)."""
 
 from __future__ import annotations
 
 import threading
 
-from shoprec.serving.realtime import ScoringQueue
+import pandas as pd
+
+from shoprec.serving.realtime import ListCache, ScoringQueue
 
 
 def test_admission_follows_the_queue_and_the_cost_of_one_list():
@@ -14,9 +17,10 @@ def test_admission_follows_the_queue_and_the_cost_of_one_list():
         assert queue.submit(lambda: sum(range(200_000))).result() > 0
         one = queue.cost
         assert one > 0 and queue.queued == 0
-        assert queue.admits(one * 1.01) and not queue.admits(one * 0.99)
+        assert queue.admits(one * 0.5)  # an idle thread always tries: one slow list cannot shut scoring off
         release = threading.Event()
         running = queue.submit(release.wait)  # occupies the thread
+        assert queue.admits(one * 2.01) and not queue.admits(one * 1.99)  # a second list: ready after ~2
         waiting = queue.submit(lambda: None)
         assert queue.queued == 2 and not queue.admits(one * 2.5)  # a third would be ready after ~3 lists
         assert waiting.cancel() and queue.queued == 1  # a request gone past its deadline leaves the queue
@@ -25,3 +29,18 @@ def test_admission_follows_the_queue_and_the_cost_of_one_list():
         assert queue.queued == 0
     finally:
         queue.shutdown()
+
+
+def test_a_cached_list_is_reused_only_within_its_age_and_for_its_own_key():
+    cache = ListCache(pd.Timedelta(seconds=60), size=2)
+    t = pd.Timestamp("2024-06-01", tz="UTC")
+    key = ("u1", 10, False, 0.0, ("e1",))
+    cache.put(key, t, "list")
+    assert cache.get(key, t + pd.Timedelta(seconds=60)) == "list"
+    assert cache.get(key, t + pd.Timedelta(seconds=61)) is None  # the clock moved past the bound
+    assert cache.get(key, t - pd.Timedelta(seconds=1)) is None  # a list from the future of the request
+    assert cache.get(("u1", 10, False, 0.0, ("e1", "e2")), t) is None  # a new stored event: another key
+    cache.put(("u2",), t, "two")
+    cache.get(key, t)  # u1 used last: u2 is the least recently used
+    cache.put(("u3",), t, "three")
+    assert cache.get(("u2",), t) is None and cache.get(key, t) == "list" and len(cache.lists) == 2

@@ -12,7 +12,7 @@ import tensorflow as tf
 from shoprec.config import RankingParams, RetrievalParams
 from shoprec.models.catalog import Catalog
 from shoprec.models.query_tower import QueryTowerWeights
-from shoprec.models.ranking import Ranker
+from shoprec.models.ranking import Ranker, RankerArrays, predict
 from shoprec.models.retrieval import TwoTower, build_examples
 from shoprec.models.towers import CandidateTower, ItemEncoder, QueryTower
 
@@ -180,3 +180,16 @@ def test_numpy_query_tower_is_the_tensorflow_one(catalog, user_tower):
                        {"history_age": inputs["history_age"] + 1}):
             moved = model.query_tower({k: tf.constant(v) for k, v in (inputs | change).items()}).numpy()
             assert not np.allclose(moved[2:], expected[2:], atol=1e-4)
+
+
+def test_numpy_ranker_is_the_keras_one():
+    """Scoring runs the ranker's arrays in NumPy: both head layouts, to float rounding."""
+    tf.keras.utils.set_random_seed(0)
+    features = _pairs(64, seed=2)
+    for heads in (["purchase", "click"], ["purchase"]):
+        ranker = Ranker(heads, RankingParams(cross_layers=2, deep_units=[16, 8]), features["numeric"])
+        expected = ranker(features)
+        got = predict(RankerArrays.from_model(ranker), features, batch=40)  # two batches
+        assert set(got) == set(heads)
+        for head in heads:
+            np.testing.assert_allclose(got[head], expected[head].numpy(), rtol=0, atol=1e-5)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from shoprec.evaluation.significance import paired_bootstrap
+from shoprec.models.candidates import Events
 from shoprec.models.multistage import MultiStage
 from shoprec.models.recommend import history_shoppers, ranked
 
@@ -79,7 +80,7 @@ def real_time_lists(system: MultiStage, req: pd.DataFrame, train: pd.DataFrame, 
         parts = [by_user.get(u, empty) for u in chunk["user_id"]]
         parts = [p[p["timestamp"] < t] for p, t in zip(parts, chunk["start"])]
         keys = np.repeat(np.arange(len(chunk)), [len(p) for p in parts])
-        shoppers = history_shoppers(system, pd.concat(parts, ignore_index=True), keys, list(chunk["user_id"]),
+        shoppers = history_shoppers(system, Events.of_frame(pd.concat(parts, ignore_index=True), system.catalog), keys, list(chunk["user_id"]),
                                     list(chunk["start"]))
         out.extend(system.catalog.item_ids[items[:k]] for items, _ in ranked(system, shoppers))
     return out

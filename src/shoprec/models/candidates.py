@@ -44,7 +44,7 @@ import scipy.sparse as sp
 
 from shoprec.models.baselines import EASE
 from shoprec.models.catalog import Catalog
-from shoprec.models.history import DAY_NS, nanoseconds, sequences
+from shoprec.models.history import DAY_NS, nanoseconds, sequences, type_tokens
 from shoprec.models.interactions import Interactions, build_interactions
 from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.topk import top_k
@@ -135,7 +135,38 @@ def item_stats(events: pd.DataFrame, inter: Interactions, cutoff: pd.Timestamp, 
     )
 
 
-def build_shoppers(events: pd.DataFrame, keys: np.ndarray, user_ids: np.ndarray, now, catalog: Catalog,
+@dataclass(frozen=True)
+class Events:
+    """Events as scoring reads them: catalog rows (-1: an item not in the catalog), event types and
+    UTC nanoseconds, one entry per event. Arrays, so that a service holding a shopper's history
+    hands it over without building a frame per request."""
+
+    item: np.ndarray  # int64
+    event_type: np.ndarray  # object (str)
+    ns: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame, catalog: Catalog) -> Events:
+        """The ``item_id``, ``event_type`` and ``timestamp`` columns of ``frame``."""
+        return cls(catalog.rows.get_indexer(frame["item_id"]).astype(np.int64),
+                   frame["event_type"].to_numpy(dtype=object), nanoseconds(frame["timestamp"]))
+
+    @classmethod
+    def of(cls, triples, catalog: Catalog) -> Events:
+        """``(item_id, event_type, time)`` triples (times tz-aware or naive UTC)."""
+        frame = pd.DataFrame(list(triples), columns=["item_id", "event_type", "timestamp"])
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+        return cls.of_frame(frame, catalog)
+
+    @classmethod
+    def concat(cls, parts: list[Events]) -> Events:
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("item", "event_type", "ns")))
+
+
+def build_shoppers(events: Events, keys: np.ndarray, user_ids: np.ndarray, now, catalog: Catalog,
                    weights: dict[str, float], history_types: list[str], tower: QueryTowerWeights,
                    history_length: int, recent: list[np.ndarray] | None = None) -> Shoppers:
     """Shoppers ``0..n-1`` (``n = len(user_ids)``): shopper ``keys[j]`` did event ``j`` of ``events``.
@@ -148,18 +179,21 @@ def build_shoppers(events: pd.DataFrame, keys: np.ndarray, user_ids: np.ndarray,
     n, n_items = len(user_ids), catalog.n_items
     now_ns = nanoseconds(now)
     recent = recent if recent is not None else [np.zeros(0, np.int64)] * n
-    item = catalog.rows.get_indexer(events["item_id"])
+    item = events.item
     ok = item >= 0
     rk = np.repeat(np.arange(n), [len(r) for r in recent]).astype(np.int64)
     ritem = np.concatenate([np.asarray(r, np.int64) for r in recent]) if n else np.zeros(0, np.int64)
     key = np.concatenate([np.asarray(keys, np.int64)[ok], rk])
     item = np.concatenate([item[ok], ritem])
-    etype = np.concatenate([events["event_type"].to_numpy(dtype=object)[ok], np.full(len(rk), "view", object)])
-    ts = np.concatenate([nanoseconds(events["timestamp"])[ok], now_ns[rk]])
-    types = pd.Index(list(weights)).get_indexer(etype)
-    w = np.append(np.asarray(list(weights.values()), np.float32), np.float32(0.0))[types]  # unknown type (-1): 0
+    etype = np.concatenate([events.event_type[ok], np.full(len(rk), "view", object)])
+    ts = np.concatenate([events.ns[ok], now_ns[rk]])
+    w = np.zeros(len(etype), np.float32)  # a type without a weight: 0
+    for name, weight in weights.items():
+        w[etype == name] = weight
     buy = etype == "purchase"
-    in_history = np.isin(etype, list(history_types)) | (np.arange(len(key)) >= len(key) - len(rk))
+    in_history = np.arange(len(key)) >= len(key) - len(rk)
+    for name in history_types:
+        in_history |= etype == name
     age = (now_ns[key] - ts) / DAY_NS
     pair, inv = np.unique(key * n_items + item, return_inverse=True)
     r, c = pair // n_items, pair % n_items
@@ -168,33 +202,50 @@ def build_shoppers(events: pd.DataFrame, keys: np.ndarray, user_ids: np.ndarray,
     newest = np.full(len(pair), np.inf)
     np.minimum.at(newest, inv, age)
     buys = np.bincount(inv, weights=buy, minlength=len(pair)).astype(np.float32)
-    matrix = lambda values: sp.csr_matrix((values, (r, c)), shape=(n, n_items), dtype=np.float32)  # noqa: E731
-    weighted, days_since, purchased = matrix(strongest), matrix(newest + 1.0), matrix(buys)
-    purchased.eliminate_zeros()
-    anchors = sp.csr_matrix((np.ones(len(ritem), np.float32), (rk, ritem)), shape=(n, n_items)) + purchased
-    anchors.data[:] = 1.0
-    per_item = purchased.copy()
+    weighted, days_since = _rows(n, n_items, r, c, strongest), _rows(n, n_items, r, c, (newest + 1.0).astype(np.float32))
+    bought = buys > 0
+    purchased = _rows(n, n_items, r[bought], c[bought], buys[bought])
+    anchor = np.unique(np.concatenate([rk * n_items + ritem, pair[bought]]))
+    anchors = _rows(n, n_items, anchor // n_items, anchor % n_items, np.ones(len(anchor), np.float32))
     known = np.bincount(key, minlength=n) > 0
     idle = np.full(n, NEVER_DAYS)
     np.minimum.at(idle, key, age)
-    prices = pd.Series(catalog.price[item[buy]].astype(np.float64)).groupby(key[buy]).median()
-    cats = sp.csr_matrix((np.ones(len(key), np.float32), (key, catalog.category_idx[item])),
-                         shape=(n, catalog.n_categories)).toarray()
+    cats = np.bincount(key * catalog.n_categories + catalog.category_idx[item],
+                       minlength=n * catalog.n_categories).reshape(n, catalog.n_categories).astype(np.float32)
+    per_user = lambda values: np.bincount(r, weights=values, minlength=n).astype(np.float32)  # noqa: E731
     return Shoppers(
         known=known, weighted=weighted, purchased=purchased, days_since=days_since, anchors=anchors,
         recent=[np.asarray(x, np.int64) for x in recent],
-        median_price=prices.reindex(range(n)).fillna(0.0).to_numpy(np.float32),
-        purchases=np.asarray(per_item.sum(axis=1), np.float32).ravel(),
-        repeat_share=(_count(per_item >= 2, 1) + 0.1) / (_count(per_item >= 1, 1) + 1.0),
+        median_price=_medians(key[buy], catalog.price[item[buy]].astype(np.float64), n).astype(np.float32),
+        purchases=per_user(buys),
+        repeat_share=(per_user(buys >= 2) + 0.1) / (per_user(buys >= 1) + 1.0),
         days_idle=idle.astype(np.float32),
         category_share=cats / np.maximum(cats.sum(axis=1, keepdims=True), 1.0),
         user_text=_normalise(np.asarray(weighted @ catalog.text_emb, dtype=np.float32)),
-        query=_query(tower, key, item, types + 1, ts, in_history, user_ids, now, history_length),
+        query=_query(tower, key, item, type_tokens(etype, list(weights)), ts, in_history, user_ids, now_ns,
+                     history_length),
     )
 
 
+def _rows(n: int, n_items: int, r: np.ndarray, c: np.ndarray, values: np.ndarray) -> sp.csr_matrix:
+    """An ``n x n_items`` matrix of ``values`` at distinct pairs ``(r, c)`` sorted by row, then column:
+    built as CSR directly (a COO conversion per matrix costs more than the rest of a shopper)."""
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))]).astype(np.int32)
+    return sp.csr_matrix((values, c.astype(np.int32), indptr), shape=(n, n_items))
+
+
+def _medians(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per key ``0..n-1`` the median of its ``values`` (mean of the two middle ones when even; 0: none)."""
+    order = np.lexsort((values, keys))
+    keys, values = keys[order], values[order]
+    starts, ends = np.searchsorted(keys, np.arange(n)), np.searchsorted(keys, np.arange(n), side="right")
+    has = ends > starts
+    lo, hi = np.where(has, (starts + ends - 1) // 2, 0), np.where(has, (starts + ends) // 2, 0)
+    return np.where(has, (values[lo] + values[hi]) / 2, 0.0) if len(values) else np.zeros(n)
+
+
 def _query(tower: QueryTowerWeights, key: np.ndarray, item: np.ndarray, etype: np.ndarray, ts: np.ndarray,
-           history: np.ndarray, user_ids: np.ndarray, now, length: int) -> np.ndarray:
+           history: np.ndarray, user_ids: np.ndarray, now_ns: np.ndarray, length: int) -> np.ndarray:
     """Query vectors: each shopper's last ``length`` history events (time order, stable; ``etype``: type
     tokens), their day of week."""
     key, item, etype, ts = key[history], item[history], etype[history], ts[history]
@@ -203,8 +254,8 @@ def _query(tower: QueryTowerWeights, key: np.ndarray, item: np.ndarray, etype: n
     n = len(user_ids)
     starts = np.searchsorted(sorted_keys, np.arange(n), side="left")
     ends = np.searchsorted(sorted_keys, np.arange(n), side="right")
-    inputs = sequences(item[order] + 1, etype[order], ts[order], ends, starts, nanoseconds(now), length)
-    return tower.embed(tower.tokens(user_ids), pd.DatetimeIndex(now).dayofweek.to_numpy(), **inputs)
+    inputs = sequences(item[order] + 1, etype[order], ts[order], ends, starts, now_ns, length)
+    return tower.embed(tower.tokens(user_ids), (now_ns // int(DAY_NS) + 3) % 7, **inputs)  # 1970-01-01: a Thursday
 
 
 def build_user_state(
@@ -217,7 +268,7 @@ def build_user_state(
     users = np.append(inter.user_ids, "")
     keys = events["user_id"].map(inter.user_index).to_numpy(dtype=np.float64)
     known = ~np.isnan(keys)
-    shoppers = build_shoppers(events[known], keys[known].astype(np.int64), users,
+    shoppers = build_shoppers(Events.of_frame(events[known], catalog), keys[known].astype(np.int64), users,
                               pd.DatetimeIndex([cutoff] * len(users)), catalog, weights, history_types, tower,
                               history_length)
     return UserState(inter, item_stats(events, inter, cutoff, weights, item_emb, recent_days, ease_lambda,

@@ -26,7 +26,7 @@ from shoprec.config import Params
 from shoprec.models.candidates import Candidates, Shoppers, UserState, build_user_state, candidates
 from shoprec.models.catalog import Catalog
 from shoprec.models.query_tower import QueryTowerWeights
-from shoprec.models.ranking import Ranker, predict, train_ranker
+from shoprec.models.ranking import Ranker, RankerArrays, predict, train_ranker
 from shoprec.models.retrieval import (
     RetrievalData, TwoTower, build_examples, embed_queries, query_inputs,
     train_two_tower,
@@ -98,7 +98,7 @@ class MultiStage:
 
     catalog: Catalog
     state: UserState
-    ranker: Ranker
+    ranker: RankerArrays
     cfg: Params
     name: str = "shoprec"
 

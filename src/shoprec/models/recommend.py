@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from shoprec.models.candidates import Shoppers, build_shoppers
+from shoprec.models.candidates import Events, Shoppers, build_shoppers
 from shoprec.models.diversity import mmr
 from shoprec.models.multistage import MultiStage
 
@@ -103,11 +103,10 @@ def recommend(system: MultiStage, user_id: str, k: int, exclude_purchased: bool 
     return answer(system, system.state.at(system.state.inter.rows([user_id])), k, exclude_purchased, diversity)
 
 
-def history_shoppers(system: MultiStage, events: pd.DataFrame, keys: np.ndarray, user_ids: Sequence[str | None],
+def history_shoppers(system: MultiStage, events: Events, keys: np.ndarray, user_ids: Sequence[str | None],
                      now: Sequence[pd.Timestamp], recent: Sequence[Iterable[str]] | None = None) -> Shoppers:
-    """Shoppers ``0..n-1`` as of their ``now``: shopper ``keys[j]`` did event ``j`` (``item_id``,
-    ``event_type``, ``timestamp``). ``recent`` item ids not in the catalog are ignored (an item
-    added after packaging has no vector yet)."""
+    """Shoppers ``0..n-1`` as of their ``now``: shopper ``keys[j]`` did event ``j``. ``recent`` item
+    ids not in the catalog are ignored (an item added after packaging has no vector yet)."""
     cfg, row_of = system.cfg, system.catalog.row_of
     rows = None if recent is None else [np.array([row_of[i] for i in r if i in row_of], np.int64) for r in recent]
     return build_shoppers(events, keys, np.array([u or "" for u in user_ids], dtype=object), pd.DatetimeIndex(now),
@@ -115,28 +114,20 @@ def history_shoppers(system: MultiStage, events: pd.DataFrame, keys: np.ndarray,
                           system.state.tower, cfg.retrieval.history_length, rows)
 
 
-def events_frame(events: Iterable[tuple[str, str, pd.Timestamp]]) -> pd.DataFrame:
-    """``(item_id, event_type, time)`` triples as the event frame scoring reads (times in UTC)."""
-    frame = pd.DataFrame(list(events), columns=["item_id", "event_type", "timestamp"])
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    return frame
-
-
-def recommend_now(system: MultiStage, events: Iterable[tuple[str, str, pd.Timestamp]], now: pd.Timestamp,
+def recommend_now(system: MultiStage, events: Events, now: pd.Timestamp,
                   user_id: str | None = None, recent_items: Sequence[str] = (), k: int = 20,
                   exclude_purchased: bool = False, diversity: float = 0.0) -> list[dict]:
     """Real-time top ``k`` for a shopper whose history as of ``now`` is ``events``.
 
-    ``events``: ``(item_id, event_type, time)``, all before ``now``, in the order they
-    happened: the training history plus what arrived since packaging. ``now`` is the
+    ``events``: all before ``now``, in the order they happened: the training history plus what
+    arrived since packaging (:meth:`Events.of` makes them from ``(item_id, event_type, time)``). ``now`` is the
     request's time on the data's clock, which every time feature ("days since", the day of
     week) is computed as of: the wall time for live data, the wall time minus a fixed offset
     for data whose clock is not today's (the sample's events are from 2024). ``user_id`` picks the two-tower's user embedding
     (None or unknown: the cold-start one). ``recent_items``: items the shopper is looking
     at now (an anonymous session, the page they are on), most recent last.
     """
-    frame = events_frame(events)
-    shoppers = history_shoppers(system, frame, np.zeros(len(frame), np.int64), [user_id], [pd.Timestamp(now)],
+    shoppers = history_shoppers(system, events, np.zeros(len(events), np.int64), [user_id], [pd.Timestamp(now)],
                                 [recent_items])
     return answer(system, shoppers, k, exclude_purchased, diversity)
 

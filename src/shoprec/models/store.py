@@ -22,7 +22,7 @@ from shoprec.models.catalog import Catalog
 from shoprec.models.baselines import EASE, ItemKNN, OwnHistory, Popularity
 from shoprec.models.multistage import MultiStage, TwoTowerScorer, user_state
 from shoprec.models.query_tower import QueryTowerWeights
-from shoprec.models.ranking import Ranker
+from shoprec.models.ranking import Ranker, RankerArrays
 from shoprec.text.catalog_embeddings import read_embeddings
 
 
@@ -79,11 +79,15 @@ def stored_state(events: pd.DataFrame, catalog: Catalog, cutoff: pd.Timestamp, c
     return user_state(events, catalog, cutoff, cfg, QueryTowerWeights.load(retrieval.query_tower(phase)), items)
 
 
-def load_ranker(ranking: RankingFiles) -> Ranker:
+def load_ranker(ranking: RankingFiles, text_dim: int) -> RankerArrays:
+    """The stored ranker as the arrays scoring runs on (``text_dim``: the catalog's content vectors')."""
     spec = json.loads(ranking.config.read_text())
-    model = Ranker(spec["heads"], RankingParams.model_validate(spec["ranking"]), np.zeros((2, spec["n_numeric"]), np.float32))
+    numeric = np.zeros((1, spec["n_numeric"]), np.float32)
+    model = Ranker(spec["heads"], RankingParams.model_validate(spec["ranking"]), np.concatenate([numeric, numeric]))
+    text = np.zeros((1, text_dim), np.float32)
+    model({"numeric": numeric, "user_text": text, "item_text": text})  # builds the layers the weights load into
     model.load_weights(str(ranking.weights)).expect_partial()
-    return model
+    return RankerArrays.from_model(model)
 
 
 def load_system(split: SplitFiles, items_path: Path, text_emb_path: Path, retrieval: RetrievalFiles,
@@ -92,7 +96,7 @@ def load_system(split: SplitFiles, items_path: Path, text_emb_path: Path, retrie
     catalog = load_catalog(items_path, text_emb_path)
     train, test_start = phases(split)["final"]
     state = stored_state(train, catalog, test_start, params, retrieval, "final")
-    return MultiStage(catalog, state, load_ranker(ranking), params)
+    return MultiStage(catalog, state, load_ranker(ranking, catalog.text_emb.shape[1]), params)
 
 
 def load_layout(params: Params, layout: Layout = Layout()) -> MultiStage:

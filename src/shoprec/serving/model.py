@@ -153,7 +153,7 @@ class ServingModel:
             index=(_load_index(bundle.item_index, s.hnsw_ef_search) if bundle.item_index.exists()
                    else ExactIndex(item_emb)),
             engine=engine,
-            realtime=(RealTime.load(bundle, params, live.clock_offset, packaged_at)
+            realtime=(RealTime.load(bundle, params, live.clock_offset, packaged_at, live.cache_seconds)
                       if packaged_at is not None and live.enabled and manifest.get("system") == GATED else None),
         )
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ import pandas as pd
 
 from shoprec.config import Params, RealtimeParams, section_from_env
 from shoprec.layout import BundleFiles
+from shoprec.models.candidates import Events
+from shoprec.models.history import nanoseconds
 
 if TYPE_CHECKING:  # TensorFlow: imported by the worker that loads a model, after it has set its thread pools
     from shoprec.models.multistage import MultiStage
@@ -48,6 +51,7 @@ def _utc(time) -> pd.Timestamp:
 
 
 ENV = "SHOPREC_REALTIME"
+NO_EVENTS = Events(np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, np.int64))
 
 
 def settings(bundle_params: Params) -> RealtimeParams:
@@ -60,8 +64,9 @@ class ScoringQueue:
 
     A list queued behind ``n`` others is ready in about ``(n + 1)`` times the recent cost of one;
     when that is past the deadline, :meth:`admits` says no and the request falls back at once
-    instead of waiting its deadline out. A request whose deadline passes while queued is cancelled
-    (its awaiting side cancels the future), so an overload never piles up work nobody waits for.
+    instead of waiting its deadline out (an idle thread admits whatever the recent cost). A request
+    whose deadline passes while queued is cancelled (its awaiting side cancels the future), so an
+    overload never piles up work nobody waits for.
     """
 
     def __init__(self) -> None:
@@ -71,7 +76,9 @@ class ScoringQueue:
         self.cost = 0.0  # seconds per list, a moving average
 
     def admits(self, deadline: float) -> bool:
-        return (self.queued + 1) * self.cost <= deadline
+        # an idle thread always tries (the deadline still bounds the wait): else one slow list (a core taken
+        # by another process) would leave the cost above the deadline, and nothing admitted would lower it
+        return self.queued == 0 or (self.queued + 1) * self.cost <= deadline
 
     def submit(self, work: Callable[[], object]) -> Future:
         with self.lock:
@@ -95,6 +102,39 @@ class ScoringQueue:
         self.pool.shutdown(cancel_futures=True)
 
 
+class ListCache:
+    """A worker's recent real-time lists, reused while nothing they were computed from has changed.
+
+    A list depends on the shopper's history, the request's options and the clock. The key holds
+    the first two exactly (the user, the options and the ids of every stored event that was part
+    of the history), so a new ``/feedback`` event, whichever worker or replica took it, changes the
+    key of the shopper's next request; only the clock moves while a list is reused, and at most
+    ``max_age`` of the data's clock: the answer is the one a recomputation would have given that
+    long ago. Requests with ``recent_items`` are never cached (they are what the shopper does
+    now). Least recently used entries go first beyond ``size`` (lists of a few kilobytes).
+    """
+
+    def __init__(self, max_age: pd.Timedelta, size: int = 20_000) -> None:
+        self.max_age, self.size = max_age, size
+        self.lists: OrderedDict[tuple, tuple[pd.Timestamp, object]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple, now: pd.Timestamp) -> object | None:
+        with self.lock:
+            hit = self.lists.get(key)
+            if hit is None or not (pd.Timedelta(0) <= now - hit[0] <= self.max_age):
+                return None
+            self.lists.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: tuple, now: pd.Timestamp, value: object) -> None:
+        with self.lock:
+            self.lists[key] = (now, value)
+            self.lists.move_to_end(key)
+            while len(self.lists) > self.size:
+                self.lists.popitem(last=False)
+
+
 class BadRecentItems(ValueError):
     """A request's ``recent_items`` cannot be used; the message says why, with an example."""
 
@@ -104,12 +144,14 @@ class RealTime:
     system: MultiStage
     cutoff: pd.Timestamp  # the training cut-off: events at or after it come from the store
     offset: pd.Timedelta  # the data's clock is the wall clock minus this
-    history: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # user -> item ids, event types, times
+    history: dict[str, Events]  # user -> their training events
+    cache: ListCache
 
     @classmethod
-    def load(cls, bundle: BundleFiles, params: Params, clock_offset: str | float,
-             packaged_at: dt.datetime) -> "RealTime":
-        """The bundle's system and training history; ``packaged_at`` places the ``auto`` clock."""
+    def load(cls, bundle: BundleFiles, params: Params, clock_offset: str | float, packaged_at: dt.datetime,
+             cache_seconds: float = 0.0) -> "RealTime":
+        """The bundle's system and training history; ``packaged_at`` places the ``auto`` clock; a list is
+        reused for at most ``cache_seconds`` of the data's clock (:class:`ListCache`; 0: never)."""
         from shoprec.models.store import cutoffs, load_layout
         from shoprec.serving.bundle import realtime_paths
 
@@ -120,21 +162,22 @@ class RealTime:
         cutoff = _utc(cutoffs(bundle.layout.split)[1])
         offset = _utc(packaged_at) - cutoff if clock_offset == "auto" else pd.Timedelta(days=clock_offset)
         train = pd.read_parquet(bundle.layout.split.train, columns=["user_id", "item_id", "event_type", "timestamp"])
-        columns = (train["item_id"].to_numpy(dtype=object), train["event_type"].to_numpy(dtype=object),
-                   pd.to_datetime(train["timestamp"], utc=True).to_numpy())
-        history = {str(user): tuple(c[rows] for c in columns)
+        system = load_layout(params, bundle.layout)
+        events = Events.of_frame(train, system.catalog)
+        history = {str(user): Events(events.item[rows], events.event_type[rows], events.ns[rows])
                    for user, rows in train.groupby("user_id", sort=False).indices.items()}
-        return cls(load_layout(params, bundle.layout), cutoff, offset, history)
+        return cls(system, cutoff, offset, history, ListCache(pd.Timedelta(seconds=cache_seconds)))
 
     def now(self, wall: float) -> pd.Timestamp:
         """The data's time at wall-clock ``wall`` (seconds since the epoch)."""
         return pd.Timestamp(wall, unit="s", tz="UTC") - self.offset
 
     def warm_up(self, user_id: str) -> None:
-        """Score ``user_id``'s training history once: the ranker's first call traces its graph (seconds)."""
+        """Score ``user_id``'s training history once, before the first request: the look-ups scoring builds
+        on first use (the catalog's row index) are built then, not in a shopper's request."""
         from shoprec.models.recommend import recommend_now
 
-        recommend_now(self.system, zip(*self.history.get(user_id, ((), (), ()))), self.cutoff, user_id, k=10)
+        recommend_now(self.system, self.history.get(user_id, NO_EVENTS), self.cutoff, user_id, k=10)
 
     def check(self, recent_items: Sequence[str]) -> None:
         """Raises :class:`BadRecentItems` unless every one of ``recent_items`` is a catalog item id (their
@@ -151,10 +194,19 @@ class RealTime:
         from shoprec.models.recommend import recommend_now
 
         now = self.now(wall)
-        items, types, times = self.history.get(user_id, ((), (), ()))
         stored = store.recent_events(user_id, self.cutoff.to_pydatetime())
-        stored_ts = pd.to_datetime(stored["ts"], utc=True)
-        arrived = (stored_ts < now).to_numpy()  # a timestamp after the clock's now: not yet part of the history
-        events = [*zip(items, types, times),
-                  *zip(stored["item_id"][arrived], stored["event_type"][arrived], stored_ts[arrived])]
-        return bool(events), recommend_now(self.system, events, now, user_id, recent_items, k, exclude_purchased, diversity)
+        stored_ns = nanoseconds(pd.to_datetime(stored["ts"], utc=True))
+        arrived = stored_ns < now.value  # a timestamp after the clock's now: not yet part of the history
+        key = None if recent_items or self.cache.max_age <= pd.Timedelta(0) else (
+            user_id, k, exclude_purchased, diversity, tuple(stored["event_id"][arrived]))
+        cached = None if key is None else self.cache.get(key, now)
+        if cached is not None:
+            return cached
+        events = Events.concat([self.history.get(user_id, NO_EVENTS), Events(
+            self.system.catalog.rows.get_indexer(stored["item_id"][arrived]).astype(np.int64),
+            stored["event_type"].to_numpy(dtype=object)[arrived], stored_ns[arrived])])
+        answer = len(events) > 0, recommend_now(self.system, events, now, user_id, recent_items, k,
+                                                exclude_purchased, diversity)
+        if key is not None:
+            self.cache.put(key, now, answer)
+        return answer

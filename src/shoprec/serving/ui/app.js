@@ -12,7 +12,9 @@ const SESSION_ID = `web-${randomHex(8)}`;
 const VISITOR_ID = sessionStorage.getItem("shoprec-visitor") || `visitor-${randomHex(8)}`;
 sessionStorage.setItem("shoprec-visitor", VISITOR_ID);
 
-const state = { user: "", query: "", accepted: 0 };
+// viewed: the items opened on this page, most recent last, sent as /recommend's recent_items (at most VIEWED).
+const state = { user: "", query: "", accepted: 0, viewed: [] };
+const VIEWED = 5;
 // Answers can arrive out of order (a quick second search, a second shopper); only the latest is shown.
 const latest = { search: 0, user: 0 };
 
@@ -150,16 +152,18 @@ function currentUser() {
   return state.user || VISITOR_ID;
 }
 
+function recommendations() {
+  return api("/recommend", { user_id: currentUser(), k: K, session_id: SESSION_ID, recent_items: state.viewed });
+}
+
 async function loadUser(userId) {
   state.user = userId;
+  state.viewed = [];  // another shopper: what this one looked at is not theirs
   const ticket = ++latest.user;
   $("recs-title").textContent = userId ? `Recommended for ${userId}` : "Popular picks for a new visitor";
   $("recommendations").setAttribute("aria-busy", "true");
   try {
-    const [recs, user] = await Promise.all([
-      api("/recommend", { user_id: currentUser(), k: K, session_id: SESSION_ID }),
-      api("/user", { user_id: currentUser() }),
-    ]);
+    const [recs, user] = await Promise.all([recommendations(), api("/user", { user_id: currentUser() })]);
     if (ticket !== latest.user) return;
     if (userId && !recs.known_user) $("recs-title").textContent = `New visitor ${userId}: popular picks`;
     renderItems($("recommendations"), recs.items, { source: "recommend", requestId: recs.request_id });
@@ -170,9 +174,20 @@ async function loadUser(userId) {
   }
 }
 
+// The list recomputed with what the shopper just opened ("because you just viewed ..."); the click event
+// itself carries the browser's time, which the service's data clock may not have reached yet.
+async function refreshRecommendations() {
+  const ticket = ++latest.user;
+  const recs = await recommendations();
+  if (ticket !== latest.user) return;
+  if (!state.user && recs.realtime) $("recs-title").textContent = "Recommended for you";
+  renderItems($("recommendations"), recs.items, { source: "recommend", requestId: recs.request_id });
+}
+
 async function openItem(item, source, shown) {
   clearError();
-  const results = await Promise.allSettled([showSimilar(item), sendClick(item, source, shown)]);
+  state.viewed = [...state.viewed.filter((id) => id !== item.item_id), item.item_id].slice(-VIEWED);
+  const results = await Promise.allSettled([showSimilar(item), sendClick(item, source, shown), refreshRecommendations()]);
   const failed = results.find((r) => r.status === "rejected");
   if (failed) showError(failed.reason);
 }
