@@ -31,6 +31,7 @@ class SampleParams(_Section):
     n_events: int = Field(300_000, ge=100)
     days: int = Field(120, ge=7)
     start_date: str = "2024-01-01"
+    service_share: float = Field(0.02, ge=0.0, le=1.0)  # of the searched sessions, asked a service question instead
 
 
 class IngestParams(_Section):
