@@ -228,6 +228,16 @@ class RealtimeParams(_Section):
     clock_offset: Literal["auto"] | float = "auto"
 
 
+class IntentParams(_Section):
+    """The help centre's intent classifier (``train_intents``, :mod:`shoprec.help`)."""
+
+    threshold: float = Field(0.4, ge=0, le=1)  # an intent less likely than this is handed over to a person
+    holdout: float = Field(0.2, ge=0, lt=1)  # share of each class held out for the metrics
+    max_product_queries: int = Field(6000, ge=1)  # product queries (logged searches, titles, fragments) trained on
+    epochs: int = Field(200, ge=1)  # full-batch gradient steps
+    learning_rate: float = Field(0.05, gt=0)
+
+
 class ServingParams(_Section):
     """The BentoML service (``shoprec.serving``): bundle, index, limits, workers."""
 
@@ -319,6 +329,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     gate: GateParams = GateParams()
     search: SearchParams = SearchParams()
+    intents: IntentParams = IntentParams()
     serving: ServingParams = ServingParams()
     experiment_report: ExperimentReportParams = ExperimentReportParams()
 
