@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from shoprec.data.contracts import HANDOFF
 from shoprec.help.classifier import PRODUCT, IntentClassifier
 
 MAX_FRAGMENT_WORDS = 3
@@ -58,8 +59,6 @@ def training_set(phrasings: pd.DataFrame, products: list[str], holdout: float, s
 def measure(classifier: IntentClassifier, x: np.ndarray, labels: np.ndarray,
             labelled_x: np.ndarray | None = None) -> dict:
     """Held-out figures: intent accuracy, hand-over precision and recall, product queries routed to help."""
-    from shoprec.data.contracts import HANDOFF
-
     verdicts = classifier.verdicts(x)
     in_scope = ~np.isin(labels, [PRODUCT, HANDOFF])
     truth_handoff, handoff = labels == HANDOFF, np.array([v.handoff for v in verdicts])
