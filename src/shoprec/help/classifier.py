@@ -50,6 +50,10 @@ class IntentClassifier:
     bias: np.ndarray  # [n_classes]
     threshold: float
 
+    def __post_init__(self) -> None:  # the columns a verdict looks at, found once rather than per query
+        self._intents = np.flatnonzero(~np.isin(self.classes, [PRODUCT, HANDOFF]))
+        self._product, self._handoff = self._column(PRODUCT), self._column(HANDOFF)
+
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         logits = x @ self.weight + self.bias
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -58,8 +62,7 @@ class IntentClassifier:
     def verdicts(self, x: np.ndarray) -> list[Verdict]:
         """One verdict per row of ``x`` (see the module docstring)."""
         p = self.probabilities(np.atleast_2d(x))
-        intent_cols = np.flatnonzero(~np.isin(self.classes, [PRODUCT, HANDOFF]))
-        product, handoff = self._column(PRODUCT), self._column(HANDOFF)
+        intent_cols, product, handoff = self._intents, self._product, self._handoff
         out = []
         for row in p:
             ranked = intent_cols[np.argsort(-row[intent_cols], kind="stable")][:N_GUESSES]
