@@ -1,7 +1,8 @@
 """DVC stage ``validate``: raw tables -> clean tables, quarantine and report (Great Expectations).
 
 Writes ``items.parquet``, ``events.parquet``, ``query_labels.parquet``, ``service_intents.parquet``
-and ``service_phrasings.parquet`` (the last three empty when the source has none), ``quarantine.parquet``, ``validation.json`` and ``validation.md``.
+and ``service_phrasings.parquet`` (the last three empty when the source has none),
+``quarantine.parquet``, ``validation.json`` and ``validation.md``.
 When a table-level rule fails it still writes the quarantine and the report (status
 ``failed``) before raising, so nothing read is lost, and it removes clean tables left by
 an earlier run so that no stale data looks current.
