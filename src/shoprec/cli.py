@@ -268,7 +268,9 @@ def train_query_model(data: DataDir, items: ItemsOpt, text_model: TextModelOpt, 
 
 
 @app.command("train-intents", rich_help_panel=STAGES)
-def train_intents(clean: Annotated[Path, typer.Option(help="folder written by the validate stage")], data: DataDir,
+def train_intents(intents: Annotated[Path, typer.Option(help="clean service_intents.parquet")],
+                  phrasings: Annotated[Path, typer.Option(help="clean service_phrasings.parquet")],
+                  labels: Annotated[Path, typer.Option(help="query_labels.parquet")], items: ItemsOpt, data: DataDir,
                   lexical: Annotated[Path, typer.Option(help="folder written by build-lexical-index")],
                   query_model: Annotated[Path, typer.Option(help="folder written by train-query-model")],
                   text_model: TextModelOpt, out: OutDir,
@@ -278,7 +280,8 @@ def train_intents(clean: Annotated[Path, typer.Option(help="folder written by th
     from shoprec.stages.train_intents import train_intents as run
 
     cfg = _params(params).with_text_model(text_model)
-    typer.echo(f"intent classifier written to {run(clean, data, lexical, query_model, out, metrics, cfg)}")
+    written = run((intents, phrasings), labels, items, data, lexical, query_model, out, metrics, cfg)
+    typer.echo(f"intent classifier written to {written}")
 
 
 @app.command("evaluate-search", rich_help_panel=STAGES)

@@ -29,22 +29,22 @@ from shoprec.text import embed_texts
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # the metrics' sweep, to choose intents.threshold by
 
 
-def train_intents(clean_dir: Path, split_dir: Path, lexical_dir: Path, query_model_dir: Path, out_dir: Path,
-                  metrics_path: Path, params: Params) -> Path:
-    """Fit the classifier on the help centre's phrasings against product queries; write it, its answers, its metrics."""
+def train_intents(help_centre: tuple[Path, Path], labels_path: Path, items_path: Path, split_dir: Path,
+                  lexical_dir: Path, query_model_dir: Path, out_dir: Path, metrics_path: Path, params: Params) -> Path:
+    """Fit the classifier on the help centre's (intents, phrasings) tables against product queries; write it, its
+    answers, its metrics."""
     cfg, out = params.intents, IntentFiles(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     out.classifier.unlink(missing_ok=True)  # a stale classifier must not outlive its data
-    intents = pd.read_parquet(clean_dir / "service_intents.parquet")
-    phrasings = pd.read_parquet(clean_dir / "service_phrasings.parquet")
+    intents, phrasings = (pd.read_parquet(path) for path in help_centre)
     save_answers(intents, out.answers)
     if phrasings.empty:
         summary = {"trained": False, "reason": "no service_phrasings in the source"}
         metrics = summary
     else:
-        labelled = pd.read_parquet(clean_dir / "query_labels.parquet", columns=["query"])["query"].str.lower().unique()
+        labelled = pd.read_parquet(labels_path, columns=["query"])["query"].str.lower().unique()
         products = product_queries(pd.read_parquet(SplitFiles(split_dir).train, columns=["query"]),
-                                   pd.read_parquet(clean_dir / "items.parquet", columns=["title"])["title"],
+                                   pd.read_parquet(items_path, columns=["title"])["title"],
                                    set(phrasings["phrasing"].str.lower()) | set(labelled), cfg.max_product_queries,
                                    params.seed)
         examples = training_set(phrasings, products, cfg.holdout, params.seed)
