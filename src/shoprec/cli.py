@@ -267,6 +267,23 @@ def train_query_model(data: DataDir, items: ItemsOpt, text_model: TextModelOpt, 
     typer.echo(f"query model written to {run(data, items, text_emb, retrieval, out, cfg)}")
 
 
+@app.command("train-intents", rich_help_panel=STAGES)
+def train_intents(intents: Annotated[Path, typer.Option(help="clean service_intents.parquet")],
+                  phrasings: Annotated[Path, typer.Option(help="clean service_phrasings.parquet")],
+                  labels: Annotated[Path, typer.Option(help="query_labels.parquet")], items: ItemsOpt, data: DataDir,
+                  lexical: Annotated[Path, typer.Option(help="folder written by build-lexical-index")],
+                  query_model: Annotated[Path, typer.Option(help="folder written by train-query-model")],
+                  text_model: TextModelOpt, out: OutDir,
+                  metrics: Annotated[Path, typer.Option(help="the held-out figures (.json)")],
+                  params: ParamsOpt = DEFAULT_PARAMS) -> None:
+    """The help centre's intent classifier: service questions answered or handed over, product searches left be."""
+    from shoprec.stages.train_intents import train_intents as run
+
+    cfg = _params(params).with_text_model(text_model)
+    written = run((intents, phrasings), labels, items, data, lexical, query_model, out, metrics, cfg)
+    typer.echo(f"intent classifier written to {written}")
+
+
 @app.command("evaluate-search", rich_help_panel=STAGES)
 def evaluate_search(labels: Annotated[Path, typer.Option(help="query_labels.parquet")], items: ItemsOpt,
                     lexical: Annotated[Path, typer.Option(help="folder written by build-lexical-index")],

@@ -31,6 +31,7 @@ class SampleParams(_Section):
     n_events: int = Field(300_000, ge=100)
     days: int = Field(120, ge=7)
     start_date: str = "2024-01-01"
+    service_share: float = Field(0.02, ge=0.0, le=1.0)  # of the searched sessions, asked a service question instead
 
 
 class IngestParams(_Section):
@@ -240,6 +241,16 @@ class RealtimeParams(_Section):
     cache_seconds: float = Field(60.0, ge=0)
 
 
+class IntentParams(_Section):
+    """The help centre's intent classifier (``train_intents``, :mod:`shoprec.help`)."""
+
+    threshold: float = Field(0.4, ge=0, le=1)  # an intent less likely than this is handed over to a person
+    holdout: float = Field(0.2, ge=0, lt=1)  # share of each class held out for the metrics
+    max_product_queries: int = Field(6000, ge=1)  # product queries (logged searches, titles, fragments) trained on
+    epochs: int = Field(200, ge=1)  # full-batch gradient steps
+    learning_rate: float = Field(0.05, gt=0)
+
+
 class ServingParams(_Section):
     """The BentoML service (``shoprec.serving``): bundle, index, limits, workers."""
 
@@ -331,6 +342,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     gate: GateParams = GateParams()
     search: SearchParams = SearchParams()
+    intents: IntentParams = IntentParams()
     serving: ServingParams = ServingParams()
     experiment_report: ExperimentReportParams = ExperimentReportParams()
 

@@ -108,6 +108,17 @@ class QueryModelFiles:
 
 
 @dataclass(frozen=True)
+class IntentFiles:
+    """Written by ``train_intents``: the help centre's intent classifier and the answers it gives."""
+
+    folder: Path
+
+    classifier = _file("classifier.npz", "Softmax regression on the query's MiniLM vector (only when trained).")
+    answers = _file("answers.json", "Intent id -> answer template and the shopper fields it needs.")
+    summary = _file("summary.json", "Examples per class, or why no classifier was trained.")
+
+
+@dataclass(frozen=True)
 class ReportFiles:
     """Written by ``evaluate``, ``evaluate_search`` and ``gate``."""
 
@@ -120,6 +131,7 @@ class ReportFiles:
     search_metrics = _file("search_metrics.json")
     search_table = _file("search_metrics.md")
     search_lists = _file("search_lists.parquet", "Each search system's ranked list per labelled query.")
+    intent_metrics = _file("intent_metrics.json", "The intent classifier on held-out phrasings and product queries.")
     tuning = _file("tuning.csv", "shoprec tune's trials: overrides and validation-window metrics, best first.")
     gate = _file("gate.json")
     search_gate = _file("search_gate.json")
@@ -170,6 +182,8 @@ class Layout:
     items = _file("data/clean/items.parquet")
     events = _file("data/clean/events.parquet")
     query_labels = _file("data/clean/query_labels.parquet")
+    service_intents = _file("data/clean/service_intents.parquet")
+    service_phrasings = _file("data/clean/service_phrasings.parquet")
     validation_report = _file("data/clean/validation.json")
     split = _file("data/split", kind=SplitFiles)
     text_model = _file("models/text_encoder", kind=TextModelFiles)
@@ -178,6 +192,7 @@ class Layout:
     ranking = _file("models/ranking", kind=RankingFiles)
     lexical = _file("models/search/lexical", kind=LexicalFiles)
     query_model = _file("models/search/query_model", kind=QueryModelFiles)
+    intents = _file("models/intents", kind=IntentFiles)
     reports = _file("reports", kind=ReportFiles)
     bundle = _file("models/serving/bundle", kind=BundleFiles)
 

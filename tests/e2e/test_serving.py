@@ -135,7 +135,35 @@ def test_a_large_catalog_bundle_searches_through_hnsw_and_finds_what_exact_searc
     assert len({i["item_id"] for i in cheap[0]} & {i["item_id"] for i in cheap[1]}) >= 8
 
 
+def test_service_questions_get_a_help_card_above_unchanged_products(served, shoppers, bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert "models/intents/classifier.npz" in manifest["files"]  # the bundle carries the classifier, signed
+    product = post(served, "search", {"query": "red mug", "k": 5}).json()
+    assert product["help"] is None and product["items"]
+    asked = post(served, "search", {"query": "how do i return shoes", "user_id": shoppers[0], "k": 5}).json()
+    card = asked["help"]
+    assert card["service"] and card["intent"] == "return_item" and not card["handoff"], card
+    assert card["answer"].startswith("Returns are free") and 0.4 <= card["confidence"] <= 1.0
+    assert asked["items"]  # the products are still there, below the card
+    person = post(served, "search", {"query": "i want to make a complaint about your driver"}).json()["help"]
+    assert person["handoff"] and person["answer"] is None and len(person["guesses"]) == 3, person
+
+
+def test_assist_fills_the_answer_from_the_shoppers_history_or_hands_over(served, shoppers):
+    user = post(served, "user", {"user_id": shoppers[0]}).json()
+    last = max(p["explanation"].rsplit("last ", 1)[1] for p in user["recent_purchases"])
+    answer = post(served, "assist", {"message": "where is my ordr?", "user_id": shoppers[0]}).json()
+    assert answer["intent"] == "order_status" and last in answer["answer"] and not answer["handoff"], answer
+    stranger = post(served, "assist", {"message": "where is my order", "user_id": "U-never-seen"}).json()
+    assert stranger["handoff"] and "last_order_date" in stranger["reason"]
+    assert stranger["guesses"][0]["intent"] == "order_status"
+    assert not post(served, "assist", {"message": "red mug"}).json()["service"]
+
+
 @pytest.mark.parametrize("route, body, status, says", [
+    ("assist", {"message": "  "}, 400, "message is empty"),
+    ("assist", {"message": "x" * 201}, 400, "at most 200 characters"),
+    ("assist", {"user_id": "u"}, 400, "message"),
     ("recommend", {"user_id": "u", "k": 0}, 400, "greater than or equal to 1"),
     ("recommend", {"user_id": "u", "k": 101}, 400, "less than or equal to 100"),
     ("recommend", {"user_id": "u", "k": "ten"}, 400, "valid integer"),

@@ -142,6 +142,25 @@ def test_search_shows_results_and_the_parsed_query_as_chips(shop, shoppers):
         page.screenshot(path=str(DOCS_SHOT))
 
 
+def test_a_service_question_shows_the_help_card_above_the_products(shop, shoppers):
+    asked = "do you deliver to ireland"
+    expected = shop.api("/search", {"query": asked, "user_id": shoppers[0], "k": 10})["help"]
+    assert expected and not expected["handoff"], expected
+    shop.open()
+    shop.pick_user(shoppers[0])
+    shop.search(asked)
+    card = shop.page.get_by_test_id("help-card")
+    expect(card).to_be_visible()
+    expect(card.get_by_test_id("help-answer")).to_have_text(expected["answer"])
+    expect(card.get_by_test_id("help-meta")).to_have_text(
+        f"delivery countries · {round(100 * expected['confidence'])}%")
+    expect(shop.page.locator("#search-results [data-testid=item]").first).to_be_visible()
+    shop.search("i want to make a complaint about your driver")
+    expect(card.get_by_test_id("help-meta")).to_contain_text("handed over to a person")
+    shop.search("candle")  # a product search: no card
+    expect(card).to_be_hidden()
+
+
 def _strongest(weights: dict[str, float], n: int) -> list[str]:
     return [w for w, _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 

@@ -274,3 +274,51 @@ def test_missing_input_files(tmp_path):
     with pytest.raises(DataValidationError) as info:
         load(tmp_path / "in")
     assert "input files present" in str(info.value) and "events.csv" in str(info.value)
+
+
+INTENTS_CSV = """intent_id,answer,fields
+order_status,Your last order was placed on {last_order_date}.,last_order_date
+returns,Returns are free within 30 days.,
+"""
+PHRASINGS_CSV = """intent_id,phrasing
+order_status,where is my order
+returns,how do i return shoes
+handoff,can i speak to a manager
+"""
+
+
+def run_help_centre(tmp_path: Path, intents: str, phrasings: str, share: float = 0.5):
+    src = write_source(tmp_path / "in")
+    (src / "service_intents.csv").write_text(intents)
+    (src / "service_phrasings.csv").write_text(phrasings)
+    result = validate(load(src), tmp_path / "out", share)
+    return result, pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
+
+
+def test_help_centre_files_are_validated_like_every_table(tmp_path):
+    result, quarantine = run_help_centre(tmp_path, INTENTS_CSV, PHRASINGS_CSV)
+    assert quarantine.empty and result.counts["service_phrasings"]["clean_rows"] == 3
+    intents = pd.read_parquet(result.tables["service_intents"])
+    assert intents["fields"].tolist() == ["last_order_date", ""]
+
+
+def test_bad_help_centre_rows_are_quarantined_with_their_rule(tmp_path):
+    intents = INTENTS_CSV + "sizes,Ordered on {order_day}.,\nwallet,Hi,points\nhandoff,A person answers,\n"
+    phrasings = PHRASINGS_CSV + "refunds,where is my refund\n"
+    _, quarantine = run_help_centre(tmp_path, intents, phrasings, share=1.0)
+    assert reasons(quarantine, "service_intents") == [
+        "answer: a {placeholder} that is not one of last_order_date, last_order_item, purchases "
+        "(e.g. 'Ordered on {last_order_date}') ('Ordered on {order_day}.')",
+        "fields: not space-separated names among last_order_date, last_order_item, purchases "
+        "(e.g. 'last_order_date purchases') ('points')",
+        "intent_id: 'handoff' is reserved for the questions a person answers ('handoff')"]
+    assert reasons(quarantine, "service_phrasings") == [
+        "intent_id: not an intent of service_intents (nor 'handoff') ('refunds')"]
+
+
+def test_a_bad_intents_file_stops_the_run_naming_file_rule_and_example(tmp_path):
+    with pytest.raises(DataValidationError) as info:
+        run_help_centre(tmp_path, INTENTS_CSV.replace("{last_order_date}", "{order_date}"), PHRASINGS_CSV, share=0.0)
+    message = str(info.value)
+    assert "service_intents.csv" in message and "share of invalid rows" in message
+    assert "answer: a {placeholder}" in message and "e.g. 'Ordered on {last_order_date}'" in message

@@ -1,4 +1,4 @@
-"""The three canonical tables every source is turned into, and the quarantine table.
+"""The canonical tables every source is turned into, and the quarantine table.
 
 A source adapter yields *raw* frames: every contract column present, values still as
 the source wrote them (strings are fine). Validation then coerces each column to the
@@ -85,10 +85,34 @@ QUERY_LABELS = Table(
     ),
 )
 
+# The help centre: what shoppers ask customer service, and the answers a template gives.
+HANDOFF = "handoff"  # service_phrasings intent of a question no template answers: a person must
+SERVICE_FIELDS = ("last_order_date", "last_order_item", "purchases")  # shopper data an answer can name
+
+SERVICE_INTENTS = Table(
+    "service_intents",
+    (
+        Column("intent_id", pa.string(), doc=f"unique, not {HANDOFF!r} (reserved for questions a person answers)"),
+        Column("answer", pa.string(), doc="the reply; {field} places a field of the shopper's data, e.g. "
+                                          "'Your last order was placed on {last_order_date}'"),
+        Column("fields", pa.string(), required=False,
+               doc="the shopper data the answer needs, space-separated, each one of " + ", ".join(SERVICE_FIELDS)),
+    ),
+    key=("intent_id",),
+)
+
+SERVICE_PHRASINGS = Table(
+    "service_phrasings",
+    (
+        Column("intent_id", pa.string(), doc=f"an intent of service_intents, or {HANDOFF!r}"),
+        Column("phrasing", pa.string(), doc="one way a shopper asks it, e.g. 'where is my order'"),
+    ),
+)
+
 QUARANTINE = Table(
     "quarantine",
     (
-        Column("table", pa.string(), doc="items, events or query_labels"),
+        Column("table", pa.string(), doc="the contract table: items, events, query_labels, ..."),
         Column("source", pa.string(), doc="file (or generator) the row came from"),
         Column("row", pa.int64(), doc="0-based row number in that source"),
         Column("kind", pa.string(), doc="'invalid' (broke a rule) or 'policy' (excluded on purpose)"),
@@ -97,4 +121,4 @@ QUARANTINE = Table(
     ),
 )
 
-TABLES = {t.name: t for t in (ITEMS, EVENTS, QUERY_LABELS)}
+TABLES = {t.name: t for t in (ITEMS, EVENTS, QUERY_LABELS, SERVICE_INTENTS, SERVICE_PHRASINGS)}

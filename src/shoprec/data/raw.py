@@ -14,12 +14,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shoprec.data.contracts import EVENTS, ITEMS, QUARANTINE, QUERY_LABELS, Table
+from shoprec.data.contracts import EVENTS, ITEMS, QUARANTINE, QUERY_LABELS, SERVICE_INTENTS, SERVICE_PHRASINGS, Table
 from shoprec.data.readers import to_strings
 from shoprec.data.sources.base import ROW_COL, RawTables, empty_quarantine
 from shoprec.data.validation.errors import DataValidationError
 
-ORDER = (ITEMS, EVENTS, QUERY_LABELS)  # items first: events and labels must name clean items
+# items first: events and labels must name clean items; intents before the phrasings that name them
+ORDER = (ITEMS, EVENTS, QUERY_LABELS, SERVICE_INTENTS, SERVICE_PHRASINGS)
+OPTIONAL = ORDER[2:]  # a source may lack these; validation then writes them empty
 EXCLUDED, RAW_COUNTS = "excluded.parquet", "raw_counts.json"
 
 
@@ -44,12 +46,12 @@ def read_raw(raw_dir: Path) -> RawTables:
         raise DataValidationError(
             str(raw_dir), "raw tables present", f"missing {', '.join(absent)}; run `shoprec ingest --raw-only` first"
         )
-    labels = raw_dir / "query_labels.parquet"
     excluded = pd.read_parquet(raw_dir / EXCLUDED)
+    optional = {t.name: raw_dir / f"{t.name}.parquet" for t in OPTIONAL}
     return RawTables(
         items=pd.read_parquet(raw_dir / "items.parquet"),
         events=pd.read_parquet(raw_dir / "events.parquet"),
-        query_labels=pd.read_parquet(labels) if labels.is_file() else None,
+        **{name: pd.read_parquet(path) if path.is_file() else None for name, path in optional.items()},
         excluded=excluded if len(excluded) else empty_quarantine(),
         raw_rows=json.loads((raw_dir / RAW_COUNTS).read_text())["raw_rows"],
     )

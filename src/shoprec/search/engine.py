@@ -121,6 +121,11 @@ def analyse(query: str, speller: Speller) -> Analysis:
     return Analysis(price, typed, *speller.correct_all(typed))
 
 
+def query_text(query: str, speller: Speller) -> str:
+    """The text a query's MiniLM vector is of: its corrected free text (the query itself if none)."""
+    return " ".join(analyse(query, speller).words) or query
+
+
 def rrf(rankings: list[np.ndarray], weights: list[float], k0: float) -> dict[int, float]:
     """Reciprocal rank fusion of ranked item-index lists (best first)."""
     fused: dict[int, float] = {}
@@ -170,7 +175,7 @@ class SearchEngine:
 
     def text_to_embed(self, query: str) -> str:
         """The text :meth:`parse` encodes with MiniLM: the corrected free text (the query if none)."""
-        return " ".join(analyse(query, self.speller).words) or query
+        return query_text(query, self.speller)
 
     def parse(self, query: str, filters: dict | None = None) -> tuple[Parsed, QueryTerms, np.ndarray]:
         """What the query asks for, what its words may stand for, and its MiniLM vector (of the corrected free text)."""

@@ -100,12 +100,17 @@ def _query_encoder(encoder, cache_size: int):
     return EncodingCache(encode, cache_size) if cache_size else encode
 
 
+def load_speller(lexical: LexicalFiles) -> Speller:
+    """The speller of the catalog vocabulary the ``build_lexical_index`` stage counted."""
+    return Speller.from_frequency(json.loads(lexical.vocabulary.read_text()), 4)
+
+
 def load_engine(params: Params, items_path: Path, lexical: LexicalFiles, query_model: QueryModelFiles,
                 user_vectors: Path | None) -> SearchEngine:
     """The engine on what the search stages stored; ``user_vectors`` (the final two-tower's
     stored vectors) personalise, None does not."""
     items = pd.read_parquet(items_path)
-    speller = Speller.from_frequency(json.loads(lexical.vocabulary.read_text()), 4)
+    speller = load_speller(lexical)
     intent = CategoryIntent.load(query_model.intent) if query_model.intent.exists() else None
     personal = affinity_scorer(user_vectors) if user_vectors is not None else None
     return engine_from(items, LexicalIndex.load(lexical.bm25, len(items)), speller,

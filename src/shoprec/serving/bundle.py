@@ -56,10 +56,11 @@ def realtime_paths(repo: Layout) -> list[Path]:
 
 
 def copied_paths(repo: Layout) -> list[Path]:
-    """Repository artifacts the bundle carries unchanged (the intent classifier only when trained)."""
+    """Repository artifacts the bundle carries unchanged (the category intent classifier only when trained, the
+    help centre's when its stage ran)."""
     paths = [repo.items, repo.retrieval.embeddings("final"), repo.retrieval.item_embeddings, repo.lexical.folder,
              repo.query_model.semantic, repo.query_model.quantized_encoder, *realtime_paths(repo)]
-    return paths + [p for p in [repo.query_model.intent] if p.exists()]
+    return paths + [p for p in [repo.query_model.intent, repo.intents.folder] if p.exists()]
 
 
 def file_digests(root: Path) -> dict[str, str]:

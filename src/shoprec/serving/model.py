@@ -12,7 +12,9 @@ before it binds a port; ``ServingModel.load(root)`` then builds the in-memory ta
 * ``similar``: items bought together with the item (co-purchase cosine over buyers), then
   its nearest neighbours in the two-tower item space from the vector index;
 * ``search``: the hybrid :class:`~shoprec.search.engine.SearchEngine` over the bundle;
-* ``user``: what the shop knows about a shopper (recent purchases), for the storefront.
+* ``user``: what the shop knows about a shopper (recent purchases), for the storefront;
+* ``help``: the help centre (:mod:`shoprec.help`; None when the bundle has no intent classifier): a
+  search's help card, from the query vector search already has, and ``assist``'s answer to a chat message.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class ServingModel:
     index: object  # shoprec.search.index.vectors index over item_emb
     engine: object  # shoprec.search.engine.SearchEngine
     realtime: object = None  # shoprec.serving.realtime.RealTime, or None: precomputed lists only
+    help: object = None  # shoprec.help.answers.HelpDesk, or None: no help centre in the bundle
 
     @classmethod
     def load(cls, root: Path, version: str | None = None, packaged_at: dt.datetime | None = None,
@@ -120,6 +123,7 @@ class ServingModel:
         """The bundle at ``root``; given ``packaged_at`` (when it entered the model store, which places the
         ``auto`` serving clock), the gated system also scores in real time, unless ``realtime`` (default:
         the bundle's ``serving.realtime``) is off."""
+        from shoprec.help.answers import HelpDesk
         from shoprec.search.index.vectors import ExactIndex, FilteredSearch
         from shoprec.search.store import load_layout_engine
         from shoprec.serving.realtime import RealTime
@@ -139,6 +143,7 @@ class ServingModel:
         history = history.sort_values(["user_id", "last_bought"], ascending=[True, False]).reset_index(drop=True)
         s = params.serving
         live = realtime or s.realtime
+        intents = bundle.layout.intents
         engine = load_layout_engine(params, bundle.layout)
         if bundle.semantic_index.exists():  # a large catalog: the semantic leg of search goes through HNSW too
             engine.semantic_search = FilteredSearch(engine.semantic.item_vectors,
@@ -155,6 +160,7 @@ class ServingModel:
             engine=engine,
             realtime=(RealTime.load(bundle, params, live.clock_offset, packaged_at, live.cache_seconds)
                       if packaged_at is not None and live.enabled and manifest.get("system") == GATED else None),
+            help=HelpDesk.load(intents.classifier, intents.answers) if intents.classifier.exists() else None,
         )
 
     def warm_up(self) -> None:
@@ -230,10 +236,34 @@ class ServingModel:
         return None if text in embed else text
 
     def search(self, query: str, user_id: str | None, k: int, filters: dict | None) -> dict:
+        """The engine's answer, plus the help card when the query is a service question (None otherwise)."""
         result = self.engine.search(query, user_id, k, filters)
         for item in result["items"]:
             item["explanation"] = "matches your search" + (" and what you buy" if user_id and self.known(user_id) else "")
+        if self.help is not None:  # the search's own vector, from the encoding cache
+            vector = self.engine.embed([result["parsed"]["text"] or query])
+            result["help"] = self.help.card(vector, self._shopper(user_id))
         return result
+
+    def assist(self, message: str, user_id: str | None) -> dict:
+        """A chat message's answer: the intent's template filled from the shopper's history, or a hand-over."""
+        if self.help is None:
+            return {"service": True, "intent": None, "answer": None, "confidence": 0.0, "handoff": True,
+                    "guesses": [], "reason": "this model has no help centre (no service_phrasings in its data)"}
+        verdict = self.help.classifier.verdicts(self.engine.embed([self.engine.text_to_embed(message)]))[0]
+        return self.help.reply(verdict, self._shopper(user_id))
+
+    def _shopper(self, user_id: str | None):
+        """What an answer may say of the shopper: their last order and how many products they bought."""
+        from shoprec.help.answers import Shopper
+
+        rows = self.history_rows.get(user_id) if user_id else None
+        if rows is None or not len(rows):
+            return Shopper({})
+        last, h = rows[0], self.history  # newest first
+        return Shopper({"last_order_date": f"{pd.Timestamp(h['last_bought'][last]):%Y-%m-%d}",
+                        "last_order_item": str(self.items["title"][int(h["item"][last])]),
+                        "purchases": str(len(rows))})
 
     def user(self, user_id: str) -> dict:
         rows = self.history_rows.get(user_id, np.array([], dtype=np.int64))[:RECENT]

@@ -42,12 +42,37 @@ class Recommendations(Served):
     items: list[Item]
 
 
+class Guess(BaseModel):
+    intent: str
+    confidence: float
+
+
+class Help(BaseModel):
+    """The help centre's answer to a customer-service question (docs/service_intents.md)."""
+
+    service: bool = Field(description="a customer-service question (false: a product search, nothing to answer)")
+    intent: str | None = Field(description="the answered intent; null on a hand-over")
+    answer: str | None = Field(description="the answer, filled from the shopper's history; null on a hand-over")
+    confidence: float = Field(description="the classifier's probability of the intent (of the best guess on a "
+                                          "hand-over)")
+    handoff: bool = Field(description="true: route the shopper to a person (no answer is sure enough, or it "
+                                      "needs data the shop does not have for this shopper)")
+    guesses: list[Guess] = Field(description="the likeliest intents, best first")
+    reason: str | None = Field(description="why the question is handed over")
+
+
+class Assistance(Help, Answer):
+    pass
+
+
 class SearchResults(Served):
     parsed: dict[str, Any] = Field(description="what the query was understood to ask for: free text, spelling "
                                                "corrections, price range, colour (and the other colours a cut-off "
                                                "colour word may mean), category intent and confidence, "
                                                "other readings of typed words (guesses) and the catalog words the "
                                                "click logs translate them into (expansion)")
+    help: Help | None = Field(None, description="a customer-service question's help card, shown above the items; "
+                                                "null for a product search")
     items: list[Item]
 
 

@@ -1,4 +1,4 @@
-"""The BentoML service: ``/recommend``, ``/search``, ``/similar``, ``/feedback`` (+ ``/user``, ``/users``).
+"""The BentoML service: ``/recommend``, ``/search``, ``/assist``, ``/similar``, ``/feedback`` (+ ``/user``, ``/users``).
 
 Started by ``shoprec serve`` (or ``bentoml serve shoprec.serving.service:Shoprec``). The
 model is a BentoML model-store entry written by the package stage (a serving bundle,
@@ -73,14 +73,23 @@ from shoprec.serving.impressions import ImpressionLog, new_request_id
 from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
 from shoprec.serving.process import die_with_parent
 from shoprec.serving.realtime import BadRecentItems, ScoringQueue, settings
-from shoprec.serving.schemas import FeedbackReceipt, Recommendations, SearchResults, Shopper, Shoppers, SimilarItems
+from shoprec.serving.schemas import (
+    Assistance,
+    FeedbackReceipt,
+    Recommendations,
+    SearchResults,
+    Shopper,
+    Shoppers,
+    SimilarItems,
+)
 from shoprec.serving.store import Impression, StoreError
 from shoprec.serving.ui import ui_app
 
 MAX_ENCODE_BATCH = 64  # queries per MiniLM call: larger batches gain little and pad to the longest query
 MODEL_TAG = os.environ.get("SHOPREC_MODEL", "shoprec:latest")
 FEEDBACK_DB = os.environ.get("SHOPREC_FEEDBACK_DB")  # a file or URL; default: params serving.feedback_db
-API_DESCRIPTION = ("shoprec: recommendations (/recommend, /similar), hybrid search (/search) and shopper feedback "
+API_DESCRIPTION = ("shoprec: recommendations (/recommend, /similar), hybrid search (/search, with a help card for "
+                   "customer-service questions), a help desk (/assist) and shopper feedback "
                    "(/feedback) from one packaged model. Every POST body is JSON; every 4xx is one object "
                    "{\"error\"[, \"detail\"]}. The storefront is at /ui/.")
 LOG = logging.getLogger("bentoml.shoprec")  # under BentoML's logger: its handler and level apply in the workers
@@ -394,7 +403,7 @@ logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorsAre
 # BentoML opens an OpenTelemetry span per request even when nothing exports it (a large share of
 # /recommend's CPU, docs/serving.md); unless serving.tracing is on (and an exporter is set in
 # BentoML's configuration), the API routes skip it.
-API_ROUTES = ("/recommend", "/search", "/similar", "/feedback", "/user", "/users")
+API_ROUTES = ("/recommend", "/search", "/assist", "/similar", "/feedback", "/user", "/users")
 UNTRACED = [rf"{route}(\?|$)" for route in API_ROUTES]  # OpenTelemetry searches these in the whole URL
 
 # The metrics label of every request (RouteLabelledMetrics): BentoML's own pages and probes, ours, mounted apps.
@@ -567,6 +576,18 @@ class Shoprec:
         except ValueError as exc:  # an unknown filter key, a filter of the wrong type
             raise InvalidArgument(f"filters: {exc}") from exc
         return SearchResults(**self._served("search", answer, arm, user_id, session_id, query))
+
+    @bentoml.api(route="/assist")
+    async def assist(self, message: Query, user_id: Id | None = None) -> Assistance:
+        """A customer-service chat message: the answer filled from the shopper's history (e.g. the date of
+        their last order), or a hand-over to a person (``handoff``) with the likeliest intents."""
+        if not message.strip():
+            raise InvalidArgument("message is empty; send what the shopper wrote, e.g. "
+                                  "{\"message\": \"where is my order\", \"user_id\": \"U00001\"}")
+        arm = self.arms.of(user_id, None)
+        if (text := arm.model.text_to_encode(message)) is not None:  # MiniLM off the loop, into the cache
+            await arm.encode_ahead(text)
+        return Assistance(**arm.model.assist(message, user_id), model_version=arm.model.version)
 
     @bentoml.api(route="/similar")
     async def similar(self, item_id: Id, k: K = 10, user_id: Id | None = None,

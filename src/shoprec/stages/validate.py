@@ -1,7 +1,8 @@
 """DVC stage ``validate``: raw tables -> clean tables, quarantine and report (Great Expectations).
 
-Writes ``items.parquet``, ``events.parquet``, ``query_labels.parquet`` (empty when the
-source has no labels), ``quarantine.parquet``, ``validation.json`` and ``validation.md``.
+Writes ``items.parquet``, ``events.parquet``, ``query_labels.parquet``, ``service_intents.parquet``
+and ``service_phrasings.parquet`` (the last three empty when the source has none),
+``quarantine.parquet``, ``validation.json`` and ``validation.md``.
 When a table-level rule fails it still writes the quarantine and the report (status
 ``failed``) before raising, so nothing read is lost, and it removes clean tables left by
 an earlier run so that no stale data looks current.
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from shoprec.data.contracts import ITEMS, QUARANTINE, QUERY_LABELS, Table
-from shoprec.data.raw import ORDER, read_raw, write_parquet
+from shoprec.data.contracts import ITEMS, QUARANTINE, SERVICE_INTENTS, Table
+from shoprec.data.raw import OPTIONAL, ORDER, read_raw, write_parquet
 from shoprec.data.sources.base import SOURCE_COL, RawTables
 from shoprec.data.validation.errors import DataValidationError
 from shoprec.data.validation.quarantine import finalise, with_rules
@@ -62,22 +63,22 @@ def validate_tables(raw: RawTables, out_dir: Path, max_invalid_share: float) -> 
     quarantine, entries, clean = [policy], {}, {}
     error: DataValidationError | None = None
     try:
-        known_items = None
+        known: dict[str, pd.Series] = {}  # key column -> its clean values, for the tables that name them
         for table in ORDER:
             frame = getattr(raw, table.name)
             if frame is None:
                 continue
             table_policy = policy[policy["table"] == table.name]
             label = _label(frame, table_policy, table)
-            result = validate_table(table, frame, label, known_items)
+            result = validate_table(table, frame, label, known.get("item_id"), known.get("intent_id"))
             quarantine.append(result.quarantine)
             clean[table.name] = result.clean
             raw_rows = raw.raw_rows.get(table.name, len(frame) + len(table_policy))
             entries[table.name] = table_entry(
                 raw_rows, len(result.clean), pd.concat([table_policy, result.quarantine]), result.expectations
             )
-            if table is ITEMS:
-                known_items = result.clean["item_id"]
+            if table in (ITEMS, SERVICE_INTENTS):
+                known[table.key[0]] = result.clean[table.key[0]]
             _check_invalid_share(table, label, entries[table.name], result.quarantine, max_invalid_share)
     except DataValidationError as exc:
         error = exc
@@ -93,8 +94,9 @@ def validate_tables(raw: RawTables, out_dir: Path, max_invalid_share: float) -> 
         if table.name in clean:
             tables[table.name] = out_dir / f"{table.name}.parquet"
             write_parquet(clean[table.name], table, tables[table.name])
-    if QUERY_LABELS.name not in clean:  # no labelled queries: an empty table, so evaluate_search still has its input
-        write_parquet(pd.DataFrame(columns=QUERY_LABELS.names), QUERY_LABELS, out_dir / f"{QUERY_LABELS.name}.parquet")
+    for table in OPTIONAL:  # none in the source: an empty table, so the stages reading it still have their input
+        if table.name not in clean:
+            write_parquet(pd.DataFrame(columns=table.names), table, out_dir / f"{table.name}.parquet")
     counts = {name: {k: e[k] for k in ("raw_rows", "clean_rows", "quarantined_rows")} for name, e in entries.items()}
     return ValidationResult(out_dir, tables, quarantine_path, out_dir / REPORT_JSON, out_dir / REPORT_MD, counts)
 
@@ -122,6 +124,6 @@ def _label(frame: pd.DataFrame, table_policy: pd.DataFrame, table: Table) -> str
 
 
 def _source_name(raw: RawTables) -> str:
-    frames = [f for f in (raw.items, raw.events, raw.query_labels) if f is not None and SOURCE_COL in f.columns]
+    frames = [f for t in ORDER if (f := getattr(raw, t.name)) is not None and SOURCE_COL in f.columns]
     names = {str(s) for f in frames for s in f[SOURCE_COL].unique()} | set(raw.excluded["source"].astype(str))
     return ", ".join(sorted(names)) or "unknown"

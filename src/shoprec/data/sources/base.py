@@ -30,6 +30,8 @@ class RawTables:
     items: pd.DataFrame
     events: pd.DataFrame
     query_labels: pd.DataFrame | None = None
+    service_intents: pd.DataFrame | None = None  # the help centre (optional, like the labels)
+    service_phrasings: pd.DataFrame | None = None
     excluded: pd.DataFrame = field(default_factory=empty_quarantine)
     # table name -> rows read from the input (accepted + excluded + to be validated)
     raw_rows: dict[str, int] = field(default_factory=dict)

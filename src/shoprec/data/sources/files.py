@@ -1,7 +1,7 @@
 """The user's own catalogue and events: files that already follow the contracts.
 
 ``load(path)`` takes a folder holding ``items.*``, ``events.*`` and optionally
-``query_labels.*`` (each ``.csv``, ``.csv.gz`` or ``.parquet``), or a list of such files
+``query_labels.*`` and the help centre, ``service_intents.*`` and ``service_phrasings.*`` (each ``.csv``, ``.csv.gz`` or ``.parquet``), or a list of such files
 (the table is the file name up to its first dot). Every file goes through
 :func:`shoprec.data.readers.read_table`, so CSV is read as text and a wrong value is
 quarantined by validation with its row, never crashes the reader.
@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from shoprec.data.contracts import TABLES, Table
+from shoprec.data.raw import OPTIONAL
 from shoprec.data.readers import ReadLimits, read_table
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL, RawTables
 from shoprec.data.validation.errors import DataValidationError
@@ -48,7 +49,7 @@ def load(path: Path | Sequence[Path], limits: ReadLimits = ReadLimits()) -> RawT
     return RawTables(
         items=frames["items"],
         events=frames["events"],
-        query_labels=frames.get("query_labels"),
+        **{t.name: frames.get(t.name) for t in OPTIONAL},
         excluded=pd.concat([invalid for _, invalid in read.values()], ignore_index=True),
         raw_rows={name: len(frame) + len(invalid) for name, (frame, invalid) in read.items()},
     )

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from shoprec.data.contracts import EVENT_TYPES, Table
+from shoprec.data.contracts import EVENT_TYPES, HANDOFF, SERVICE_FIELDS, Table
 
 EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.timezone.utc)
 COMPLETE = {"result_format": "COMPLETE", "partial_unexpected_count": 0}
@@ -67,12 +67,16 @@ def table_expectations(table: Table) -> list[Any]:
     ]
 
 
-def row_rules(table: Table, known_items: pd.Series | None = None) -> list[RowRule]:
-    """Row-level suite of ``table``; ``known_items`` are the clean item ids (events, labels).
+def row_rules(table: Table, known_items: pd.Series | None = None,
+              known_intents: pd.Series | None = None) -> list[RowRule]:
+    """Row-level suite of ``table``; ``known_items`` are the clean item ids (events, labels),
+    ``known_intents`` the clean intent ids (phrasings).
 
     Order matters: a row flagged by several rules is quarantined under the first.
     """
     gxe = _gx().expectations
+    if table.name.startswith("service_"):
+        return _service_rules(table, known_intents)
     if table.name == "items":
         return [
             RowRule(gxe.ExpectColumnValuesToBeBetween(column="price", min_value=0), "price: negative (must be >= 0)"),
@@ -105,6 +109,28 @@ def row_rules(table: Table, known_items: pd.Series | None = None) -> list[RowRul
     ]
 
 
+_FIELD = "(?:" + "|".join(SERVICE_FIELDS) + ")"
+
+
+def _service_rules(table: Table, known_intents: pd.Series | None) -> list[RowRule]:
+    """The help centre's rules: an answer places only known shopper fields, a phrasing names a known intent."""
+    gxe = _gx().expectations
+    if table.name == "service_phrasings":
+        known = sorted({HANDOFF, *([] if known_intents is None else known_intents.unique().tolist())})
+        return [RowRule(gxe.ExpectColumnValuesToBeInSet(column="intent_id", value_set=known),
+                        f"intent_id: not an intent of service_intents (nor {HANDOFF!r})")]
+    fields = ", ".join(SERVICE_FIELDS)
+    return [
+        RowRule(gxe.ExpectColumnValuesToNotBeInSet(column="intent_id", value_set=[HANDOFF]),
+                f"intent_id: {HANDOFF!r} is reserved for the questions a person answers"),
+        RowRule(gxe.ExpectColumnValuesToMatchRegex(column="answer", regex=rf"^(?:[^{{}}]|\{{{_FIELD}\}})*$"),
+                f"answer: a {{placeholder}} that is not one of {fields} (e.g. 'Ordered on {{last_order_date}}')"),
+        RowRule(gxe.ExpectColumnValuesToMatchRegex(column="fields", regex=rf"^(?:{_FIELD}(?: {_FIELD})*)?$"),
+                f"fields: not space-separated names among {fields} (e.g. 'last_order_date purchases')"),
+        RowRule(gxe.ExpectColumnValuesToBeUnique(column="intent_id"), "duplicate intent_id", keep_first=True),
+    ]
+
+
 # One GX run at a time per process: the context, its data asset and the batch a table's frames share
 # (the same batch id, hence the same cached metrics) are not safe across threads; two threads storing
 # feedback at once could otherwise read each other's frames.
@@ -112,13 +138,17 @@ _RUN_LOCK = threading.Lock()
 
 
 def run(table: str, frame: pd.DataFrame, expectations: list[Any]) -> list[Outcome]:
-    """Validate ``frame`` against ``expectations`` as one GX suite (result format COMPLETE)."""
+    """Validate ``frame`` against ``expectations`` as one GX suite (result format COMPLETE); one outcome
+    per expectation, in their order (GX reports them grouped by column, not in the order added)."""
     with _RUN_LOCK:
         batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame.reset_index(drop=True)})
         suite = _gx().ExpectationSuite(name=f"shoprec.{table}")  # after the context exists: GX binds to it
         for expectation in expectations:
             suite.add_expectation(expectation)
         results = batch.validate(suite, result_format=COMPLETE).results
+    order = [(e.configuration.type, e.configuration.kwargs.get("column")) for e in expectations]
+    results = sorted(results, key=lambda r: order.index((r.expectation_config.type,
+                                                         r.expectation_config.kwargs.get("column"))))
     outcomes = []
     for result in results:
         info = result.exception_info or {}

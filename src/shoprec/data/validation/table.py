@@ -40,6 +40,7 @@ def validate_table(
     raw: pd.DataFrame,
     label: str,
     known_items: pd.Series | None = None,
+    known_intents: pd.Series | None = None,
 ) -> TableResult:
     """Split ``raw`` into clean rows and quarantined rows; ``label`` names the input in errors."""
     raw = raw.reset_index(drop=True)
@@ -47,7 +48,7 @@ def validate_table(
     coerced = coerce(raw, table)
     failed = len(coerced.failed)
     report.append({"expectation": COERCION, "column": None, "success": failed == 0, "unexpected_count": failed})
-    rules = expectations.row_rules(table, known_items)
+    rules = expectations.row_rules(table, known_items, known_intents)
     outcomes = expectations.run(table.name, coerced.clean, [r.expectation for r in rules])
     report.extend(o.as_report() for o in outcomes)
 

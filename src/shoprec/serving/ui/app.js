@@ -136,6 +136,19 @@ function chipsFor(parsed) {
   return chips;
 }
 
+// A customer-service question's card above the products: the answer, or the hand-over to a person.
+function showHelp(help) {
+  $("help-card").hidden = !help;
+  if (!help) return;
+  const confidence = Math.round(100 * help.confidence);
+  const guesses = help.guesses.map((g) => g.intent.replaceAll("_", " ")).join(", ");
+  $("help-card").classList.toggle("handoff", help.handoff);
+  $("help-card").querySelector(".help-answer").textContent = help.handoff
+    ? "A member of our team will help you with this." : help.answer;
+  $("help-card").querySelector(".help-meta").textContent = help.handoff
+    ? `handed over to a person · might be: ${guesses}` : `${help.intent.replaceAll("_", " ")} · ${confidence}%`;
+}
+
 async function search(query) {
   const ticket = ++latest.search;
   const data = await api("/search", { query, user_id: currentUser(), k: K, session_id: SESSION_ID });
@@ -143,6 +156,7 @@ async function search(query) {
   state.query = query;  // the query behind the results on screen, sent with their clicks
   $("search-title").textContent = `Results for “${data.parsed.query}”`;
   $("chips").replaceChildren(...chipsFor(data.parsed));
+  showHelp(data.help);
   renderItems($("search-results"), data.items, { source: "search", requestId: data.request_id });
   $("search-empty").hidden = data.items.length > 0;
   $("search-section").hidden = false;

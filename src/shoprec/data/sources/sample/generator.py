@@ -9,6 +9,10 @@ distinct query texts), so 10M events never become 10M Python objects.
 ``n_events`` is a target: the session count is ``n_events / EVENTS_PER_SESSION``
 (measured mean events per session, re-purchase sessions included), so the real count
 lands within a few per cent of it.
+
+The help centre (:mod:`service`) comes from a random stream of its own, after all the
+above, so the storefront's tables are the same bytes with or without it (except the
+logged queries it turns into service questions).
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import pandas as pd
 import pyarrow as pa
 
 from shoprec.config import SampleParams
-from shoprec.data.contracts import EVENT_TYPES, EVENTS, ITEMS
+from shoprec.data.contracts import EVENT_TYPES, EVENTS, ITEMS, SERVICE_INTENTS, SERVICE_PHRASINGS
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL, RawTables
-from shoprec.data.sources.sample import behaviour, catalog, queries, vocab
+from shoprec.data.sources.sample import behaviour, catalog, queries, service, vocab
 
 SOURCE_NAME = "sample"
 EVENTS_PER_SESSION = 5.7
@@ -33,6 +37,8 @@ class SampleData:
     items: pd.DataFrame
     events: pd.DataFrame
     query_labels: pd.DataFrame
+    service_intents: pd.DataFrame
+    service_phrasings: pd.DataFrame
 
 
 def _items_frame(cat: catalog.Catalog, ids: pa.Array) -> pd.DataFrame:
@@ -93,17 +99,23 @@ def generate(params: SampleParams) -> SampleData:
     start = pd.Timestamp(params.start_date, tz="UTC")
     events, specs = behaviour.simulate(rng, shop, params.days, start)
     item_ids = catalog.padded_ids("I", cat.n, 6)
+    items = _items_frame(cat, item_ids)
+    events = _events_frame(events, specs, item_ids, params.n_users, start)
+    labels = queries.make_query_labels(rng, cat, item_ids)
+    intents, phrasings = service.help_centre(params.seed)
     return SampleData(
-        items=_items_frame(cat, item_ids),
-        events=_events_frame(events, specs, item_ids, params.n_users, start),
-        query_labels=queries.make_query_labels(rng, cat, item_ids),
+        items=items,
+        events=service.ask_in_logs(events, phrasings, params.service_share, params.seed),
+        query_labels=labels,
+        service_intents=pa.Table.from_pandas(intents, schema=SERVICE_INTENTS.schema).to_pandas(),
+        service_phrasings=pa.Table.from_pandas(phrasings, schema=SERVICE_PHRASINGS.schema).to_pandas(),
     )
 
 
 def load(params: SampleParams) -> RawTables:
     """:func:`generate`, with the ``_source``/``_row`` bookkeeping columns validation expects."""
     data = generate(params)
-    tables = {"items": data.items, "events": data.events, "query_labels": data.query_labels}
+    tables = {name: getattr(data, name) for name in data.__dataclass_fields__}
     for frame in tables.values():
         frame[SOURCE_COL] = pd.Series(SOURCE_NAME, index=frame.index, dtype="str")
         frame[ROW_COL] = np.arange(len(frame), dtype=np.int64)

@@ -85,7 +85,7 @@ def sample_session_kinds(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.array([_KIND[k] for k in names])[rng.choice(len(names), size=n, p=p / p.sum())]
 
 
-def _typo(word: str, v: int) -> str:
+def typo(word: str, v: int) -> str:
     """Drop or swap one inner character (the first letter is kept, as people rarely miss it)."""
     pos = 1 + v % (len(word) - 2)
     if v & 1 or word[pos] == word[pos + 1]:
@@ -115,7 +115,7 @@ def render(spec: np.ndarray) -> str:
         ]
         i = eligible[v % len(eligible)]
         if kind == "typo" and len(words[i]) >= 3:
-            words[i] = _typo(words[i], v // len(eligible))
+            words[i] = typo(words[i], v // len(eligible))
         elif kind == "partial":
             words[i] = words[i][: max(3, len(words[i]) - 1 - v % 3)]
     if kind == "price":
