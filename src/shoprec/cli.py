@@ -289,12 +289,14 @@ def evaluate_search(labels: Annotated[Path, typer.Option(help="query_labels.parq
                     lexical: Annotated[Path, typer.Option(help="folder written by build-lexical-index")],
                     query_model: Annotated[Path, typer.Option(help="folder written by train-query-model")],
                     user_vectors: Annotated[Path, typer.Option(help="the final two-tower's stored vectors (.npz)")],
+                    logged: Annotated[Path, typer.Option(help="the split's scored window (test.parquet): its searches")],
                     text_model: TextModelOpt, out: OutDir, params: ParamsOpt = DEFAULT_PARAMS) -> None:
-    """nDCG@10, MRR, Recall@50, zero-result rate of lexical, semantic, hybrid and personalised search."""
+    """nDCG@10, MRR, Recall@50, zero-result rate of lexical, semantic, hybrid and personalised search;
+    first-choice MRR on the scored window's logged searches."""
     from shoprec.stages.evaluate_search import evaluate_search as run
 
     cfg = _params(params).with_text_model(text_model)
-    typer.echo(f"search metrics written to {run(labels, items, lexical, query_model, user_vectors, out, cfg)}")
+    typer.echo(f"search metrics written to {run(labels, items, lexical, query_model, user_vectors, logged, out, cfg)}")
 
 
 @app.command(rich_help_panel=USE)
@@ -594,7 +596,8 @@ def tune(
     typer.echo(table.to_string(index=False, max_colwidth=24))
     column = f"shoprec {cfg.metric} {cfg.view}"
     settings = " ".join(f"--set {k}={v}" for k, v in best.items())
-    typer.echo(f"\nbest on the validation window by {column}: {best}\ntable: {out}\n"
+    typer.echo(f"\nchosen on the validation window ({column}, the committed setting kept unless beaten without "
+               f"losing search's first-choice MRR): {best}\ntable: {out}\n"
                f"score it on test once: shoprec run {settings}")
 
 

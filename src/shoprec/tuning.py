@@ -10,9 +10,13 @@ them never looks at the test split. A trial's gate has margins of -1 (it never r
 tuning compares configurations; the gate judges the chosen one in the real run.
 
 :func:`tune` runs every combination, writes the table (one row per trial: its
-overrides and its validation metrics) and names the best by ``tune.metric``. Applying
-it is the user's step (``shoprec run --set ...`` or an edit of params.yaml): the one run
-that scores the test split.
+overrides and its validation metrics: the recommenders', and the first-choice MRR of each
+search mode on the window's logged searches) and names the one to apply (:func:`choose`):
+the committed setting stays unless a trial beats it by ``tune.metric`` (the primary
+criterion, shoprec's) and is no worse by the hybrid search's first-choice MRR, so a change
+must not buy recommendations with search (a grid of ranking settings leaves search as it
+is, so there the metric alone decides). Applying it is the user's step (``shoprec run
+--set ...`` or an edit of params.yaml): the one run that scores the test split.
 """
 
 from __future__ import annotations
@@ -24,12 +28,29 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from shoprec.config import TuneParams
 from shoprec.layout import Layout
 
 # every trial: the validation window, and a gate that never refuses (of the model or of search)
 TRIAL_SETTINGS = {"split.tune": "true", "gate.margin": "-1", "gate.search_margin": "-1"}
+SEARCH_COLUMN = "search hybrid first-choice mrr"  # the search criterion a chosen trial must not lose on
+
+
+def choose(table: pd.DataFrame, committed: dict[str, str], metric: str) -> pd.Series:
+    """The trial to apply (module docstring): the committed setting's row unless some trials beat it by
+    ``metric`` with a ``SEARCH_COLUMN`` at least as high; then the best of those by ``metric``. The best by
+    ``metric`` when the committed setting is not among the trials; search is not looked at without logged
+    searches (no ``SEARCH_COLUMN`` value)."""
+    mine = (table[list(committed)].astype(str) == pd.Series(committed)).all(axis=1)
+    if not mine.any():
+        return table.loc[table[metric].idxmax()]
+    base = table[mine].iloc[0]
+    better = table[metric] > base[metric]
+    if SEARCH_COLUMN in table and pd.notna(base[SEARCH_COLUMN]):
+        better &= table[SEARCH_COLUMN] >= base[SEARCH_COLUMN]
+    return table[better].loc[table.loc[better, metric].idxmax()] if better.any() else base
 
 
 def trials(grid: dict[str, list]) -> list[dict[str, str]]:
@@ -62,7 +83,7 @@ def _exp_ref(root: Path, name: str) -> str:
 
 
 def tune(root: Path, params: TuneParams, out: Path, prefix: str = "tune") -> tuple[pd.DataFrame, dict[str, str]]:
-    """Run every trial of ``params.grid``; write the table to ``out``; return it and the best overrides.
+    """Run every trial of ``params.grid``; write the table to ``out``; return it and the chosen overrides.
 
     Trials start from the last commit, and DVC restores the stages a trial does not change
     (ingest, validate) from its run cache against that commit's ``dvc.lock``; so the
@@ -88,11 +109,22 @@ def tune(root: Path, params: TuneParams, out: Path, prefix: str = "tune") -> tup
             for view in ("all", "new"):
                 for metric, value in metrics[system][view].items():
                     row[f"{system} {metric} {view}"] = value
+        logged = headline.get("search_logged", {})
+        row |= {"logged searches": logged.get("searches", 0)}
+        row |= {f"search {mode} first-choice mrr": v for mode, v in logged.items() if mode != "searches"}
         rows.append(row)
     table = pd.DataFrame(rows)
     column = f"shoprec {params.metric} {params.view}"
     table = table.sort_values(column, ascending=False, kind="stable").reset_index(drop=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
-    best = {k: str(table.loc[0, k]) for k in params.grid}
-    return table, best
+    committed = yaml.safe_load((root / "params.yaml").read_text())
+    chosen = choose(table, {k: json.dumps(_dotted(committed, k)) for k in params.grid}, column)
+    return table, {k: str(chosen[k]) for k in params.grid}
+
+
+def _dotted(doc: dict, key: str):
+    """The value of a dotted params.yaml key (None when absent)."""
+    for part in key.split("."):
+        doc = doc.get(part) if isinstance(doc, dict) else None
+    return doc

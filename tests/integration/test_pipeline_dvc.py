@@ -118,7 +118,7 @@ def test_dvc_metrics_read_the_headline_only(pipeline_run):
     files = revision["data"]
     assert set(files) == {"reports/headline.json"}
     headline = files["reports/headline.json"]["data"]
-    assert set(headline) == {"recommend", "search", "gate"}
+    assert set(headline) == {"recommend", "search", "search_logged", "gate"}
     assert set(headline["recommend"]) == SYSTEMS and set(headline["recommend"]["shoprec"]) == {"all", "new"}
     assert set(headline["recommend"]["shoprec"]["all"]) == {"recall@20", "ndcg@20"}
     assert "hybrid" in headline["search"] and "seconds" not in json.dumps(headline)

@@ -45,6 +45,22 @@ def test_the_intent_classifier_answers_service_questions_and_leaves_product_sear
     assert summary["trained"] and summary["intents"] == 31 and summary["trained_on"]["product_queries"] > 1000
 
 
+def test_logged_searches_of_the_test_window_are_scored_by_first_choice_mrr(pipeline_run):
+    """One score per search session of the test window (its first choice), every mode, in the headline too."""
+    import pandas as pd
+
+    from shoprec.config import load_params
+    from shoprec.search.pairs import first_choices
+
+    root = pipeline_run.root
+    test = pd.read_parquet(root / "data/split/test.parquet")
+    searches = len(first_choices(test, load_params(root / "params.yaml").interactions.weights))
+    logged = json.loads((root / "reports/search_metrics.json").read_text())["logged"]
+    assert logged["searches"] == searches > 100
+    assert all(0.0 < logged[mode] < 1.0 for mode in ("lexical", "semantic", "hybrid"))
+    assert json.loads((root / "reports/headline.json").read_text())["search_logged"] == logged
+
+
 def test_defining_words_learned_from_the_logs_are_product_types_not_colours_or_brands(pipeline_run):
     import pandas as pd
 

@@ -13,6 +13,7 @@ import yaml
 
 from shoprec.config import SplitParams
 from shoprec.stages.split import split
+from shoprec.tuning import SEARCH_COLUMN
 from repo_copy import SMALL_SAMPLE, copy_repo
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,9 @@ def test_tune_runs_one_experiment_per_combination_and_leaves_the_workspace_alone
     table = pd.read_csv(root / "reports" / "tuning.csv")
     assert sorted(table["ranking.epochs"]) == [1, 2] and list(table["trial"].str[:5]) == ["tune-", "tune-"]
     assert table["shoprec ndcg@20 all"].is_monotonic_decreasing and table["shoprec ndcg@20 all"].between(0, 1).all()
+    # every trial scores the window's logged searches too; the ranker leaves them alone, so the metric decides
+    assert table["logged searches"].gt(0).all() and table[SEARCH_COLUMN].between(0, 1).all()
+    assert table[SEARCH_COLUMN].nunique() == 1
     best = table.loc[0, "ranking.epochs"]
     assert f"score it on test once: shoprec run --set ranking.epochs={best}" in done.stdout
     assert (root / "dvc.lock").read_text() == lock  # trials ran in temporary copies

@@ -95,13 +95,16 @@ def _interval(interval: dict) -> str:
 
 
 def headline(metrics: dict, search_metrics: dict | None, decision: dict) -> dict:
-    """Primary metrics per system and view, search nDCG@10 per system, the gate's decisions and intervals."""
+    """Primary metrics per system and view, search nDCG@10 per system, first-choice MRR per mode on the
+    logged searches, the gate's decisions and intervals."""
     out: dict = {"recommend": {system: {view: {m: views[view][m] for m in HEADLINE_METRICS} for view in ("all", "new")}
                                for system, views in metrics.items()}}
     if search_metrics is not None and search_metrics.get("queries"):
         out["search"] = {system: search_metrics[system]["all"][SEARCH_HEADLINE]
                          for system, value in search_metrics.items() if isinstance(value, dict) and "all" in value
                          and system != "text_ceiling"}
+    if search_metrics is not None and search_metrics.get("logged", {}).get("searches"):
+        out["search_logged"] = search_metrics["logged"]  # first-choice MRR on the scored window's searches
     out["gate"] = {"passed": decision["passed"], "difference": decision["difference"], "low": decision["low"]}
     if "search" in decision:
         out["gate"] |= {"search_passed": decision["search"]["passed"]}
