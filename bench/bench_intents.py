@@ -36,7 +36,7 @@ from shoprec.layout import IntentFiles, LexicalFiles, QueryModelFiles, SplitFile
 from shoprec.search.index.titles import title_tokens
 from shoprec.search.store import minilm
 from shoprec.stages.build_lexical_index import build_speller
-from shoprec.stages.train_intents import _query_vectors, train_intents
+from shoprec.stages.train_intents import query_vectors, train_intents
 from shoprec.text.quantized import export_int8
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def routed_products(paths: dict[str, Path], out: IntentFiles, params) -> tuple[p
                                set(phrasings["phrasing"].str.lower()), params.intents.max_product_queries, params.seed)
     examples = training_set(phrasings, products, params.intents.holdout, params.seed)
     held = examples[examples["held_out"] & (examples["label"] == PRODUCT)].reset_index(drop=True)
-    embed = _query_vectors(params, LexicalFiles(paths["lexical"]), QueryModelFiles(paths["query_model"]))
+    embed = query_vectors(params, LexicalFiles(paths["lexical"]), QueryModelFiles(paths["query_model"]))
     verdicts = IntentClassifier.load(out.classifier).verdicts(embed(held["text"].tolist()))
     full = set(titles.str.lower().str.replace(r"[^\w\s]", " ", regex=True).str.split().str.join(" "))
     held = held.assign(service=[v.service for v in verdicts], title=held["text"].isin(full),

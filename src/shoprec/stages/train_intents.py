@@ -48,7 +48,7 @@ def train_intents(help_centre: tuple[Path, Path], labels_path: Path, items_path:
                                    set(phrasings["phrasing"].str.lower()) | set(labelled), cfg.max_product_queries,
                                    params.seed)
         examples = training_set(phrasings, products, cfg.holdout, params.seed)
-        embed = _query_vectors(params, LexicalFiles(lexical_dir), QueryModelFiles(query_model_dir))
+        embed = query_vectors(params, LexicalFiles(lexical_dir), QueryModelFiles(query_model_dir))
         x, labels, held = embed(examples["text"].tolist()), examples["label"].to_numpy(object), examples["held_out"].to_numpy()
         classifier = IntentClassifier.fit(x[~held], labels[~held], cfg.threshold, cfg.epochs, cfg.learning_rate,
                                           params.seed)
@@ -67,7 +67,7 @@ def train_intents(help_centre: tuple[Path, Path], labels_path: Path, items_path:
     return out_dir
 
 
-def _query_vectors(params: Params, lexical: LexicalFiles, query_model: QueryModelFiles):
+def query_vectors(params: Params, lexical: LexicalFiles, query_model: QueryModelFiles):
     """``texts -> vectors`` as search computes them: corrected free text, query-side MiniLM."""
     speller, encoder = load_speller(lexical), query_side_encoder(params, query_model)
 
