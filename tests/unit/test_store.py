@@ -158,6 +158,19 @@ def test_recent_events_of_a_shopper_since_a_time(new_store):
     assert store.recent_events("nobody", dt.datetime(2000, 1, 1)).empty
 
 
+def test_recent_events_see_every_commit_and_survive_a_close(new_store):
+    """A read after a commit sees it, though the SQLite backend keeps its read connection between reads; a
+    closed store's next read opens a new one."""
+    store = new_store()
+    since = dt.datetime(2024, 1, 1)
+    assert store.recent_events("u1", since).empty
+    store.append([event(event_id="a")], CATALOG)
+    assert list(store.recent_events("u1", since)["event_id"]) == ["a"]
+    store.close()
+    store.append([event(event_id="b", timestamp="2024-01-06T10:00:00Z")], CATALOG)
+    assert list(store.recent_events("u1", since)["event_id"]) == ["a", "b"]
+
+
 def test_impressions_are_exported_in_batches_and_expire(new_store, tmp_path):
     store, out = new_store(), tmp_path / "impressions"
     day = 86400.0

@@ -121,6 +121,8 @@ class EASE(_UserMatrixScorer):
         self.n_items = inter.n_items
 
     def item_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
+        if len(self.cols) == self.n_items:  # every item modelled: no column slice (most of a request's cost)
+            return np.asarray(history_rows @ self.b, dtype=np.float32)
         out = np.zeros((history_rows.shape[0], self.n_items), dtype=np.float32)
         out[:, self.cols] = history_rows[:, self.cols] @ self.b
         return out

@@ -288,6 +288,24 @@ def _rank_within_user(user_pos: np.ndarray, values: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def dense_row(m: sp.csr_matrix, row: int) -> np.ndarray:
+    """Row ``row`` of ``m`` as a dense vector (scipy's row indexing costs ~10x this)."""
+    out = np.zeros(m.shape[1], m.dtype)
+    a, b = m.indptr[row], m.indptr[row + 1]
+    out[m.indices[a:b]] = m.data[a:b]
+    return out
+
+
+def _values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``m[rows, cols]`` as float32 (0 where ``m`` has no entry) by binary search in ``m``'s (row, column) keys
+    (``m`` as :func:`_rows` builds it: sorted, no duplicates): a fraction of the cost of scipy's fancy indexing."""
+    width = np.int64(m.shape[1])
+    keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * width + m.indices
+    wanted = np.asarray(rows, np.int64) * width + cols
+    at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+    return np.where(keys[at] == wanted, m.data[at], 0).astype(np.float32) if len(keys) else np.zeros(len(wanted), np.float32)
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
@@ -313,10 +331,9 @@ def candidates(items: ItemStats, shoppers: Shoppers, catalog: Catalog, n_retriev
     hist = shoppers.weighted
     pick[np.repeat(np.arange(shoppers.n), np.diff(hist.indptr))[hist.data > 0], hist.indices[hist.data > 0]] = True
     u, i = np.nonzero(pick)
-    at = lambda m: np.asarray(m[u, i], dtype=np.float32).ravel()  # noqa: E731  (a sparse matrix at the pairs)
-    hist_w, bought, days = at(shoppers.weighted), at(shoppers.purchased), at(shoppers.days_since)
+    hist_w, bought, days = (_values_at(m, u, i) for m in (shoppers.weighted, shoppers.purchased, shoppers.days_since))
     days = np.where(days > 0, days - 1.0, NEVER_DAYS)
-    co = at(shoppers.anchors @ items.copurchase)
+    co = (shoppers.anchors @ items.copurchase).toarray()[u, i]  # dense like ease: cheaper than a sparse look-up
     tt_pairs, ease_pairs = tt[u, i], ease[u, i]
     median = shoppers.median_price[u]
     price_ratio = catalog.price[i] / np.maximum(median, 1e-3)

@@ -38,7 +38,11 @@ def window(tokens: np.ndarray, ends: np.ndarray, starts: np.ndarray, length: int
 
 def type_tokens(event_types: np.ndarray, vocabulary: Sequence[str]) -> np.ndarray:
     """Event type -> token: its position in ``vocabulary`` + 1 (0: padding, and any type not in it)."""
-    return (pd.Index(list(vocabulary)).get_indexer(np.asarray(event_types, dtype=object)) + 1).astype(np.int32)
+    event_types = np.asarray(event_types, dtype=object)
+    tokens = np.zeros(len(event_types), np.int32)
+    for token, name in enumerate(vocabulary, start=1):  # a few types: a comparison each beats a hash look-up
+        tokens[event_types == name] = token
+    return tokens
 
 
 def sequences(tokens: np.ndarray, types: np.ndarray, times_ns: np.ndarray, ends: np.ndarray, starts: np.ndarray,

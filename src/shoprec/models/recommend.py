@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from shoprec.models.candidates import Events, Shoppers, build_shoppers
+from shoprec.models.candidates import Events, Shoppers, build_shoppers, dense_row
 from shoprec.models.diversity import mmr
 from shoprec.models.multistage import MultiStage
 
@@ -36,8 +36,7 @@ def explain(system: MultiStage, shoppers: Shoppers, pos: int, items: np.ndarray)
     catalog, item_emb = system.catalog, system.state.items.item_emb
     if not shoppers.known[pos]:
         return [_popular(catalog, i) for i in items]
-    bought = shoppers.purchased[pos].toarray().ravel()
-    signal = shoppers.weighted[pos].toarray().ravel()
+    bought, signal = dense_row(shoppers.purchased, pos), dense_row(shoppers.weighted, pos)
     weights = system.cfg.interactions.weights
     recent = shoppers.recent[pos]
     if len(recent):
@@ -77,7 +76,7 @@ def ranked(system: MultiStage, shoppers: Shoppers) -> list[tuple[np.ndarray, np.
 def without_purchases(shoppers: Shoppers, pos: int, items: np.ndarray, scores: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``items`` minus what shopper ``pos`` bought (the evaluation's ``new`` view)."""
-    keep = shoppers.purchased[pos].toarray().ravel()[items] == 0
+    keep = dense_row(shoppers.purchased, pos)[items] == 0
     return items[keep], scores[keep]
 
 

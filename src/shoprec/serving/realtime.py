@@ -194,19 +194,27 @@ class RealTime:
         from shoprec.models.recommend import recommend_now
 
         now = self.now(wall)
-        stored = store.recent_events(user_id, self.cutoff.to_pydatetime())
-        stored_ns = nanoseconds(pd.to_datetime(stored["ts"], utc=True))
-        arrived = stored_ns < now.value  # a timestamp after the clock's now: not yet part of the history
+        stored_ids, stored = self._stored(store, user_id, now)
         key = None if recent_items or self.cache.max_age <= pd.Timedelta(0) else (
-            user_id, k, exclude_purchased, diversity, tuple(stored["event_id"][arrived]))
+            user_id, k, exclude_purchased, diversity, stored_ids)
         cached = None if key is None else self.cache.get(key, now)
         if cached is not None:
             return cached
-        events = Events.concat([self.history.get(user_id, NO_EVENTS), Events(
-            self.system.catalog.rows.get_indexer(stored["item_id"][arrived]).astype(np.int64),
-            stored["event_type"].to_numpy(dtype=object)[arrived], stored_ns[arrived])])
+        events = Events.concat([self.history.get(user_id, NO_EVENTS), stored])
         answer = len(events) > 0, recommend_now(self.system, events, now, user_id, recent_items, k,
                                                 exclude_purchased, diversity)
         if key is not None:
             self.cache.put(key, now, answer)
         return answer
+
+    def _stored(self, store, user_id: str, now: pd.Timestamp) -> tuple[tuple, Events]:
+        """The ids and events of ``user_id``'s stored events since the cut-off that happened before ``now`` (a
+        timestamp after the clock's now is not yet part of the history)."""
+        stored = store.recent_events(user_id, self.cutoff.to_pydatetime())
+        if stored.empty:  # most shoppers: skip the frame work
+            return (), NO_EVENTS
+        ns = nanoseconds(pd.to_datetime(stored["ts"], utc=True))
+        arrived = ns < now.value
+        return tuple(stored["event_id"][arrived]), Events(
+            self.system.catalog.rows.get_indexer(stored["item_id"][arrived]).astype(np.int64),
+            stored["event_type"].to_numpy(dtype=object)[arrived], ns[arrived])

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,12 +123,19 @@ def _migrate_1(db: sqlite3.Connection) -> None:
 MIGRATIONS = [_migrate_1]  # MIGRATIONS[v] takes a store from version v to v + 1
 
 
+RECENT_COLUMNS = [*EXPORT_COLUMNS, "ts", "received_at"]  # recent_events' frame
+_NO_RECENT_EVENTS = pd.DataFrame([], columns=RECENT_COLUMNS, dtype=object)
+
+
 class SqliteStore(Store):
     """Feedback events, quarantined events and impressions in the SQLite file ``path``."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = self.where = Path(path)
+        self._reader = threading.local()  # a thread's read connection for recent_events (see there)
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         with self._guard():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
@@ -198,11 +206,37 @@ class SqliteStore(Store):
 
     def recent_events(self, user_id: str, since: dt.datetime) -> pd.DataFrame:
         since = since if since.tzinfo else since.replace(tzinfo=dt.timezone.utc)
-        columns = [*EXPORT_COLUMNS, "ts", "received_at"]
-        with self._connect() as db:  # rows into a frame: read_sql_query costs more than the query (every /recommend)
-            rows = db.execute(f"SELECT {', '.join(columns)} FROM events WHERE user_id = ? AND ts >= ? ORDER BY ts, seq",
-                              (user_id, now_iso(since.timestamp()))).fetchall()
-        return pd.DataFrame(rows, columns=columns, dtype=object)
+        columns = RECENT_COLUMNS
+        with self._guard():  # rows into a frame: read_sql_query costs more than the query (every /recommend)
+            db = self._read_connection()
+            try:
+                rows = db.execute(f"SELECT {', '.join(columns)} FROM events WHERE user_id = ? AND ts >= ? "
+                                  "ORDER BY ts, seq", (user_id, now_iso(since.timestamp()))).fetchall()
+            except sqlite3.Error:
+                self._reader.db = None  # the next read opens a new one (the file may have been replaced)
+                raise
+        # building an empty frame costs ~100x the query: most shoppers have no events since the cut-off
+        return pd.DataFrame(rows, columns=columns, dtype=object) if rows else _NO_RECENT_EVENTS.copy()
+
+    def _read_connection(self) -> sqlite3.Connection:
+        """The calling thread's connection for :meth:`recent_events`, opened once and kept: real-time
+        ``/recommend`` reads at every request, and opening a connection costs more than its query. In WAL
+        mode an autocommit read sees every commit made before it, whichever connection made it."""
+        db = getattr(self._reader, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)  # closed by close()
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._reader.db = db
+            with self._readers_lock:
+                self._readers.append(db)
+        return db
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for db in self._readers:
+                db.close()
+            self._readers.clear()
+        self._reader = threading.local()
 
     def pending(self) -> int:
         return self._scalar(

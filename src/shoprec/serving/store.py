@@ -270,7 +270,7 @@ class Store(ABC):
         return self._failed_at is None
 
     def close(self) -> None:
-        """Release what the backend holds open (the SQLite backend opens a connection per operation: nothing)."""
+        """Release what the backend holds open (its connections)."""
 
 
 def open_store(location: Path | str) -> Store:
