@@ -18,6 +18,14 @@ from shoprec.models.store import cutoffs
 pytestmark = pytest.mark.slow
 
 FALLBACKS = "shoprec_recommend_fallback_total"  # by reason: busy, deadline, error
+LIST_CACHE = "shoprec_recommend_list_cache_total"  # by result: hit, miss
+
+
+def list_cache(server) -> dict[str, float]:
+    """The real-time answers so far by list cache result (summed over the workers)."""
+    lines = httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines()
+    return {result: sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                        if line.startswith(f'{LIST_CACHE}{{result="{result}"}}')) for result in ("hit", "miss")}
 
 
 def recommend(server, body: dict, realtime: bool = True, tries: int = 20) -> dict:
@@ -38,12 +46,15 @@ def scores(answer: dict) -> dict[str, float]:
 def test_events_posted_to_feedback_change_the_shoppers_next_list(pipeline_run, served):
     """A view moves the shopper's scores (it is their latest event; views weigh 0 as signals, so the
     items may stay) beyond what the clock alone moves them; what they just bought leaves their list
-    of items they have not bought. The workers cache a shopper's list (``serving.realtime.cache_seconds``):
-    the lists asked for before each event are cached by whichever worker answered, and every answer
-    after it, from either worker, is recomputed with the event."""
+    of items they have not bought. The workers share a cache of lists (``serving.realtime.cache_seconds``):
+    the list asked for before each event is computed once, and every answer after it, from either
+    worker, is recomputed with the event."""
     user = httpx.post(f"{served.url}/users", json={"limit": 3}, timeout=30).json()["users"][2]
     body = {"user_id": user, "k": 20, "exclude_purchased": True}
+    before = list_cache(served)
     first, *later = [recommend(served, body) for _ in range(4)]  # a connection each: both workers answer
+    after = list_cache(served)  # one computation; the other worker reuses it too (the cache is shared)
+    assert (after["miss"] - before["miss"], after["hit"] - before["hit"]) == (1, 3)
     drift = max(abs(s - scores(a).get(i, s)) for a in later for i, s in scores(first).items())  # the clock alone
     shown = scores(later[-1])
     item = next(i for i in pd.read_parquet(pipeline_run.root / "data/clean/items.parquet")["item_id"] if i not in shown)
@@ -122,4 +133,5 @@ def test_at_packaging_time_the_services_real_time_list_is_the_precomputed_one(bu
             assert max(abs(a["score"] - b["score"]) for a, b in zip(live["items"], pre["items"])) <= 1.5e-6
     finally:
         store.close()
+        model.realtime.close()
     assert ServingModel.load(bundle, packaged_at=packaged, realtime=RealtimeParams(enabled=False)).realtime is None

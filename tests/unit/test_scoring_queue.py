@@ -7,7 +7,8 @@ import threading
 
 import pandas as pd
 
-from shoprec.serving.realtime import ListCache, ScoringQueue
+from shoprec.serving.list_cache import ListCache
+from shoprec.serving.realtime import ScoringQueue
 
 
 def test_admission_follows_the_queue_and_the_cost_of_one_list():
@@ -31,16 +32,33 @@ def test_admission_follows_the_queue_and_the_cost_of_one_list():
         queue.shutdown()
 
 
-def test_a_cached_list_is_reused_only_within_its_age_and_for_its_own_key():
-    cache = ListCache(pd.Timedelta(seconds=60), size=2)
+def test_a_cached_list_is_reused_only_within_its_age_and_for_its_own_key(tmp_path):
+    cache = ListCache(tmp_path / "lists.db", pd.Timedelta(seconds=60), size=2)
     t = pd.Timestamp("2024-06-01", tz="UTC")
     key = ("u1", 10, False, 0.0, ("e1",))
-    cache.put(key, t, "list")
-    assert cache.get(key, t + pd.Timedelta(seconds=60)) == "list"
+    answer = [True, [{"item_id": "I1", "score": 0.123456789}]]
+    cache.put(key, t, answer)
+    assert cache.get(key, t + pd.Timedelta(seconds=60)) == answer  # as computed, to the last digit
     assert cache.get(key, t + pd.Timedelta(seconds=61)) is None  # the clock moved past the bound
     assert cache.get(key, t - pd.Timedelta(seconds=1)) is None  # a list from the future of the request
     assert cache.get(("u1", 10, False, 0.0, ("e1", "e2")), t) is None  # a new stored event: another key
-    cache.put(("u2",), t, "two")
-    cache.get(key, t)  # u1 used last: u2 is the least recently used
-    cache.put(("u3",), t, "three")
-    assert cache.get(("u2",), t) is None and cache.get(key, t) == "list" and len(cache.lists) == 2
+    cache.close()
+    assert not (tmp_path / "lists.db").exists()
+
+
+def test_the_workers_of_a_server_share_the_cache_and_drop_old_entries(tmp_path, monkeypatch):
+    monkeypatch.setattr("shoprec.serving.list_cache.PRUNE_EVERY", 3)
+    t = pd.Timestamp("2024-06-01", tz="UTC")
+    first, second = (ListCache(tmp_path / "lists.db", pd.Timedelta(seconds=60), size=2) for _ in range(2))
+    first.put(("u1",), t, "one")
+    assert second.get(("u1",), t) == "one"  # another worker's connection sees it
+    second.put(("u2",), t + pd.Timedelta(seconds=1), "two")
+    second.put(("u3",), t + pd.Timedelta(seconds=2), "three")
+    second.put(("u4",), t + pd.Timedelta(seconds=3), "four")  # the third put of this worker prunes to 2
+    assert len(second) == 2 and first.get(("u1",), t) is None and first.get(("u4",), t + pd.Timedelta(seconds=3))
+    first.close()
+    second.close()
+    (tmp_path / "broken.db").write_bytes(b"not a database" * 100)
+    broken = ListCache(tmp_path / "broken.db", pd.Timedelta(seconds=60))
+    broken.put(("u1",), t, "one")  # a file that is not SQLite: a miss, never a failed request
+    assert broken.get(("u1",), t) is None

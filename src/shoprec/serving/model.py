@@ -195,10 +195,12 @@ class ServingModel:
     def recommend_now(self, store, user_id: str, recent_items: list[str], wall: float, k: int,
                       exclude_purchased: bool = False, diversity: float | None = None) -> dict:
         """:meth:`recommend` computed from the shopper's history as of wall-clock ``wall`` (seconds since the
-        epoch): training events, ``store``'s events since the cut-off and ``recent_items``."""
+        epoch): training events, ``store``'s events since the cut-off and ``recent_items``. ``cached``: the
+        list came from the list cache (not part of the response)."""
         weight = self.params.ranking.diversity if diversity is None else diversity
-        known, items = self.realtime.recommend(store, user_id, recent_items, wall, k, exclude_purchased, weight)
-        return {"user_id": user_id, "known_user": known, "realtime": True,
+        known, items, cached = self.realtime.recommend(store, user_id, recent_items, wall, k, exclude_purchased,
+                                                       weight)
+        return {"user_id": user_id, "known_user": known, "realtime": True, "cached": cached,
                 "items": [{**item, "score": round(item["score"], 6)} for item in items]}
 
     def similar(self, item_id: str, k: int) -> dict:

@@ -24,9 +24,9 @@ timestamp later than that clock's now is not yet part of the history.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +39,7 @@ from shoprec.config import Params, RealtimeParams, section_from_env
 from shoprec.layout import BundleFiles
 from shoprec.models.candidates import Events
 from shoprec.models.history import nanoseconds
+from shoprec.serving.list_cache import ListCache
 
 if TYPE_CHECKING:  # TensorFlow: imported by the worker that loads a model, after it has set its thread pools
     from shoprec.models.multistage import MultiStage
@@ -102,39 +103,6 @@ class ScoringQueue:
         self.pool.shutdown(cancel_futures=True)
 
 
-class ListCache:
-    """A worker's recent real-time lists, reused while nothing they were computed from has changed.
-
-    A list depends on the shopper's history, the request's options and the clock. The key holds
-    the first two exactly (the user, the options and the ids of every stored event that was part
-    of the history), so a new ``/feedback`` event, whichever worker or replica took it, changes the
-    key of the shopper's next request; only the clock moves while a list is reused, and at most
-    ``max_age`` of the data's clock: the answer is the one a recomputation would have given that
-    long ago. Requests with ``recent_items`` are never cached (they are what the shopper does
-    now). Least recently used entries go first beyond ``size`` (lists of a few kilobytes).
-    """
-
-    def __init__(self, max_age: pd.Timedelta, size: int = 20_000) -> None:
-        self.max_age, self.size = max_age, size
-        self.lists: OrderedDict[tuple, tuple[pd.Timestamp, object]] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple, now: pd.Timestamp) -> object | None:
-        with self.lock:
-            hit = self.lists.get(key)
-            if hit is None or not (pd.Timedelta(0) <= now - hit[0] <= self.max_age):
-                return None
-            self.lists.move_to_end(key)
-            return hit[1]
-
-    def put(self, key: tuple, now: pd.Timestamp, value: object) -> None:
-        with self.lock:
-            self.lists[key] = (now, value)
-            self.lists.move_to_end(key)
-            while len(self.lists) > self.size:
-                self.lists.popitem(last=False)
-
-
 class BadRecentItems(ValueError):
     """A request's ``recent_items`` cannot be used; the message says why, with an example."""
 
@@ -151,7 +119,8 @@ class RealTime:
     def load(cls, bundle: BundleFiles, params: Params, clock_offset: str | float, packaged_at: dt.datetime,
              cache_seconds: float = 0.0) -> "RealTime":
         """The bundle's system and training history; ``packaged_at`` places the ``auto`` clock; a list is
-        reused for at most ``cache_seconds`` of the data's clock (:class:`ListCache`; 0: never)."""
+        reused for at most ``cache_seconds`` of the data's clock (:class:`~shoprec.serving.list_cache.ListCache`,
+        shared by the server's workers; 0: never)."""
         from shoprec.models.store import cutoffs, load_layout
         from shoprec.serving.bundle import realtime_paths
 
@@ -166,7 +135,13 @@ class RealTime:
         events = Events.of_frame(train, system.catalog)
         history = {str(user): Events(events.item[rows], events.event_type[rows], events.ns[rows])
                    for user, rows in train.groupby("user_id", sort=False).indices.items()}
-        return cls(system, cutoff, offset, history, ListCache(pd.Timedelta(seconds=cache_seconds)))
+        model = hashlib.sha1(bundle.manifest.read_bytes()).hexdigest()  # the bundle's files, by their sha256s
+        cache = ListCache.for_server(f"{model} {_utc(packaged_at).isoformat()} {offset}",
+                                     pd.Timedelta(seconds=cache_seconds))
+        return cls(system, cutoff, offset, history, cache)
+
+    def close(self) -> None:
+        self.cache.close()
 
     def now(self, wall: float) -> pd.Timestamp:
         """The data's time at wall-clock ``wall`` (seconds since the epoch)."""
@@ -189,23 +164,30 @@ class RealTime:
                                  f"(e.g. {self.system.catalog.item_ids[0]!r})")
 
     def recommend(self, store, user_id: str, recent_items: Sequence[str], wall: float, k: int,
-                  exclude_purchased: bool, diversity: float) -> tuple[bool, list[dict]]:
-        """Whether the shopper has a history, and their top ``k`` as of wall-clock ``wall``."""
+                  exclude_purchased: bool, diversity: float) -> tuple[bool, list[dict], bool]:
+        """Whether the shopper has a history, their top ``k`` as of wall-clock ``wall``, and whether that
+        list came from the cache."""
         from shoprec.models.recommend import recommend_now
 
         now = self.now(wall)
         stored_ids, stored = self._stored(store, user_id, now)
         key = None if recent_items or self.cache.max_age <= pd.Timedelta(0) else (
-            user_id, k, exclude_purchased, diversity, stored_ids)
+            self._cache_user(user_id, stored_ids), k, exclude_purchased, diversity, stored_ids)
         cached = None if key is None else self.cache.get(key, now)
         if cached is not None:
-            return cached
+            return cached[0], cached[1], True
         events = Events.concat([self.history.get(user_id, NO_EVENTS), stored])
-        answer = len(events) > 0, recommend_now(self.system, events, now, user_id, recent_items, k,
-                                                exclude_purchased, diversity)
+        known, items = len(events) > 0, recommend_now(self.system, events, now, user_id, recent_items, k,
+                                                      exclude_purchased, diversity)
         if key is not None:
-            self.cache.put(key, now, answer)
-        return answer
+            self.cache.put(key, now, (known, items))
+        return known, items, False
+
+    def _cache_user(self, user_id: str, stored_ids: tuple) -> str:
+        """The user part of a list's cache key: ``""`` for every visitor with nothing behind them (no training
+        history, no stored event, no user embedding), whose lists are the same list."""
+        known = user_id in self.history or stored_ids or user_id in self.system.state.tower.user_token
+        return user_id if known else ""
 
     def _stored(self, store, user_id: str, now: pd.Timestamp) -> tuple[tuple, Events]:
         """The ids and events of ``user_id``'s stored events since the cut-off that happened before ``now`` (a

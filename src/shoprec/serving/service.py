@@ -461,6 +461,9 @@ class Shoprec:
             "shoprec_recommend_fallback", "/recommend answers from the precomputed list instead of the real-time "
             "one, by reason: busy (the scoring queue could not meet the deadline), deadline "
             "(serving.realtime.deadline_ms) or error", ["reason"])
+        self.list_cache = prometheus_client.Counter(
+            "shoprec_recommend_list_cache", "real-time /recommend answers by list cache result: hit (a list computed "
+            "before, which nothing since has changed) or miss (computed for this request)", ["result"])
         self.arms = self._arms()
         serving = self.model.params.serving
         known_items = set().union(*(model.item_index for model in self.arms.models()))
@@ -493,11 +496,14 @@ class Shoprec:
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:
-        """On a graceful stop: commit the impressions still queued, release the store."""
+        """On a graceful stop: commit the impressions still queued, release the store and the list cache."""
         if self.impressions is not None:
             self.impressions.close()
         self.scoring.shutdown()
         self.store.close()
+        for model in self.arms.models():
+            if model.realtime is not None:
+                model.realtime.close()
 
     def _served(self, surface: str, answer: dict, arm: Arm, user_id: str | None, session_id: str | None,
                 query: str = "") -> dict:
@@ -546,7 +552,9 @@ class Shoprec:
                 reason = "busy"
             else:
                 async with asyncio.timeout(deadline):
-                    return await asyncio.wrap_future(self.scoring.submit(work))
+                    answer = await asyncio.wrap_future(self.scoring.submit(work))
+                self.list_cache.labels(result="hit" if answer.pop("cached") else "miss").inc()
+                return answer
         except TimeoutError:
             reason = "deadline"
         except Exception:
