@@ -75,11 +75,11 @@ class IntentClassifier:
         p /= p.sum(axis=1, keepdims=True)
         intent_cols, others, product, handoff = self._intents, self._others, self._product, self._handoff
         service = self.service_gap(logits) >= self.margin
+        likeliest = others[p[:, others].argmax(axis=1)]  # the likeliest service class (never product)
         out = []
-        for row, asks in zip(p, service):
+        for row, asks, best in zip(p, service, likeliest.tolist()):
             ranked = intent_cols[np.argsort(-row[intent_cols], kind="stable")][:N_GUESSES]
             guesses = tuple((str(self.classes[c]), round(float(row[c]), 4)) for c in ranked)
-            best = int(others[row[others].argmax()])  # the likeliest service class (never product)
             if not asks:
                 out.append(Verdict(False, None, float(row[product]), False, guesses))
             elif best != handoff and row[best] >= self.threshold:
