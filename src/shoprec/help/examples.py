@@ -11,8 +11,9 @@ training: they measure how many product searches would be routed to help.
 A seeded, per-class share of every class is held out for the metrics, scored once with the
 verdict's margin and threshold as chosen on validation folds of the rest
 (:mod:`shoprec.help.tuning`). Variants of one question (a typo, a greeting) are separate
-phrasings, so a held-out phrasing may have a sibling in training: the held-out accuracy is that of questions like the ones the help
-centre lists, not of new topics (which the out-of-scope class and the threshold are for).
+phrasings, so a held-out phrasing may have a sibling in training: the held-out accuracy is
+that of questions like the ones the help centre lists, not of new topics (which the
+out-of-scope class and the threshold are for).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ chosen values: choosing on it would report a tuned figure as a measured one. Ins
 training examples are split into ``folds`` seeded per-class folds; each is scored by a
 classifier fitted on the others, so that every training example gets out-of-fold logits.
 K folds rather than one validation share because the help centre is small (about a dozen
-phrasings per intent, a dozen out-of-scope questions): one 20% share would leave two or
-three per intent and resolve a product budget of 0.2% to one or two queries.
+phrasings per intent): one 20% share would leave two or three per intent, and a product
+budget of 0.05% of a thousand product queries would be half a query.
 
 * ``margin``: the smallest one (in steps of 0.001, at least 0) by which the best service
   class must beat ``product`` so that at most ``product_budget`` of the out-of-fold product
