@@ -244,8 +244,9 @@ class RealtimeParams(_Section):
 class IntentParams(_Section):
     """The help centre's intent classifier (``train_intents``, :mod:`shoprec.help`)."""
 
-    threshold: float = Field(0.4, ge=0, le=1)  # an intent less likely than this is handed over to a person
     holdout: float = Field(0.2, ge=0, lt=1)  # share of each class held out for the metrics
+    folds: int = Field(5, ge=2)  # validation folds of the rest, on which the verdict's margin and threshold are chosen
+    product_budget: float = Field(0.0005, ge=0, lt=1)  # validation product queries the margin may route to help
     max_product_queries: int = Field(6000, ge=1)  # product queries (logged searches, titles, fragments) trained on
     epochs: int = Field(200, ge=1)  # full-batch gradient steps
     learning_rate: float = Field(0.05, gt=0)

@@ -18,6 +18,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from shoprec.help.classifier import IntentClassifier
 from shoprec.serving.bundle import file_digests
 
 pytestmark = pytest.mark.slow
@@ -143,7 +144,8 @@ def test_service_questions_get_a_help_card_above_unchanged_products(served, shop
     asked = post(served, "search", {"query": "how do i return shoes", "user_id": shoppers[0], "k": 5}).json()
     card = asked["help"]
     assert card["service"] and card["intent"] == "return_item" and not card["handoff"], card
-    assert card["answer"].startswith("Returns are free") and 0.4 <= card["confidence"] <= 1.0
+    threshold = IntentClassifier.load(bundle / "models/intents/classifier.npz").threshold  # chosen on validation
+    assert card["answer"].startswith("Returns are free") and threshold <= card["confidence"] <= 1.0
     assert asked["items"]  # the products are still there, below the card
     person = post(served, "search", {"query": "i want to make a complaint about your driver"}).json()["help"]
     assert person["handoff"] and person["answer"] is None and len(person["guesses"]) == 3, person

@@ -36,11 +36,14 @@ def test_search_stages_run_and_report_every_system_and_type(pipeline_run):
 def test_the_intent_classifier_answers_service_questions_and_leaves_product_searches_alone(pipeline_run):
     assert "Running stage 'train_intents'" in pipeline_run.first.stdout, pipeline_run.first.stderr[-2000:]
     metrics = json.loads((pipeline_run.root / "reports/intent_metrics.json").read_text())
-    assert metrics["held_out"]["intent"] >= 60 and metrics["held_out"]["handoff"] >= 8
+    assert metrics["examples"]["intent"] >= 60 and metrics["examples"]["handoff"] >= 8
     assert metrics["intent_top1"] >= 0.8 and metrics["intent_accuracy"] >= 0.6
     assert metrics["handoff_recall"] >= 0.8
     assert metrics["product_routed_to_help"] <= 0.01 and metrics["labelled_queries_routed_to_help"] <= 0.01
-    assert [m["threshold"] for m in metrics["sweep"]] == sorted(m["threshold"] for m in metrics["sweep"])
+    validation = metrics["validation"]  # margin and threshold chosen on the training examples' folds
+    assert validation["chosen"]["threshold"] == metrics["threshold"] and metrics["margin"] >= 0
+    assert validation["chosen"]["product_routed_to_help"] <= validation["product_budget"]
+    assert validation["chosen"]["examples"]["product"] > metrics["examples"]["product"]  # not the held-out ones
     summary = json.loads((pipeline_run.root / "models/intents/summary.json").read_text())
     assert summary["trained"] and summary["intents"] == 31 and summary["trained_on"]["product_queries"] > 1000
 

@@ -8,10 +8,12 @@ the sample's service questions in the log), the item titles, and fragments of ti
 search log (Online Retail). The labelled search queries (``query_labels``) are kept out of
 training: they measure how many product searches would be routed to help.
 
-A seeded, per-class share of every class is held out for the metrics. Variants of one
-question (a typo, a greeting) are separate phrasings, so a held-out phrasing may have a
-sibling in training: the held-out accuracy is that of questions like the ones the help
-centre lists, not of new topics (which the out-of-scope class and the threshold are for).
+A seeded, per-class share of every class is held out for the metrics, scored once with the
+verdict's margin and threshold as chosen on validation folds of the rest
+(:mod:`shoprec.help.tuning`). Variants of one question (a typo, a greeting) are separate
+phrasings, so a held-out phrasing may have a sibling in training: the held-out accuracy is
+that of questions like the ones the help centre lists, not of new topics (which the
+out-of-scope class and the threshold are for).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from shoprec.data.contracts import HANDOFF
-from shoprec.help.classifier import PRODUCT, IntentClassifier
+from shoprec.help.classifier import PRODUCT, Verdict
 
 MAX_FRAGMENT_WORDS = 3
 
@@ -56,27 +58,25 @@ def training_set(phrasings: pd.DataFrame, products: list[str], holdout: float, s
     return frame.assign(held_out=held)
 
 
-def measure(classifier: IntentClassifier, x: np.ndarray, labels: np.ndarray,
-            labelled_x: np.ndarray | None = None) -> dict:
-    """Held-out figures: intent accuracy, hand-over precision and recall, product queries routed to help."""
-    verdicts = classifier.verdicts(x)
+def measure(verdicts: list[Verdict], labels: np.ndarray, labelled: list[Verdict] | None = None) -> dict:
+    """Intent accuracy, hand-over precision and recall, product queries routed to help, of the ``verdicts`` on
+    examples of ``labels``; with ``labelled`` (the verdicts on the labelled search queries), their share routed."""
     in_scope = ~np.isin(labels, [PRODUCT, HANDOFF])
-    truth_handoff, handoff = labels == HANDOFF, np.array([v.handoff for v in verdicts])
-    service = np.array([v.service for v in verdicts])
+    truth_handoff, handoff = labels == HANDOFF, np.array([v.handoff for v in verdicts], bool)
+    service = np.array([v.service for v in verdicts], bool)
     answered = np.array([v.intent for v in verdicts], dtype=object)
     top = np.array([v.guesses[0][0] if v.guesses else "" for v in verdicts], dtype=object)
     product = labels == PRODUCT
     out = {
-        "threshold": classifier.threshold,
-        "held_out": {"intent": int(in_scope.sum()), "handoff": int(truth_handoff.sum()), "product": int(product.sum())},
+        "examples": {"intent": int(in_scope.sum()), "handoff": int(truth_handoff.sum()), "product": int(product.sum())},
         "intent_accuracy": _share(answered[in_scope] == labels[in_scope]),
         "intent_top1": _share(top[in_scope] == labels[in_scope]),
         "handoff_precision": _share(truth_handoff[handoff]),
         "handoff_recall": _share(handoff[truth_handoff]),
         "product_routed_to_help": _share(service[product]),
     }
-    if labelled_x is not None and len(labelled_x):
-        out["labelled_queries_routed_to_help"] = _share(np.array([v.service for v in classifier.verdicts(labelled_x)]))
+    if labelled:
+        out["labelled_queries_routed_to_help"] = _share(np.array([v.service for v in labelled]))
     return out
 
 

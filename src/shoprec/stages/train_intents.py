@@ -5,7 +5,10 @@ Trained on the vectors search computes for a query: the spelling-corrected free 
 ``build_lexical_index``) through the query-side MiniLM of ``train_query_model`` (int8
 weights, or float with ``search.query_encoder: float``; the ``finetune_text`` stage's
 model either way), so that a search classifies its query with the very vector it already
-has. The held-out figures go to ``reports/intent_metrics.json`` (docs/service_intents.md).
+has. The verdict's margin over ``product`` and its confidence threshold are chosen on
+validation folds of the training examples (:mod:`shoprec.help.tuning`), the classifier is then
+fitted on all of them; the held-out figures, scored once with the chosen values, go to
+``reports/intent_metrics.json`` beside the validation ones (docs/service_intents.md).
 Without phrasings (a source with no help centre) no classifier is written, and the
 service answers every query as a product search.
 """
@@ -21,12 +24,11 @@ import pandas as pd
 from shoprec.config import Params
 from shoprec.help.classifier import PRODUCT, IntentClassifier, save_answers
 from shoprec.help.examples import measure, product_queries, training_set
+from shoprec.help.tuning import choose, out_of_fold_logits
 from shoprec.layout import IntentFiles, LexicalFiles, QueryModelFiles, SplitFiles
 from shoprec.search.engine import query_text
 from shoprec.search.store import load_speller, query_side_encoder
 from shoprec.text import embed_texts
-
-THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # the metrics' sweep, to choose intents.threshold by
 
 
 def train_intents(help_centre: tuple[Path, Path], labels_path: Path, items_path: Path, split_dir: Path,
@@ -50,17 +52,24 @@ def train_intents(help_centre: tuple[Path, Path], labels_path: Path, items_path:
         examples = training_set(phrasings, products, cfg.holdout, params.seed)
         embed = query_vectors(params, LexicalFiles(lexical_dir), QueryModelFiles(query_model_dir))
         x, labels, held = embed(examples["text"].tolist()), examples["label"].to_numpy(object), examples["held_out"].to_numpy()
-        classifier = IntentClassifier.fit(x[~held], labels[~held], cfg.threshold, cfg.epochs, cfg.learning_rate,
-                                          params.seed)
+        train = ~held
+
+        def fit(xs: np.ndarray, ys: np.ndarray) -> IntentClassifier:  # margin and threshold are chosen below
+            return IntentClassifier.fit(xs, ys, 0.5, 0.0, cfg.epochs, cfg.learning_rate, params.seed)
+
+        validation_logits = out_of_fold_logits(x[train], labels[train], cfg.folds, params.seed, fit)
+        classifier, validation = choose(fit(x[train], labels[train]), validation_logits, labels[train],
+                                        cfg.product_budget)
         classifier.save(out.classifier)
-        labelled_x = embed(list(labelled))
-        metrics = measure(classifier, x[held], labels[held], labelled_x)
-        metrics["sweep"] = [measure(IntentClassifier(classifier.classes, classifier.weight, classifier.bias, t),
-                                    x[held], labels[held], labelled_x) for t in THRESHOLDS]
+        searches = classifier.verdicts(embed(list(labelled))) if len(labelled) else None
+        metrics = {"margin": classifier.margin, "threshold": classifier.threshold,
+                   **measure(classifier.verdicts(x[held]), labels[held], searches),
+                   "validation": {"folds": cfg.folds, "product_budget": cfg.product_budget, **validation}}
         counts = examples.loc[~held, "label"].value_counts()
         summary = {"trained": True, "classes": int(len(classifier.classes)), "intents": int(len(intents)),
                    "trained_on": {"phrasings": int(counts.drop(PRODUCT, errors="ignore").sum()),
-                                  "product_queries": int(counts.get(PRODUCT, 0))}}
+                                  "product_queries": int(counts.get(PRODUCT, 0))},
+                   "margin": classifier.margin, "threshold": classifier.threshold}
     out.summary.write_text(json.dumps(summary, indent=2) + "\n")
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
