@@ -195,12 +195,24 @@ class ServingModel:
     def recommend_now(self, store, user_id: str, recent_items: list[str], wall: float, k: int,
                       exclude_purchased: bool = False, diversity: float | None = None) -> dict:
         """:meth:`recommend` computed from the shopper's history as of wall-clock ``wall`` (seconds since the
-        epoch): training events, ``store``'s events since the cut-off and ``recent_items``. ``cached``: the
-        list came from the list cache (not part of the response)."""
+        epoch): training events, ``store``'s events since the cut-off and ``recent_items``."""
+        asked = self.look_up_now(store, user_id, recent_items, wall, k, exclude_purchased, diversity)
+        return self.answer_now(asked) if asked.cached is not None else self.compute_now(asked)
+
+    def look_up_now(self, store, user_id: str, recent_items: list[str], wall: float, k: int,
+                    exclude_purchased: bool = False, diversity: float | None = None):
+        """The first half of :meth:`recommend_now`: the store read and the list cache
+        (:meth:`~shoprec.serving.realtime.RealTime.look_up`)."""
         weight = self.params.ranking.diversity if diversity is None else diversity
-        known, items, cached = self.realtime.recommend(store, user_id, recent_items, wall, k, exclude_purchased,
-                                                       weight)
-        return {"user_id": user_id, "known_user": known, "realtime": True, "cached": cached,
+        return self.realtime.look_up(store, user_id, recent_items, wall, k, exclude_purchased, weight)
+
+    def compute_now(self, asked) -> dict:
+        """The second half of :meth:`recommend_now`, for a list the cache did not hold: the scoring."""
+        return self.answer_now(asked, self.realtime.compute(asked))
+
+    def answer_now(self, asked, computed: tuple[bool, list[dict]] | None = None) -> dict:
+        known, items = computed or asked.cached
+        return {"user_id": asked.user_id, "known_user": known, "realtime": True,
                 "items": [{**item, "score": round(item["score"], 6)} for item in items]}
 
     def similar(self, item_id: str, k: int) -> dict:

@@ -22,9 +22,11 @@ the shopper's arm (:mod:`shoprec.serving.experiment`).
 
 Real-time: /recommend computes the list from the shopper's history as of now (training events,
 the store's events since the cut-off, the request's ``recent_items``) in one scoring thread per
-worker (:mod:`shoprec.serving.realtime`); when its queue cannot meet ``serving.realtime.deadline_ms``,
-past it, or on any error, it answers the precomputed list and counts it in ``/metrics``
-(``shoprec_recommend_fallback_total{reason}``). ``shoprec serve`` reads ``serving.realtime`` from the
+worker (:mod:`shoprec.serving.realtime`), after a look-up thread has read the store and the list
+cache the workers share (a list nothing has changed since is answered from there); when the scoring
+queue cannot meet ``serving.realtime.deadline_ms``, past it, or on any error, it answers the
+precomputed list and counts it in ``/metrics`` (``shoprec_recommend_fallback_total{reason}``; cache
+hits and misses: ``shoprec_recommend_list_cache_total{result}``). ``shoprec serve`` reads ``serving.realtime`` from the
 working ``params.yaml`` (``$SHOPREC_REALTIME``), like the experiment.
 
 Impressions: every /recommend, /search and /similar answer carries a ``request_id`` and a
@@ -55,6 +57,7 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -457,6 +460,7 @@ class Shoprec:
         _share_cores(WORKERS)
         self.model = _load_model(self.bundle)
         self.scoring = ScoringQueue()
+        self.lookups = ThreadPoolExecutor(1, thread_name_prefix="realtime-lookup")
         self.fallbacks = prometheus_client.Counter(
             "shoprec_recommend_fallback", "/recommend answers from the precomputed list instead of the real-time "
             "one, by reason: busy (the scoring queue could not meet the deadline), deadline "
@@ -500,6 +504,7 @@ class Shoprec:
         if self.impressions is not None:
             self.impressions.close()
         self.scoring.shutdown()
+        self.lookups.shutdown(cancel_futures=True)
         self.store.close()
         for model in self.arms.models():
             if model.realtime is not None:
@@ -543,18 +548,23 @@ class Shoprec:
     async def _recommend_now(self, model: ServingModel, user_id: str, recent_items: tuple[str, ...], k: int,
                              exclude_purchased: bool, diversity: float | None) -> dict:
         """The real-time list, or the precomputed one when the scoring queue cannot meet the deadline, past
-        it, or on any error (counted by reason)."""
-        work = functools.partial(model.recommend_now, self.store, user_id, recent_items, time.time(), k,
-                                 exclude_purchased, diversity)
-        deadline = REALTIME.deadline_ms / 1000
+        it, or on any error (counted by reason). The store read and the list cache run on their own thread
+        (:attr:`lookups`): a cached list is answered from there and never waits behind lists being computed."""
+        look_up = functools.partial(model.look_up_now, self.store, user_id, recent_items, time.time(), k,
+                                    exclude_purchased, diversity)
+        deadline, started = REALTIME.deadline_ms / 1000, time.perf_counter()
         try:
-            if not self.scoring.admits(deadline):
+            async with asyncio.timeout(deadline):
+                asked = await asyncio.wrap_future(self.lookups.submit(look_up))
+                if asked.cached is not None:
+                    self.list_cache.labels(result="hit").inc()
+                    return model.answer_now(asked)
+                if self.scoring.admits(deadline - (time.perf_counter() - started)):
+                    answer = await asyncio.wrap_future(self.scoring.submit(functools.partial(model.compute_now,
+                                                                                             asked)))
+                    self.list_cache.labels(result="miss").inc()
+                    return answer
                 reason = "busy"
-            else:
-                async with asyncio.timeout(deadline):
-                    answer = await asyncio.wrap_future(self.scoring.submit(work))
-                self.list_cache.labels(result="hit" if answer.pop("cached") else "miss").inc()
-                return answer
         except TimeoutError:
             reason = "deadline"
         except Exception:
