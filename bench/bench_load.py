@@ -97,6 +97,7 @@ ENDPOINTS = ("recommend", "search", "similar", "feedback")
 TARGETS = {"recommend": (1000.0, 30.0), "search": (None, 60.0)}  # (min requests/s, max p99 ms) at 16 callers
 LOGGING_COST = (0.15, 25.0)  # impressions on vs off, /recommend at 16 callers: at most this share of req/s lost, p99 ms
 FALLBACKS = "shoprec_recommend_fallback_total"
+CACHE_HITS = 'shoprec_recommend_list_cache_total{result="hit"}'
 REFERENCE = "plain BentoML + TFRS BruteForce SavedModel per request: ~220 requests/s, p99 ~270 ms at 16 callers, 2 cores"
 
 
@@ -122,6 +123,7 @@ class Result:
     other_cpu_s: float  # everything else the machine ran meanwhile (other users' jobs skew the figures)
     window_s: float  # wall time the CPU figures cover (the run plus connecting)
     fallbacks: float  # /recommend answers that were the precomputed list instead of the real-time one
+    cache_hits: float  # real-time /recommend answers from the list cache (computed for an earlier request)
 
     @property
     def setup(self) -> str:
@@ -288,7 +290,7 @@ async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[flo
 def measure(server: Server, setup: tuple[str, str, str], endpoint: str, calls: list[Call], concurrency: int) -> Result:
     gc.collect()
     gc.freeze()  # the client's own full collections (tens of ms over pandas & co.) would show up as server latency
-    fallbacks = counter(server, FALLBACKS)
+    fallbacks, hits = counter(server, FALLBACKS), counter(server, CACHE_HITS)
     before, client_before, machine_before = server_cpu(server), time.process_time(), machine_cpu()
     window = time.perf_counter()
     latencies, errors, first_error, seconds = asyncio.run(drive(f"{server.url}/{endpoint}", calls, concurrency))
@@ -297,7 +299,7 @@ def measure(server: Server, setup: tuple[str, str, str], endpoint: str, calls: l
     workers = [after[pid] - before.get(pid, 0.0) for pid in after if pid != server.process.pid]
     return Result(*setup, endpoint, concurrency, np.asarray(latencies), errors, first_error, seconds,
                   sorted(workers, reverse=True), client_cpu, max(0.0, machine - sum(workers) - client_cpu), window,
-                  counter(server, FALLBACKS) - fallbacks)
+                  counter(server, FALLBACKS) - fallbacks, counter(server, CACHE_HITS) - hits)
 
 
 def warm_up(server: Server, work: Workload, n: int) -> None:
@@ -314,7 +316,7 @@ def row(r: Result) -> str:
     return (f"| {r.setup} | /{r.endpoint} | {r.concurrency} | {len(r.latencies_ms):,} | {r.rps:,.0f} | {r.pct(50):.1f} | "
             f"{r.pct(99):.1f} | {r.latencies_ms.max():.0f} | {r.errors} | {1000 * total / len(r.latencies_ms):.2f} | "
             f"{split} | {100 * r.client_cpu_s / r.window_s:.0f}% | {100 * r.other_cpu_s / r.window_s:.0f}% | "
-            f"{100 * r.fallbacks / len(r.latencies_ms):.1f}% |")
+            f"{100 * r.fallbacks / len(r.latencies_ms):.1f}% | {100 * r.cache_hits / len(r.latencies_ms):.1f}% |")
 
 
 def verdicts(results: list[Result]) -> list[str]:
@@ -381,10 +383,11 @@ def report(args, results: list[Result], logged: list[str], bundle: Path) -> str:
              "each worker process used; client and other CPU are in % of one CPU (other: every other process of the "
              "machine during the run, a sign of interference); realtime on or off: /recommend computed at "
              "request time or the precomputed lists, fallback: the share of answers that were the precomputed "
-             "list because the real-time one missed its deadline or failed.", "",
+             "list because the real-time one missed its deadline or failed; cached: the share of answers that were "
+             "a real-time list computed for an earlier request, which nothing since had changed (the list cache).", "",
              "| setup | endpoint | callers | requests | req/s | p50 | p99 | max | errors | server CPU ms/req "
-             "| worker split % | client CPU | other CPU | fallback |",
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|",
+             "| worker split % | client CPU | other CPU | fallback | cached |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
              *(row(r) for r in results), "",
              "Targets (issue), at 16 callers: /recommend >= 1,000 req/s and p99 <= 30 ms, /search p99 <= 60 ms, "
              f"zero errors; impression logging on vs off: /recommend loses at most {100 * LOGGING_COST[0]:.0f}% "

@@ -60,8 +60,9 @@ class Catalog:
     @cached_property
     def rows(self) -> pd.Index:
         """The item ids as an index: ``rows.get_indexer(ids)`` is their rows (-1: not in the catalog), one hash
-        lookup per id (a ``Series.map`` over :attr:`row_of` rebuilds its table on every call)."""
-        return pd.Index(self.item_ids)
+        lookup per id (a ``Series.map`` over :attr:`row_of` rebuilds its table on every call). Python strings,
+        not Arrow-backed ones: an Arrow-backed index converts all its ids at every look-up."""
+        return pd.Index(np.asarray(self.item_ids, dtype=object), dtype=object)
 
     @cached_property
     def row_of(self) -> dict[str, int]:

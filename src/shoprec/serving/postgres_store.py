@@ -52,8 +52,8 @@ import psycopg
 
 from shoprec.data.contracts import EVENTS
 from shoprec.serving.feedback import Accepted
-from shoprec.serving.store import EXPORT_COLUMNS, IMPRESSION_SCHEMA, Impression, Store, StoreError, impression_row, \
-    now_iso
+from shoprec.serving.store import EXPORT_COLUMNS, IMPRESSION_SCHEMA, RECENT_COLUMNS, Impression, Store, StoreError, \
+    impression_row, now_iso
 
 CONNECT_TIMEOUT_S = 10  # a server that does not answer fails the operation (and a replica's start) after this
 IDLE_CONNECTIONS = 4  # kept open per store for the next operation
@@ -181,12 +181,11 @@ class PostgresStore(Store):
                                         "VALUES (%s, %s, %s, %s, %s)", quarantined)
         return list(zip(stored, attributed))
 
-    def recent_events(self, user_id: str, since: dt.datetime) -> pd.DataFrame:
+    def recent_rows(self, user_id: str, since: dt.datetime) -> list[tuple]:
         since = since if since.tzinfo else since.replace(tzinfo=dt.timezone.utc)
         with self._connection() as db:
-            return _read(db, f"SELECT {', '.join(EXPORT_COLUMNS)}, ts, received_at "
-                             "FROM events WHERE user_id = %s AND ts >= %s ORDER BY ts, seq",
-                         (user_id, now_iso(since.timestamp())))
+            return db.execute(f"SELECT {', '.join(RECENT_COLUMNS)} FROM events WHERE user_id = %s AND ts >= %s "
+                              "ORDER BY ts, seq", (user_id, now_iso(since.timestamp()))).fetchall()
 
     def pending(self) -> int:
         return int(self._frame("SELECT COUNT(*) AS n FROM events WHERE batch IS NULL "

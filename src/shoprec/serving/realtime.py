@@ -38,8 +38,8 @@ import pandas as pd
 from shoprec.config import Params, RealtimeParams, section_from_env
 from shoprec.layout import BundleFiles
 from shoprec.models.candidates import Events
-from shoprec.models.history import nanoseconds
 from shoprec.serving.list_cache import ListCache
+from shoprec.serving.store import RECENT_COLUMNS
 
 if TYPE_CHECKING:  # TensorFlow: imported by the worker that loads a model, after it has set its thread pools
     from shoprec.models.multistage import MultiStage
@@ -212,12 +212,23 @@ class RealTime:
 
     def _stored(self, store, user_id: str, now: pd.Timestamp) -> tuple[tuple, Events]:
         """The ids and events of ``user_id``'s stored events since the cut-off that happened before ``now`` (a
-        timestamp after the clock's now is not yet part of the history)."""
-        stored = store.recent_events(user_id, self.cutoff.to_pydatetime())
-        if stored.empty:  # most shoppers: skip the frame work
+        timestamp after the clock's now is not yet part of the history). Plain rows, no frame: this runs at
+        every request."""
+        rows = store.recent_rows(user_id, self.cutoff.to_pydatetime())
+        if not rows:  # most shoppers
             return (), NO_EVENTS
-        ns = nanoseconds(pd.to_datetime(stored["ts"], utc=True))
-        arrived = ns < now.value
-        return tuple(stored["event_id"][arrived]), Events(
-            self.system.catalog.rows.get_indexer(stored["item_id"][arrived]).astype(np.int64),
-            stored["event_type"].to_numpy(dtype=object)[arrived], ns[arrived])
+        ns = np.array([_utc_text_ns(r[TS]) for r in rows], np.int64)
+        rows = [r for r, arrived in zip(rows, ns < now.value) if arrived]
+        row_of = self.system.catalog.row_of
+        return tuple(r[EVENT_ID] for r in rows), Events(
+            np.array([row_of.get(r[ITEM], -1) for r in rows], np.int64),
+            np.array([r[TYPE] for r in rows], object), ns[ns < now.value])
+
+
+EVENT_ID, ITEM, TYPE, TS = (RECENT_COLUMNS.index(c) for c in ("event_id", "item_id", "event_type", "ts"))
+EPOCH, MICROSECOND = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.timedelta(microseconds=1)
+
+
+def _utc_text_ns(text: str) -> int:
+    """Nanoseconds since the epoch of a stored ``ts`` (``UTC_TEXT``: microseconds, explicit offset)."""
+    return (dt.datetime.fromisoformat(text) - EPOCH) // MICROSECOND * 1000

@@ -41,7 +41,7 @@ import pandas as pd
 
 from shoprec.data.contracts import EVENTS
 from shoprec.serving.feedback import UTC_TEXT, Accepted
-from shoprec.serving.store import EXPORT_COLUMNS, IMPRESSION_SCHEMA, Impression, Store, StoreError, impression_row, \
+from shoprec.serving.store import EXPORT_COLUMNS, IMPRESSION_SCHEMA, RECENT_COLUMNS, Impression, Store, StoreError, impression_row, \
     now_iso
 
 BUSY_TIMEOUT_MS = 10_000
@@ -123,10 +123,6 @@ def _migrate_1(db: sqlite3.Connection) -> None:
 MIGRATIONS = [_migrate_1]  # MIGRATIONS[v] takes a store from version v to v + 1
 
 
-RECENT_COLUMNS = [*EXPORT_COLUMNS, "ts", "received_at"]  # recent_events' frame
-_NO_RECENT_EVENTS = pd.DataFrame([], columns=RECENT_COLUMNS, dtype=object)
-
-
 class SqliteStore(Store):
     """Feedback events, quarantined events and impressions in the SQLite file ``path``."""
 
@@ -204,22 +200,19 @@ class SqliteStore(Store):
                            "VALUES (?, ?, ?, ?, ?)", quarantined)
         return out
 
-    def recent_events(self, user_id: str, since: dt.datetime) -> pd.DataFrame:
+    def recent_rows(self, user_id: str, since: dt.datetime) -> list[tuple]:
         since = since if since.tzinfo else since.replace(tzinfo=dt.timezone.utc)
-        columns = RECENT_COLUMNS
-        with self._guard():  # rows into a frame: read_sql_query costs more than the query (every /recommend)
+        with self._guard():
             db = self._read_connection()
             try:
-                rows = db.execute(f"SELECT {', '.join(columns)} FROM events WHERE user_id = ? AND ts >= ? "
+                return db.execute(f"SELECT {', '.join(RECENT_COLUMNS)} FROM events WHERE user_id = ? AND ts >= ? "
                                   "ORDER BY ts, seq", (user_id, now_iso(since.timestamp()))).fetchall()
             except sqlite3.Error:
                 self._reader.db = None  # the next read opens a new one (the file may have been replaced)
                 raise
-        # building an empty frame costs ~100x the query: most shoppers have no events since the cut-off
-        return pd.DataFrame(rows, columns=columns, dtype=object) if rows else _NO_RECENT_EVENTS.copy()
 
     def _read_connection(self) -> sqlite3.Connection:
-        """The calling thread's connection for :meth:`recent_events`, opened once and kept: real-time
+        """The calling thread's connection for :meth:`recent_rows`, opened once and kept: real-time
         ``/recommend`` reads at every request, and opening a connection costs more than its query. In WAL
         mode an autocommit read sees every commit made before it, whichever connection made it."""
         db = getattr(self._reader, "db", None)

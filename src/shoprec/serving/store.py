@@ -7,7 +7,7 @@ What the service, the CLI and the flows need of a store, whatever the database:
   group commit), each event once (its ``event_id``); rejected ones are quarantined;
 * :meth:`Store.append_impressions`: what answers showed (:class:`Impression`), written
   by the service's impression writer (:mod:`shoprec.serving.impressions`) in group commits;
-* :meth:`Store.recent_events`: a shopper's events since a time (real-time recommendation);
+* :meth:`Store.recent_rows`: a shopper's events since a time (real-time recommendation);
 * :meth:`Store.export_events`, :meth:`Store.export_impressions`: Parquet batches of
   what no finished export holds yet, behind a crash-safe watermark; impressions older
   than the retention are deleted by their export;
@@ -53,6 +53,7 @@ RECHECK_SECONDS = 5.0  # readiness probes check the store at most this often
 RECORD_CHARS = 4000  # a quarantined event's JSON is kept up to this (a valid event's fields fill at most ~1,100)
 SURFACES = ("recommend", "search", "similar")
 EXPORT_COLUMNS = [*EVENTS.names, "event_id"]  # of a feedback batch, all text
+RECENT_COLUMNS = [*EXPORT_COLUMNS, "ts", "received_at"]  # of Store.recent_rows
 IMPRESSION_BATCH = "impressions-{first}-{last}.parquet"
 IMPRESSION_BATCH_PATTERN = re.compile(r"impressions-(\d+)-(\d+)\.parquet")
 
@@ -148,10 +149,15 @@ class Store(ABC):
         ``request_id``, else whether an impression with that id is stored."""
 
     @abstractmethod
-    def recent_events(self, user_id: str, since: dt.datetime) -> pd.DataFrame:
+    def recent_rows(self, user_id: str, since: dt.datetime) -> list[tuple]:
         """The accepted events of ``user_id`` whose ``timestamp`` is at or after ``since``,
-        oldest first: the contract columns (text), ``event_id``, ``ts`` (the timestamp in UTC)
-        and ``received_at``."""
+        oldest first, as rows of :data:`RECENT_COLUMNS`: the contract columns (text),
+        ``event_id``, ``ts`` (the timestamp in UTC, ``UTC_TEXT``) and ``received_at``. Rows,
+        not a frame: real-time ``/recommend`` reads them at every request."""
+
+    def recent_events(self, user_id: str, since: dt.datetime) -> pd.DataFrame:
+        """:meth:`recent_rows` as a frame."""
+        return pd.DataFrame(self.recent_rows(user_id, since), columns=RECENT_COLUMNS, dtype=object)
 
     def export_events(self, out_dir: Path) -> Path | None:
         """Write the events no finished export holds to one batch in ``out_dir``
