@@ -299,11 +299,13 @@ def dense_row(m: sp.csr_matrix, row: int) -> np.ndarray:
 def _values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``m[rows, cols]`` as float32 (0 where ``m`` has no entry) by binary search in ``m``'s (row, column) keys
     (``m`` as :func:`_rows` builds it: sorted, no duplicates): a fraction of the cost of scipy's fancy indexing."""
+    if m.nnz == 0:
+        return np.zeros(len(rows), np.float32)
     width = np.int64(m.shape[1])
     keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * width + m.indices
     wanted = np.asarray(rows, np.int64) * width + cols
-    at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-    return np.where(keys[at] == wanted, m.data[at], 0).astype(np.float32) if len(keys) else np.zeros(len(wanted), np.float32)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, m.data[at], 0).astype(np.float32)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -21,10 +21,11 @@ import json
 import os
 import sqlite3
 import tempfile
-import threading
 from pathlib import Path
 
 import pandas as pd
+
+from shoprec.serving.sqlite_threads import ThreadConnections
 
 PRUNE_EVERY = 1000  # puts between two removals of expired and surplus entries
 
@@ -34,9 +35,7 @@ class ListCache:
 
     def __init__(self, path: Path, max_age: pd.Timedelta, size: int = 20_000) -> None:
         self.path, self.max_age, self.size = Path(path), max_age, size
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self._open)
         self._puts = 0
 
     @classmethod
@@ -48,7 +47,7 @@ class ListCache:
 
     def get(self, key: tuple, now: pd.Timestamp) -> object | None:
         try:
-            row = self._db().execute("SELECT at, value FROM lists WHERE key = ?", (_digest(key),)).fetchone()
+            row = self._connections.get().execute("SELECT at, value FROM lists WHERE key = ?", (_digest(key),)).fetchone()
         except sqlite3.Error:
             return None
         if row is None or not 0 <= now.value - row[0] <= self.max_age.value:
@@ -57,7 +56,7 @@ class ListCache:
 
     def put(self, key: tuple, now: pd.Timestamp, value: object) -> None:
         try:
-            db = self._db()
+            db = self._connections.get()
             db.execute("INSERT OR REPLACE INTO lists (key, at, value) VALUES (?, ?, ?)",
                        (_digest(key), now.value, json.dumps(value)))
             self._puts += 1
@@ -72,29 +71,19 @@ class ListCache:
         db.execute("DELETE FROM lists WHERE key IN (SELECT key FROM lists ORDER BY at DESC LIMIT -1 OFFSET ?)",
                    (self.size,))
 
-    def _db(self) -> sqlite3.Connection:
-        """This thread's connection (opening one per request would cost more than the look-up)."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=0.05, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")  # scratch: a lost entry is a recomputation
-            db.execute("CREATE TABLE IF NOT EXISTS lists (key TEXT PRIMARY KEY, at INTEGER NOT NULL, value TEXT)")
-            self._local.db = db
-            with self._lock:
-                self._opened.append(db)
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=0.05, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")  # scratch: a lost entry is a recomputation
+        db.execute("CREATE TABLE IF NOT EXISTS lists (key TEXT PRIMARY KEY, at INTEGER NOT NULL, value TEXT)")
         return db
 
     def __len__(self) -> int:
-        return self._db().execute("SELECT COUNT(*) FROM lists").fetchone()[0]
+        return self._connections.get().execute("SELECT COUNT(*) FROM lists").fetchone()[0]
 
     def close(self) -> None:
         """Close the connections and remove the file (a worker still running recomputes its lists)."""
-        with self._lock:
-            for db in self._opened:
-                db.close()
-            self._opened.clear()
-        self._local = threading.local()
+        self._connections.close()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 

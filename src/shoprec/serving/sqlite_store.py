@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ import pandas as pd
 
 from shoprec.data.contracts import EVENTS
 from shoprec.serving.feedback import UTC_TEXT, Accepted
+from shoprec.serving.sqlite_threads import ThreadConnections
 from shoprec.serving.store import EXPORT_COLUMNS, IMPRESSION_SCHEMA, RECENT_COLUMNS, Impression, Store, StoreError, impression_row, \
     now_iso
 
@@ -129,9 +129,7 @@ class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = self.where = Path(path)
-        self._reader = threading.local()  # a thread's read connection for recent_events (see there)
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._readers = ThreadConnections(self._open_reader)  # recent_rows' connections (see there)
         with self._guard():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
@@ -203,33 +201,23 @@ class SqliteStore(Store):
     def recent_rows(self, user_id: str, since: dt.datetime) -> list[tuple]:
         since = since if since.tzinfo else since.replace(tzinfo=dt.timezone.utc)
         with self._guard():
-            db = self._read_connection()
             try:
-                return db.execute(f"SELECT {', '.join(RECENT_COLUMNS)} FROM events WHERE user_id = ? AND ts >= ? "
-                                  "ORDER BY ts, seq", (user_id, now_iso(since.timestamp()))).fetchall()
+                return self._readers.get().execute(
+                    f"SELECT {', '.join(RECENT_COLUMNS)} FROM events WHERE user_id = ? AND ts >= ? ORDER BY ts, seq",
+                    (user_id, now_iso(since.timestamp()))).fetchall()
             except sqlite3.Error:
-                self._reader.db = None  # the next read opens a new one (the file may have been replaced)
+                self._readers.forget()  # the next read opens a new one (the file may have been replaced)
                 raise
 
-    def _read_connection(self) -> sqlite3.Connection:
-        """The calling thread's connection for :meth:`recent_rows`, opened once and kept: real-time
-        ``/recommend`` reads at every request, and opening a connection costs more than its query. In WAL
-        mode an autocommit read sees every commit made before it, whichever connection made it."""
-        db = getattr(self._reader, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)  # closed by close()
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._reader.db = db
-            with self._readers_lock:
-                self._readers.append(db)
+    def _open_reader(self) -> sqlite3.Connection:
+        """A connection for :meth:`recent_rows`, kept by its thread: real-time ``/recommend`` reads at every
+        request. In WAL mode an autocommit read sees every commit made before it, whichever connection made it."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)  # closed by close()
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return db
 
     def close(self) -> None:
-        with self._readers_lock:
-            for db in self._readers:
-                db.close()
-            self._readers.clear()
-        self._reader = threading.local()
+        self._readers.close()
 
     def pending(self) -> int:
         return self._scalar(
