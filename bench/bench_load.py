@@ -14,8 +14,8 @@ serving bundle and imports it into a BentoML model store under a temporary
 ``BENTOML_HOME``). ``--root PATH`` reuses a copy whose ``models/serving/bundle`` is
 already built and skips the training. ``--items N`` grows the bundle's catalog to N items
 first (``bench/scale_bundle.py``: variants of the trained items, every index rebuilt),
-the catalog-scale run of the issue (1,000,000 items); its items have no training history, so
-run it with ``--realtime off``.
+the catalog-scale run of the issue (1,000,000 items); real-time ``/recommend`` then finds its
+two-tower candidates through the bundle's HNSW graph.
 
 Workloads (fixed seed, built from the bundle the server loads):
 

@@ -7,7 +7,9 @@ stay exactly as trained (their users' lists, co-purchase neighbours and search m
 are untouched), and the catalog grows with *variants* of them: each added item copies a
 random trained item with a new id, a numbered title, a price within +-25% and no
 interactions (search popularity 0), and its vectors are the original's plus noise,
-renormalised, so the vector index faces N distinct vectors clustered the way real ones are. Then, with the bundle's own params
+renormalised, so the vector index faces N distinct vectors clustered the way real ones are; the
+same for their text vectors and their rows in the query tower's item table, which real-time
+scoring reads (the ranker's content features, a shopper's history). Then, with the bundle's own params
 and code: the BM25 and title indexes over the whole catalog, the semantic index rows, the HNSW
 graphs of /similar and of semantic search (``serving.ann`` picks them from
 ``serving.ann_threshold`` items), and the manifest.
@@ -15,6 +17,7 @@ graphs of /similar and of semantic search (``serving.ann`` picks them from
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -24,6 +27,7 @@ import pandas as pd
 
 from shoprec.config import load_params
 from shoprec.layout import BundleFiles
+from shoprec.models.query_tower import QueryTowerWeights
 from shoprec.search.index.lexical import LexicalIndex
 from shoprec.search.index.semantic import SemanticIndex
 from shoprec.search.index.titles import TitleIndex, title_tokens
@@ -68,6 +72,15 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     final = repo.retrieval.embeddings("final")  # the towers' vectors (search personalisation)
     stored = dict(np.load(final, allow_pickle=False))
     np.savez(final, **(stored | {"item_emb": item_emb}))
+
+    _, text_emb = read_embeddings(repo.text_embeddings)  # real-time scoring's catalog (the ranker's content vectors)
+    write_embeddings(catalog["item_id"].to_numpy(dtype=object),
+                     np.concatenate([text_emb, _variants(text_emb, origin, rng)]), repo.text_embeddings)
+    tower_path = repo.retrieval.query_tower("final")  # its item table reads a shopper's history, variants included
+    tower = QueryTowerWeights.load(tower_path)
+    history = tower.history_vectors
+    grown = np.concatenate([history, _variants(history[1:], origin, rng)])
+    dataclasses.replace(tower, history_vectors=grown).save(tower_path)
 
     semantic_path = repo.query_model.semantic
     semantic = SemanticIndex.load(semantic_path)

@@ -138,6 +138,27 @@ def test_real_time_list_is_the_precomputed_one_on_the_same_history(pipeline_run,
         assert [i["explanation"] for i in now] == list(pre["explanation"])
 
 
+def test_two_tower_candidates_through_an_hnsw_graph_give_the_exact_lists(pipeline_run, system, sample_users):
+    """At catalog scale the service hands scoring its HNSW graph for the two-tower top-N; on the sample's
+    catalog, with a candidate list wide enough that the graph finds the exact neighbours, the lists must be the
+    exact index's: the graph replaces the scan and nothing else changes."""
+    from dataclasses import replace
+
+    from shoprec.search.index.vectors import ExactIndex, FaissIndex
+
+    assert isinstance(system.state.items.index, ExactIndex)
+    items = system.state.items
+    graph = replace(system, state=replace(system.state, items=replace(items, index=FaissIndex(items.item_emb, ef_search=2000))))
+    train = pd.read_parquet(pipeline_run.root / "data/split/train.parquet")
+    _, test_start = cutoffs(Layout(pipeline_run.root).split)
+    for user in list(sample_users) + [""]:
+        history = Events.of(train.loc[train["user_id"] == user, ["item_id", "event_type", "timestamp"]]
+                            .itertuples(index=False, name=None), system.catalog)
+        exact, approximate = (recommend_now(s, history, test_start, user or None, k=20) for s in (system, graph))
+        assert [i["item_id"] for i in approximate] == [i["item_id"] for i in exact]
+        np.testing.assert_allclose([i["score"] for i in approximate], [i["score"] for i in exact], atol=1e-6)
+
+
 def test_what_a_visitor_just_viewed_changes_their_list(pipeline_run, system):
     _, test_start = cutoffs(Layout(pipeline_run.root).split)
     cold = recommend_now(system, Events.of([], system.catalog), test_start, k=10)

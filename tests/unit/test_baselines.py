@@ -63,7 +63,13 @@ def test_ease_matches_closed_form(inter):
     p = np.linalg.inv(x.T @ x + lam * np.eye(4))
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
-    np.testing.assert_allclose(ease.b, b, rtol=1e-4, atol=1e-5)
+    # d was never bought: its row and column of the full B are zero, so EASE models a, b, c only
+    np.testing.assert_allclose(b[3], 0.0, atol=1e-12)
+    np.testing.assert_allclose(b[:, 3], 0.0, atol=1e-12)
+    assert list(ease.cols) == [0, 1, 2] and list(ease.col_of) == [0, 1, 2, -1]
+    np.testing.assert_allclose(ease.b, b[:3, :3], rtol=1e-4, atol=1e-5)
+    rows = inter.rows(["u1", "u2", "u3"])
+    np.testing.assert_allclose(ease.item_scores(ease.history[rows]), x @ b, rtol=1e-4, atol=1e-5)
 
 
 def test_new_view_masks_train_purchases(inter):

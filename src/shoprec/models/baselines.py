@@ -16,7 +16,10 @@ popularity scores. The evaluation and the service take the top-K of those scores
 * EASE (Steck, 2019): the closed-form item-item regression
   ``B = argmin ||X - XB||^2 + lambda ||B||^2  s.t. diag(B) = 0``, solved by
   ``P = (X^T X + lambda I)^-1``, ``B_ij = -P_ij / P_jj`` (``B_jj = 0``); ``s_u = x_u B``.
-  The inverse is ``n x n``, so EASE is fitted on the ``max_items`` most popular items.
+  The inverse is ``n x n``, so EASE is fitted on the ``max_items`` most popular items, and only on
+  items someone bought: an item no one bought has a zero column in ``X``, so ``X^T X + lambda I``
+  is block-diagonal with it alone in its block, and its row and column of ``B`` are zero. Leaving
+  it out changes no score and keeps the inverse the size of what was bought, not of the catalog.
 """
 
 from __future__ import annotations
@@ -110,7 +113,10 @@ class EASE(_UserMatrixScorer):
     def __init__(self, inter: Interactions, lam: float = 200.0, max_items: int = 20_000):
         super().__init__(inter, _binary(inter.purchased))
         pop = np.asarray(self.history.sum(axis=0)).ravel()
-        self.cols = np.sort(np.argsort(-pop, kind="stable")[: min(max_items, len(pop))])
+        bought = np.flatnonzero(pop > 0)
+        self.cols = np.sort(bought[np.argsort(-pop[bought], kind="stable")[:max_items]])  # the modelled items
+        self.col_of = np.full(inter.n_items, -1, np.int64)  # item -> its column in ``b`` (-1: not modelled)
+        self.col_of[self.cols] = np.arange(len(self.cols))
         x = self.history[:, self.cols]
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += lam
@@ -120,11 +126,23 @@ class EASE(_UserMatrixScorer):
         self.b = b.astype(np.float32)
         self.n_items = inter.n_items
 
-    def item_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
-        if len(self.cols) == self.n_items:  # every item modelled: no column slice (most of a request's cost)
+    def column_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
+        """``x_u B`` over the modelled items only (``[n, len(cols)]``; every other item scores 0)."""
+        if len(self.cols) == self.n_items:  # every item modelled: no column slice
             return np.asarray(history_rows @ self.b, dtype=np.float32)
+        rows = history_rows.tocsr()
+        col = self.col_of[rows.indices]
+        keep = col >= 0  # the slice x[:, cols] by re-numbering the few stored entries (scipy's slice costs more)
+        row = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row[keep], minlength=rows.shape[0]))])
+        sliced = sp.csr_matrix((rows.data[keep], col[keep], indptr), shape=(rows.shape[0], len(self.cols)))
+        return np.asarray(sliced @ self.b, dtype=np.float32)
+
+    def item_scores(self, history_rows: sp.csr_matrix) -> np.ndarray:
+        if len(self.cols) == self.n_items:
+            return self.column_scores(history_rows)
         out = np.zeros((history_rows.shape[0], self.n_items), dtype=np.float32)
-        out[:, self.cols] = history_rows[:, self.cols] @ self.b
+        out[:, self.cols] = self.column_scores(history_rows)
         return out
 
 

@@ -14,7 +14,10 @@ the items u bought plus the items they are looking at right now (``recent``). Re
 brings what is new and relevant (content included), history brings repeat buys (the
 strongest single signal in retail), co-purchase brings complements. The two-tower query
 vector is recomputed from the shopper's history by the trained query tower
-(:mod:`shoprec.models.query_tower`), so fresh events move it.
+(:mod:`shoprec.models.query_tower`), so fresh events move it. Nothing is scored over the whole
+catalog: the two-tower top-N comes from ``ItemStats.index`` (an exact scan, or in the service at
+catalog scale the HNSW graph of :mod:`shoprec.search.index.vectors`), EASE scores only the items it
+models (those bought), and every feature is read for the candidate pairs alone.
 
 Per (u, i) pair the ranker sees (``NUMERIC`` names them, in order): the two-tower cosine
 and its rank among u's candidates, the co-purchase scores (cosine item-kNN ``x_u S`` and EASE ``x_u B``), the user's purchase count of the item, days since
@@ -44,9 +47,10 @@ import scipy.sparse as sp
 
 from shoprec.models.baselines import EASE
 from shoprec.models.catalog import Catalog
-from shoprec.models.history import DAY_NS, nanoseconds, sequences, type_tokens
+from shoprec.models.history import DAY_NS, nanoseconds, sequences, type_tokens, utc_ns
 from shoprec.models.interactions import Interactions, build_interactions
 from shoprec.models.query_tower import QueryTowerWeights
+from shoprec.search.index.vectors import ExactIndex, VectorIndex
 from shoprec.topk import top_k
 
 NUMERIC = (
@@ -68,6 +72,7 @@ class ItemStats:
     recent_popularity: np.ndarray
     item_repeat_rate: np.ndarray  # (buyers who bought again + 0.1) / (buyers + 1)
     item_emb: np.ndarray  # [n_items, d]
+    index: VectorIndex  # top-N two-tower items of a query vector: exact, or the service's HNSW graph at catalog scale
 
 
 @dataclass
@@ -132,6 +137,7 @@ def item_stats(events: pd.DataFrame, inter: Interactions, cutoff: pd.Timestamp, 
         recent_popularity=build_interactions(recent, inter.item_ids, weights).item_popularity(),
         item_repeat_rate=(_count(inter.purchased >= 2, 0) + 0.1) / (_count(inter.purchased >= 1, 0) + 1.0),
         item_emb=item_emb,
+        index=ExactIndex(item_emb),
     )
 
 
@@ -166,18 +172,17 @@ class Events:
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("item", "event_type", "ns")))
 
 
-def build_shoppers(events: Events, keys: np.ndarray, user_ids: np.ndarray, now, catalog: Catalog,
+def build_shoppers(events: Events, keys: np.ndarray, user_ids: np.ndarray, now_ns: np.ndarray, catalog: Catalog,
                    weights: dict[str, float], history_types: list[str], tower: QueryTowerWeights,
                    history_length: int, recent: list[np.ndarray] | None = None) -> Shoppers:
     """Shoppers ``0..n-1`` (``n = len(user_ids)``): shopper ``keys[j]`` did event ``j`` of ``events``.
 
-    ``now[r]`` is shopper r's clock (every "days since" and the day of week); their events
+    ``now_ns[r]`` (UTC nanoseconds, :func:`utc_ns`) is shopper r's clock (every "days since" and the day of week); their events
     must be before it. ``user_ids[r]`` picks the query tower's user embedding (unknown: the
     cold-start one). ``recent[r]`` (catalog rows) are items r is looking at now: they count as
     views at ``now``, close r's query-tower history and join the co-purchase input.
     """
     n, n_items = len(user_ids), catalog.n_items
-    now_ns = nanoseconds(now)
     recent = recent if recent is not None else [np.zeros(0, np.int64)] * n
     item = events.item
     ok = item >= 0
@@ -269,7 +274,7 @@ def build_user_state(
     keys = events["user_id"].map(inter.user_index).to_numpy(dtype=np.float64)
     known = ~np.isnan(keys)
     shoppers = build_shoppers(Events.of_frame(events[known], catalog), keys[known].astype(np.int64), users,
-                              pd.DatetimeIndex([cutoff] * len(users)), catalog, weights, history_types, tower,
+                              np.full(len(users), utc_ns(cutoff)), catalog, weights, history_types, tower,
                               history_length)
     return UserState(inter, item_stats(events, inter, cutoff, weights, item_emb, recent_days, ease_lambda,
                                        ease_max_items), shoppers, tower)
@@ -288,24 +293,32 @@ def _rank_within_user(user_pos: np.ndarray, values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def dense_row(m: sp.csr_matrix, row: int) -> np.ndarray:
-    """Row ``row`` of ``m`` as a dense vector (scipy's row indexing costs ~10x this)."""
-    out = np.zeros(m.shape[1], m.dtype)
+def row_entries(m: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns (sorted) and values of row ``row`` of ``m`` as :func:`_rows` builds it (scipy's row indexing
+    costs ~10x this, a dense row as much as the catalog is long)."""
     a, b = m.indptr[row], m.indptr[row + 1]
-    out[m.indices[a:b]] = m.data[a:b]
-    return out
+    return m.indices[a:b], m.data[a:b]
+
+
+def row_values(m: sp.csr_matrix, row: int, cols: np.ndarray) -> np.ndarray:
+    """``m[row, cols]`` (0 where ``m`` has no entry), by binary search in the row's columns."""
+    indices, data = row_entries(m, row)
+    if not len(indices):
+        return np.zeros(len(cols), m.dtype)
+    at = np.minimum(np.searchsorted(indices, cols), len(indices) - 1)
+    return np.where(indices[at] == cols, data[at], 0).astype(m.dtype)
 
 
 def _values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``m[rows, cols]`` as float32 (0 where ``m`` has no entry) by binary search in ``m``'s (row, column) keys
+    """``m[rows, cols]`` (0 where ``m`` has no entry) by binary search in ``m``'s (row, column) keys
     (``m`` as :func:`_rows` builds it: sorted, no duplicates): a fraction of the cost of scipy's fancy indexing."""
     if m.nnz == 0:
-        return np.zeros(len(rows), np.float32)
+        return np.zeros(len(rows), m.dtype)
     width = np.int64(m.shape[1])
     keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * width + m.indices
     wanted = np.asarray(rows, np.int64) * width + cols
     at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[at] == wanted, m.data[at], 0).astype(np.float32)
+    return np.where(keys[at] == wanted, m.data[at], 0).astype(m.dtype)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -321,22 +334,31 @@ class Candidates:
 
 def candidates(items: ItemStats, shoppers: Shoppers, catalog: Catalog, n_retrieval: int,
                n_copurchase: int) -> Candidates:
-    """Candidate pairs of ``shoppers`` and their numeric features, computed on the candidates only."""
-    tt = shoppers.query @ items.item_emb.T
+    """Candidate pairs of ``shoppers`` (by shopper, then item) and their numeric features, computed on the
+    candidates only: nothing here is catalog-wide but EASE's row over the items it models, so a shopper
+    costs the same at a million items when ``items.index`` is an HNSW graph."""
+    n, n_items = shoppers.n, catalog.n_items
     known = shoppers.known
-    ease = items.ease.item_scores(shoppers.anchors)
-    pick = np.zeros_like(tt, dtype=bool)
-    np.put_along_axis(pick, top_k(tt, n_retrieval)[0], True, axis=1)
-    co_top = np.zeros_like(pick)
-    np.put_along_axis(co_top, top_k(ease, n_copurchase)[0], True, axis=1)
-    pick |= co_top & (ease > 0)
+    retrieved, _ = items.index.search(shoppers.query, n_retrieval)
+    ease = items.ease.column_scores(shoppers.anchors)  # [n, modelled items]
+    co_cols, co_scores = top_k(ease, n_copurchase)
+    co_user = np.repeat(np.arange(n), co_cols.shape[1])[co_scores.ravel() > 0]
     hist = shoppers.weighted
-    pick[np.repeat(np.arange(shoppers.n), np.diff(hist.indptr))[hist.data > 0], hist.indices[hist.data > 0]] = True
-    u, i = np.nonzero(pick)
+    hist_user, signal = np.repeat(np.arange(n), np.diff(hist.indptr)), hist.data > 0
+    keys = np.unique(np.concatenate([
+        np.repeat(np.arange(n), retrieved.shape[1]) * n_items + retrieved.ravel(),
+        co_user * n_items + items.ease.cols[co_cols[co_scores > 0]],
+        hist_user[signal] * n_items + hist.indices[signal],
+    ]))
+    u, i = keys // n_items, keys % n_items
     hist_w, bought, days = (_values_at(m, u, i) for m in (shoppers.weighted, shoppers.purchased, shoppers.days_since))
     days = np.where(days > 0, days - 1.0, NEVER_DAYS)
-    co = (shoppers.anchors @ items.copurchase).toarray()[u, i]  # dense like ease: cheaper than a sparse look-up
-    tt_pairs, ease_pairs = tt[u, i], ease[u, i]
+    co_rows = shoppers.anchors @ items.copurchase
+    co_rows.sort_indices()
+    co = _values_at(co_rows, u, i)
+    tt_pairs = np.einsum("pd,pd->p", shoppers.query[u], items.item_emb[i])
+    col = items.ease.col_of[i]
+    ease_pairs = np.where(col >= 0, ease[u, np.maximum(col, 0)] if ease.size else 0.0, 0.0).astype(np.float32)
     median = shoppers.median_price[u]
     price_ratio = catalog.price[i] / np.maximum(median, 1e-3)
     numeric = np.column_stack([

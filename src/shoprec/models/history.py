@@ -26,6 +26,11 @@ def nanoseconds(times) -> np.ndarray:
     return pd.DatetimeIndex(times).as_unit("ns").asi8
 
 
+def utc_ns(time) -> int:
+    """UTC nanoseconds of one timestamp (tz-aware or naive UTC): :func:`nanoseconds` without an index per call."""
+    return pd.Timestamp(time).value
+
+
 def window(tokens: np.ndarray, ends: np.ndarray, starts: np.ndarray, length: int, dtype=np.int32) -> np.ndarray:
     """Row r = tokens[max(starts[r], ends[r] - length) : ends[r]], left-padded with 0."""
     idx = ends[:, None] - length + np.arange(length)[None, :]

@@ -24,8 +24,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from shoprec.models.candidates import Events, Shoppers, build_shoppers, dense_row
+from shoprec.models.candidates import Events, Shoppers, build_shoppers, row_entries, row_values
 from shoprec.models.diversity import mmr
+from shoprec.models.history import utc_ns
 from shoprec.models.multistage import MultiStage
 
 _SIGNAL_PHRASES = {"add_to_cart": "you added this to your cart", "click": "you clicked this", "view": "you viewed this"}
@@ -36,22 +37,25 @@ def explain(system: MultiStage, shoppers: Shoppers, pos: int, items: np.ndarray)
     catalog, item_emb = system.catalog, system.state.items.item_emb
     if not shoppers.known[pos]:
         return [_popular(catalog, i) for i in items]
-    bought, signal = dense_row(shoppers.purchased, pos), dense_row(shoppers.weighted, pos)
+    bought, signal = row_values(shoppers.purchased, pos, items), row_values(shoppers.weighted, pos, items)
     weights = system.cfg.interactions.weights
     recent = shoppers.recent[pos]
+    bought_items, _ = row_entries(shoppers.purchased, pos)
     if len(recent):
         anchors, verb = recent, "just viewed"
+    elif len(bought_items):
+        anchors, verb = bought_items, "bought"
     else:
-        anchors = np.flatnonzero(bought) if bought.any() else np.flatnonzero(signal)
-        verb = "bought" if bought.any() else "looked at"
+        looked, weight = row_entries(shoppers.weighted, pos)
+        anchors, verb = looked[weight != 0], "looked at"
     nearest = anchors[np.argmax(item_emb[items] @ item_emb[anchors].T, axis=1)] if len(anchors) else None
     out = []
     for at, i in enumerate(items):
-        if bought[i] > 0:
-            times = int(bought[i])
+        if bought[at] > 0:
+            times = int(bought[at])
             out.append(f"you bought this {times} time{'s' if times > 1 else ''} before")
-        elif signal[i] > 0:
-            strongest = min(weights, key=lambda t: abs(weights[t] - signal[i]))  # the event type behind the weight
+        elif signal[at] > 0:
+            strongest = min(weights, key=lambda t: abs(weights[t] - signal[at]))  # the event type behind the weight
             out.append(_SIGNAL_PHRASES.get(strongest, "you looked at this before"))
         elif nearest is not None:
             out.append(f"because you {verb} {catalog.titles[nearest[at]]}")
@@ -76,7 +80,7 @@ def ranked(system: MultiStage, shoppers: Shoppers) -> list[tuple[np.ndarray, np.
 def without_purchases(shoppers: Shoppers, pos: int, items: np.ndarray, scores: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``items`` minus what shopper ``pos`` bought (the evaluation's ``new`` view)."""
-    keep = dense_row(shoppers.purchased, pos)[items] == 0
+    keep = row_values(shoppers.purchased, pos, items) == 0
     return items[keep], scores[keep]
 
 
@@ -108,7 +112,8 @@ def history_shoppers(system: MultiStage, events: Events, keys: np.ndarray, user_
     ids not in the catalog are ignored (an item added after packaging has no vector yet)."""
     cfg, row_of = system.cfg, system.catalog.row_of
     rows = None if recent is None else [np.array([row_of[i] for i in r if i in row_of], np.int64) for r in recent]
-    return build_shoppers(events, keys, np.array([u or "" for u in user_ids], dtype=object), pd.DatetimeIndex(now),
+    return build_shoppers(events, keys, np.array([u or "" for u in user_ids], dtype=object),
+                          np.array([utc_ns(t) for t in now], np.int64),
                           system.catalog, cfg.interactions.weights, cfg.interactions.history_types,
                           system.state.tower, cfg.retrieval.history_length, rows)
 
@@ -126,7 +131,7 @@ def recommend_now(system: MultiStage, events: Events, now: pd.Timestamp,
     (None or unknown: the cold-start one). ``recent_items``: items the shopper is looking
     at now (an anonymous session, the page they are on), most recent last.
     """
-    shoppers = history_shoppers(system, events, np.zeros(len(events), np.int64), [user_id], [pd.Timestamp(now)],
+    shoppers = history_shoppers(system, events, np.zeros(len(events), np.int64), [user_id], [now],
                                 [recent_items])
     return answer(system, shoppers, k, exclude_purchased, diversity)
 

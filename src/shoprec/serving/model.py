@@ -112,7 +112,7 @@ class ServingModel:
     history_rows: dict[str, np.ndarray]
     together: dict[str, np.ndarray]  # other, score
     together_rows: dict[int, np.ndarray]
-    index: object  # shoprec.search.index.vectors index over item_emb
+    index: object  # shoprec.search.index.vectors index over item_emb (/similar, and real-time two-tower candidates)
     engine: object  # shoprec.search.engine.SearchEngine
     realtime: object = None  # shoprec.serving.realtime.RealTime, or None: precomputed lists only
     help: object = None  # shoprec.help.answers.HelpDesk, or None: no help centre in the bundle
@@ -149,16 +149,15 @@ class ServingModel:
             engine.semantic_search = FilteredSearch(engine.semantic.item_vectors,
                                                     _load_index(bundle.semantic_index, s.semantic_ef_search),
                                                     s.ann_exact_subset)
+        index = _load_index(bundle.item_index, s.hnsw_ef_search) if bundle.item_index.exists() else ExactIndex(item_emb)
         return cls(
             version=version or manifest["version"], params=params, items=_columns(items, ITEM_FIELDS),
             item_index=row_index(items["item_id"]), item_emb=item_emb,
             lists=_columns(lists, ("item", "score", "explanation")), list_rows=_grouped(lists, ["user_id", "view"]),
             history=_columns(history, ("item", "purchases", "last_bought")), history_rows=_grouped(history, "user_id"),
             together=_columns(together, ("other", "score")), together_rows=_grouped(together, "item"),
-            index=(_load_index(bundle.item_index, s.hnsw_ef_search) if bundle.item_index.exists()
-                   else ExactIndex(item_emb)),
-            engine=engine,
-            realtime=(RealTime.load(bundle, params, live.clock_offset, packaged_at, live.cache_seconds)
+            index=index, engine=engine,
+            realtime=(RealTime.load(bundle, params, live.clock_offset, packaged_at, live.cache_seconds, index)
                       if packaged_at is not None and live.enabled and manifest.get("system") == GATED else None),
             help=HelpDesk.load(intents.classifier, intents.answers) if intents.classifier.exists() else None,
         )

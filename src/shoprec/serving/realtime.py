@@ -43,6 +43,7 @@ from shoprec.serving.store import RECENT_COLUMNS
 
 if TYPE_CHECKING:  # TensorFlow: imported by the worker that loads a model, after it has set its thread pools
     from shoprec.models.multistage import MultiStage
+    from shoprec.search.index.vectors import VectorIndex
 
 
 def _utc(time) -> pd.Timestamp:
@@ -132,10 +133,12 @@ class RealTime:
 
     @classmethod
     def load(cls, bundle: BundleFiles, params: Params, clock_offset: str | float, packaged_at: dt.datetime,
-             cache_seconds: float = 0.0) -> "RealTime":
+             cache_seconds: float = 0.0, index: VectorIndex | None = None) -> "RealTime":
         """The bundle's system and training history; ``packaged_at`` places the ``auto`` clock; a list is
         reused for at most ``cache_seconds`` of the data's clock (:class:`~shoprec.serving.list_cache.ListCache`,
-        shared by the server's workers; 0: never)."""
+        shared by the server's workers; 0: never). ``index``: the service's index over the bundle's two-tower
+        item vectors, which then finds the two-tower candidates (an HNSW graph at catalog scale) instead of an
+        exact scan of its own."""
         from shoprec.models.store import cutoffs, load_layout
         from shoprec.serving.bundle import realtime_paths
 
@@ -147,6 +150,10 @@ class RealTime:
         offset = _utc(packaged_at) - cutoff if clock_offset == "auto" else pd.Timedelta(days=clock_offset)
         train = pd.read_parquet(bundle.layout.split.train, columns=["user_id", "item_id", "event_type", "timestamp"])
         system = load_layout(params, bundle.layout)
+        if index is not None:
+            if len(index) != system.catalog.n_items:
+                raise ValueError(f"the item index holds {len(index):,} vectors for {system.catalog.n_items:,} items")
+            system.state.items.index = index
         events = Events.of_frame(train, system.catalog)
         history = {str(user): Events(events.item[rows], events.event_type[rows], events.ns[rows])
                    for user, rows in train.groupby("user_id", sort=False).indices.items()}

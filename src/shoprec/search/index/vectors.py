@@ -156,6 +156,9 @@ class FaissIndex:
         return out
 
 
+VectorIndex = ExactIndex | FaissIndex  # what ``search(queries, k)`` is asked of
+
+
 def build_index(
     vectors: np.ndarray,
     kind: str = "auto",
@@ -163,7 +166,7 @@ def build_index(
     m: int = 32,
     ef_construction: int = 80,
     ef_search: int = 256,
-) -> ExactIndex | FaissIndex:
+) -> VectorIndex:
     """The index for a catalog: ``exact``, ``faiss``, or ``auto`` (exact below ``threshold`` items).
 
     ``ef_search`` 256 is the smallest of 64/128/256 that keeps recall@100 >= 0.95 for every
@@ -197,7 +200,7 @@ class FilteredSearch:
     Without an ANN index (small catalogs) every search is exact.
     """
 
-    def __init__(self, vectors: np.ndarray, index: ExactIndex | FaissIndex | None = None,
+    def __init__(self, vectors: np.ndarray, index: VectorIndex | None = None,
                  exact_below: int = 0, max_fetch: int = 2_000) -> None:
         if index is not None and len(index) != len(vectors):
             raise ValueError(f"the index holds {len(index):,} vectors, the catalog {len(vectors):,}")
