@@ -246,25 +246,25 @@ def return_visits(rng: np.random.Generator, shop: Shop, events: Events, n_sessio
     start times."""
     touched = pd.DataFrame({"session": events.session, "item": events.item, "kind": events.kind,
                             "ts": events.ts_us, "user": events.user})
-    per = touched.groupby("session").agg(bought=("kind", "max"), last=("ts", "max"), user=("user", "first"))
-    open_ = per[per["bought"] < PURCHASE]
-    carted = open_["bought"].to_numpy() == PURCHASE - 1
-    back = rng.random(len(open_)) < np.where(carted, RETURN_CARTED, RETURN_BROWSED)
-    open_ = open_[back]
-    n = len(open_)
+    per = touched.groupby("session").agg(deepest=("kind", "max"), last=("ts", "max"), user=("user", "first"))
+    left = per[per["deepest"] < PURCHASE]
+    carted = left["deepest"].to_numpy() == PURCHASE - 1
+    back = rng.random(len(left)) < np.where(carted, RETURN_CARTED, RETURN_BROWSED)
+    left = left[back]
+    n = len(left)
     gap = rng.gamma(RETURN_GAP_SHAPE, RETURN_GAP_HOURS / RETURN_GAP_SHAPE, n) * 3600 * US
-    t0 = open_["last"].to_numpy() + gap.astype(np.int64)
+    t0 = left["last"].to_numpy() + gap.astype(np.int64)
     # The mission: each item touched in the left session, its deepest stage and first touch.
-    mission = (touched[touched["session"].isin(open_.index)]
+    mission = (touched[touched["session"].isin(left.index)]
                .groupby(["session", "item"], as_index=False).agg(stage=("kind", "max"), ts=("ts", "min"))
                .sort_values(["session", "stage", "ts"], ascending=[True, False, True], kind="stable"))
-    r = np.searchsorted(open_.index.to_numpy(), mission["session"].to_numpy())
-    deepest = np.diff(r, prepend=-1) != 0
-    anchor = mission["item"].to_numpy()[deepest]
+    r = np.searchsorted(left.index.to_numpy(), mission["session"].to_numpy())
+    anchor_row = np.diff(r, prepend=-1) != 0  # a session's first row: its deepest-engaged item
+    anchor = mission["item"].to_numpy()[anchor_row]
     stage = mission["stage"].to_numpy()
-    again = mission[deepest | (rng.random(len(mission)) < REVISIT[stage])]
-    r_again = np.searchsorted(open_.index.to_numpy(), again["session"].to_numpy())
-    u = open_["user"].to_numpy()
+    again = mission[anchor_row | (rng.random(len(mission)) < REVISIT[stage])]
+    r_again = np.searchsorted(left.index.to_numpy(), again["session"].to_numpy())
+    u = left["user"].to_numpy()
     n_alt = rng.poisson(RETURN_ALTERNATIVES, n)
     r_alt = np.repeat(np.arange(n), n_alt)
     alt, alt_aff = _more_views(rng, shop, u[r_alt], shop.cat.category[anchor[r_alt]], anchor[r_alt],
