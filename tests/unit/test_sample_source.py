@@ -12,7 +12,7 @@ import pytest
 from shoprec.config import SampleParams
 from shoprec.data.contracts import EVENT_TYPES, EVENTS, ITEMS, QUERY_LABELS
 from shoprec.data.sources.base import ROW_COL, SOURCE_COL
-from shoprec.data.sources.sample import generate, load, vocab
+from shoprec.data.sources.sample import behaviour, generate, generator, load, vocab
 from shoprec.data.sources.sample.queries import QUERY_TYPES, query_type
 
 SMALL = SampleParams(seed=7, n_items=2000, n_users=800, n_events=60_000, days=60)
@@ -71,12 +71,54 @@ def test_ids_values_and_references_are_valid(data):
     assert 0.0 < (items.description == "").mean() < 0.15 and 0.0 < (items.brand == "").mean() < 0.15
 
 
+def _sessions(params: SampleParams, returns: bool) -> tuple[behaviour.Events, np.ndarray]:
+    rng, shop = generator.shoppers(params)
+    stream = np.random.default_rng([params.seed, generator.RETURNS]) if returns else None
+    return behaviour.simulate(rng, shop, params.days, pd.Timestamp(params.start_date, tz="UTC"), stream)
+
+
 def test_default_size_is_near_the_requested_event_count():
+    """``n_events`` sets the first visits and re-purchases; return visits come on top (a tenth or so more)."""
     params = SampleParams()
     big = generate(params)
     assert len(big.items) == params.n_items
     assert big.events.user_id.nunique() <= params.n_users
-    assert abs(len(big.events) - params.n_events) / params.n_events < 0.1
+    before_returns = len(_sessions(params, returns=False)[0].user)
+    assert abs(before_returns - params.n_events) / params.n_events < 0.1
+    assert 1.05 < len(big.events) / before_returns < 1.25
+
+
+def _frame(events: behaviour.Events, specs: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"user": events.user, "item": events.item, "kind": events.kind, "ts": events.ts_us,
+                         "quantity": events.quantity, "session": events.session,
+                         "searched": specs[events.session, 0] >= 0})
+
+
+def test_return_visits_only_add_sessions_that_resume_a_left_mission():
+    """Return visits have a stream of their own: every other event is the same draw with or without them (sessions
+    renumbered one to one, queries kept). Each added session has no query and starts from an item the shopper left
+    unbought in an earlier session (or, a re-purchase, one a return visit bought), and ends in a purchase more
+    often than the other sessions."""
+    old, new = _frame(*_sessions(SMALL, returns=False)), _frame(*_sessions(SMALL, returns=True))
+    key = ["user", "item", "kind", "ts", "quantity"]
+    both = old.merge(new, on=key, how="left", suffixes=("_old", "_new"), validate="one_to_one")
+    assert both["session_new"].notna().all()
+    assert both.groupby("session_old").session_new.nunique().max() == 1
+    assert both.groupby("session_new").session_old.nunique().max() == 1
+    assert (both["searched_old"] == both["searched_new"]).all()
+    added = new[~new.set_index(key).index.isin(old.set_index(key).index)]
+    assert 0.05 < added.session.nunique() / old.session.nunique() < 0.3
+    assert not added.searched.any()
+    first = added.sort_values("ts").groupby("session").head(1)
+    unbought = old.groupby("session").kind.max() < 3
+    left = old[old.session.map(unbought)].merge(first[["user", "item", "ts"]], on=["user", "item"],
+                                                  suffixes=("", "_back"))
+    left = left[left.ts < left.ts_back]
+    rebuys = added[added.kind == 3].merge(first[["user", "item", "ts"]], on=["user", "item"], suffixes=("", "_back"))
+    rebuys = rebuys[rebuys.ts < rebuys.ts_back]  # re-purchase sessions of what a return visit bought
+    assert set(zip(first.user, first.item)) <= set(zip(left.user, left.item)) | set(zip(rebuys.user, rebuys.item))
+    assert len(set(zip(first.user, first.item)) & set(zip(left.user, left.item))) > 0.9 * len(first)
+    assert added.groupby("session").kind.max().eq(3).mean() > old.groupby("session").kind.max().eq(3).mean()
 
 
 def test_popularity_is_zipf_like(data):
@@ -264,4 +306,4 @@ def test_generated_tables_are_pinned(data):
     tables = {"items": data.items, "events": without_service.events, "query_labels": data.query_labels}
     digest = {name: hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
               .hexdigest()[:16] for name, frame in tables.items()}
-    assert digest == {"items": "d71e629eeb5970f3", "events": "db2cdbf6889679bf", "query_labels": "77ed13ae5e96f04b"}
+    assert digest == {"items": "d71e629eeb5970f3", "events": "597f69387a00ed7f", "query_labels": "77ed13ae5e96f04b"}

@@ -20,6 +20,21 @@ affinity (and for the wanted item); quantity is 1, or 2-6 for a third of consuma
 purchases. Each consumable purchase is re-bought after Gamma-distributed gaps (mean
 the category's ``cycle_days``) while the shopper keeps the habit.
 
+Return visits. A session that ends without a purchase is a mission left open: with
+probability :data:`RETURN_CARTED` (a cart was left) or :data:`RETURN_BROWSED` (views and
+clicks only) the shopper comes back after a gap ``g ~ Gamma(RETURN_GAP_SHAPE,
+RETURN_GAP_HOURS / RETURN_GAP_SHAPE)`` hours from its last event, views again each item
+of the mission with probability ``REVISIT[deepest stage reached]`` (the deepest-engaged
+item always), then ``Poisson(RETURN_ALTERNATIVES)`` close alternatives (same category,
+favouring that item's noun and colour), all through the funnel with every logit raised by
+:data:`RETURN_LIFT` and the items carted before counting as wanted:
+
+    P(back) = RETURN_CARTED if carted else RETURN_BROWSED;  logit_step += RETURN_LIFT (+ wanted terms if carted)
+
+Purchases in return visits are re-bought like any other. Return visits come from a random
+stream of their own (see :func:`simulate`), so every other event is the same with or without
+them.
+
 Time. Session days follow ``w(d) = weekly(d) * (1 + TREND d / days) * (1 + bump(d))``,
 a Gaussian promotion bump centred at 60% of the window; hours peak at lunch and evening.
 """
@@ -51,6 +66,12 @@ KEEP_HABIT = 0.65  # chance a shopper re-buys once more
 SESSIONS_PER_CHUNK = 200_000
 US = 1_000_000  # microseconds per second
 PURCHASE = EVENT_TYPES.index("purchase")
+RETURN_CARTED = 0.35  # chance a left cart brings the shopper back: carts are often left to decide later, a third resumed
+RETURN_BROWSED = 0.15  # chance a session of views/clicks without a cart is resumed: missions are researched over visits
+RETURN_GAP_HOURS, RETURN_GAP_SHAPE = 29.0, 2.0  # mean and shape of the Gamma gap: median ~1 day, 90% within ~2.4 days
+REVISIT = np.array([0.3, 0.5, 0.9])  # chance an item last viewed / clicked / carted is viewed again on return
+RETURN_ALTERNATIVES = 1.5  # mean new views on return: a close alternative or two to compare with
+RETURN_LIFT = 0.7  # logit lift at each funnel step on return: the odds double for a shopper back on a mission
 ORGANIC = 0.5  # chance a wanted item a shown list did not lead to is found by browsing (react)
 
 
@@ -166,12 +187,15 @@ def _sigmoid(logit: np.ndarray) -> np.ndarray:
 
 
 def _funnel(rng: np.random.Generator, shop: Shop, s_of_view: np.ndarray, u: np.ndarray, item: np.ndarray,
-            aff: np.ndarray, wanted: np.ndarray, t_view: np.ndarray) -> Events:
-    """Events for a batch of views: each view, then click / cart / purchase while the funnel continues."""
+            aff: np.ndarray, wanted: np.ndarray, t_view: np.ndarray, lift: float = 0.0) -> Events:
+    """Events for a batch of views: each view, then click / cart / purchase while the funnel continues.
+
+    ``lift`` raises every step's logit (return visits, :data:`RETURN_LIFT`).
+    """
     n = len(item)
-    click = rng.random(n) < _sigmoid(-1.3 + 0.8 * aff + 1.6 * wanted)
-    cart = click & (rng.random(n) < _sigmoid(-1.9 + 0.8 * aff + 0.8 * wanted))
-    buy = cart & (rng.random(n) < _sigmoid(0.4 + 0.5 * aff))
+    click = rng.random(n) < _sigmoid(-1.3 + 0.8 * aff + 1.6 * wanted + lift)
+    cart = click & (rng.random(n) < _sigmoid(-1.9 + 0.8 * aff + 0.8 * wanted + lift))
+    buy = cart & (rng.random(n) < _sigmoid(0.4 + 0.5 * aff + lift))
     consumable = shop.consumable_cycle[shop.cat.category[item]] > 0
     multi = rng.random(n) < np.where(consumable, 0.35, 0.04)
     qty = np.where(multi, np.where(consumable, rng.integers(2, 7, n), 2), 1)
@@ -215,6 +239,51 @@ def _repeats(rng: np.random.Generator, shop: Shop, bought: Events, first_session
     return _emit(u, item, session, [(None, t0, 1), (click, t1, 1), (None, t2, qty), (None, t3, qty)]), t0
 
 
+def return_visits(rng: np.random.Generator, shop: Shop, events: Events, n_sessions: int,
+                  end_us: int) -> tuple[Events, np.ndarray]:
+    """Return visits to the sessions ``0 .. n_sessions - 1`` of ``events`` that bought nothing (see the module
+    docstring), numbered from ``n_sessions``, with the re-purchases of what they buy; returns their events and
+    start times."""
+    touched = pd.DataFrame({"session": events.session, "item": events.item, "kind": events.kind,
+                            "ts": events.ts_us, "user": events.user})
+    per = touched.groupby("session").agg(deepest=("kind", "max"), last=("ts", "max"), user=("user", "first"))
+    left = per[per["deepest"] < PURCHASE]
+    carted = left["deepest"].to_numpy() == PURCHASE - 1
+    back = rng.random(len(left)) < np.where(carted, RETURN_CARTED, RETURN_BROWSED)
+    left = left[back]
+    n = len(left)
+    gap = rng.gamma(RETURN_GAP_SHAPE, RETURN_GAP_HOURS / RETURN_GAP_SHAPE, n) * 3600 * US
+    t0 = left["last"].to_numpy() + gap.astype(np.int64)
+    # The mission: each item touched in the left session, its deepest stage and first touch.
+    mission = (touched[touched["session"].isin(left.index)]
+               .groupby(["session", "item"], as_index=False).agg(stage=("kind", "max"), ts=("ts", "min"))
+               .sort_values(["session", "stage", "ts"], ascending=[True, False, True], kind="stable"))
+    r = np.searchsorted(left.index.to_numpy(), mission["session"].to_numpy())
+    anchor_row = np.diff(r, prepend=-1) != 0  # a session's first row: its deepest-engaged item
+    anchor = mission["item"].to_numpy()[anchor_row]
+    stage = mission["stage"].to_numpy()
+    again = mission[anchor_row | (rng.random(len(mission)) < REVISIT[stage])]
+    r_again = np.searchsorted(left.index.to_numpy(), again["session"].to_numpy())
+    u = left["user"].to_numpy()
+    n_alt = rng.poisson(RETURN_ALTERNATIVES, n)
+    r_alt = np.repeat(np.arange(n), n_alt)
+    alt, alt_aff = _more_views(rng, shop, u[r_alt], shop.cat.category[anchor[r_alt]], anchor[r_alt],
+                               np.ones(len(r_alt), bool))
+    item = np.concatenate([again["item"].to_numpy(), alt])
+    r_view = np.concatenate([r_again, r_alt])
+    aff = np.concatenate([_affinity(shop.users, shop.cat, u[r_again], again["item"].to_numpy()), alt_aff])
+    wanted = np.concatenate([again["stage"].to_numpy() == PURCHASE - 1, np.zeros(len(alt), bool)])
+    order = np.argsort(r_view, kind="stable")  # re-views first, deepest-engaged first, then alternatives
+    item, r_view, aff, wanted = item[order], r_view[order], aff[order], wanted[order]
+    head = np.searchsorted(r_view, r_view)
+    csum = np.cumsum(rng.exponential(45.0, len(r_view)) * US)
+    t_view = t0[r_view] + (csum - csum[head]).astype(np.int64)
+    visits = _funnel(rng, shop, n_sessions + r_view, u[r_view], item, aff, wanted, t_view, RETURN_LIFT)
+    bought = visits.take(np.flatnonzero((visits.kind == PURCHASE) & (visits.ts_us < end_us)))
+    rebought, rebought_starts = _repeats(rng, shop, bought, n_sessions + n, end_us)
+    return Events.concat([visits, rebought]), np.concatenate([t0, rebought_starts])
+
+
 def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, first_session: int,
                    days: int, start: pd.Timestamp) -> tuple[Events, np.ndarray, np.ndarray]:
     """All sessions of a block of shoppers, numbered from ``first_session``.
@@ -256,11 +325,13 @@ def simulate_chunk(rng: np.random.Generator, shop: Shop, users: np.ndarray, firs
     return events.take(np.flatnonzero(events.ts_us < end_us)), specs, np.concatenate([t0, again_starts])
 
 
-def simulate(rng: np.random.Generator, shop: Shop, days: int, start: pd.Timestamp) -> tuple[Events, np.ndarray]:
+def simulate(rng: np.random.Generator, shop: Shop, days: int, start: pd.Timestamp,
+             returns: np.random.Generator | None) -> tuple[Events, np.ndarray]:
     """Every shopper's sessions, generated in blocks of about :data:`SESSIONS_PER_CHUNK` sessions.
 
-    Sessions are then renumbered in order of their start time (so session ids grow
-    with time, as a web server would hand them out); returns the events and the
+    Then the :func:`return_visits` to them, drawn from ``returns`` only (``None``: none), so
+    the other sessions' events are the same draws with or without them. Sessions are then
+    renumbered in order of their start time (so session ids grow with time, as a web server would hand them out); returns the events and the
     session query specs indexed by the new numbers.
     """
     cum = np.cumsum(shop.users.sessions)
@@ -273,6 +344,11 @@ def simulate(rng: np.random.Generator, shop: Shop, days: int, start: pd.Timestam
         specs.append(block_specs)
         starts.append(block_starts)
         numbered += len(block_starts)
+    if returns is not None:
+        back, back_starts = return_visits(returns, shop, Events.concat(parts), numbered, days * 86400 * US)
+        parts.append(back.take(np.flatnonzero(back.ts_us < days * 86400 * US)))
+        specs.append(np.full((len(back_starts), 7), -1, np.int32))  # a return visit comes back to the cart, no query
+        starts.append(back_starts)
     events = Events.concat(parts)
     order = np.argsort(np.concatenate(starts), kind="stable")
     rank = np.empty_like(order)

@@ -7,8 +7,10 @@ Strings are assembled with Arrow kernels from small dictionaries (ids, event typ
 distinct query texts), so 10M events never become 10M Python objects.
 
 ``n_events`` is a target: the session count is ``n_events / EVENTS_PER_SESSION``
-(measured mean events per session, re-purchase sessions included), so the real count
-lands within a few per cent of it.
+(measured mean events per session, re-purchase sessions included), so the count of these
+sessions' events lands within a few per cent of it. Return visits (:func:`behaviour.return_visits`)
+come on top, from a random stream of their own seeded from (seed, :data:`RETURNS`), so the
+other events are the same bytes with or without them.
 
 The help centre (:mod:`service`) comes from a random stream of its own, after all the
 above, so the storefront's tables are the same bytes with or without it (except the
@@ -30,6 +32,7 @@ from shoprec.data.sources.sample import behaviour, catalog, queries, service, vo
 
 SOURCE_NAME = "sample"
 EVENTS_PER_SESSION = 5.7
+RETURNS = 23  # the return visits' stream is seeded from (sample seed, RETURNS): independent of the other draws
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def generate(params: SampleParams) -> SampleData:
     rng, shop = shoppers(params)
     cat = shop.cat
     start = pd.Timestamp(params.start_date, tz="UTC")
-    events, specs = behaviour.simulate(rng, shop, params.days, start)
+    events, specs = behaviour.simulate(rng, shop, params.days, start, np.random.default_rng([params.seed, RETURNS]))
     item_ids = catalog.padded_ids("I", cat.n, 6)
     items = _items_frame(cat, item_ids)
     events = _events_frame(events, specs, item_ids, params.n_users, start)
