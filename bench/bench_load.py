@@ -51,7 +51,8 @@ halves the figures, and this column says when that happened.
 
     python bench/bench_load.py --full-sample [--workers 2] [--pin none,split] [--keep]
     python bench/bench_load.py --root /tmp/copy  # reuse a built copy
-    python bench/bench_load.py --root /tmp/copy --items 1000000 --endpoints recommend,similar
+    python bench/bench_load.py --root /tmp/copy --items 1000000 --endpoints recommend,similar --keep
+    python bench/bench_load.py --root /tmp/copy --bundle <kept>/scaled-bundle --endpoints recommend --realtime on,off
     python bench/bench_load.py --root /tmp/copy --endpoints recommend --concurrency 16 --impressions off,on,off,on
     python bench/bench_load.py --root /tmp/copy --endpoints recommend --concurrency 16 --realtime on,off
 """
@@ -468,6 +469,8 @@ def main() -> None:
                                                                     "instead of the tests' small one")
     parser.add_argument("--root", type=Path, help="a repo copy with models/serving/bundle built (no training)")
     parser.add_argument("--items", type=int, help="grow the catalog to this many items first (bench/scale_bundle.py)")
+    parser.add_argument("--bundle", type=Path, help="serve this bundle instead of --root's, e.g. one grown by --items "
+                                                    "and kept by --keep (growing to 1M items takes ~20 minutes)")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[16, 64])
     parser.add_argument("--endpoints", type=lambda s: s.split(","), default=list(ENDPOINTS))
@@ -496,7 +499,7 @@ def main() -> None:
     os.environ["BENTOML_HOME"] = str(scratch / "bentoml")
     try:
         root = prepare_root(args, scratch)
-        bundle = root / BUNDLE
+        bundle = args.bundle.resolve() if args.bundle else root / BUNDLE
         if args.items:
             print(f"growing the bundle to {args.items:,} items ...", flush=True)
             bundle = scale_bundle(bundle, scratch / "scaled-bundle", args.items)

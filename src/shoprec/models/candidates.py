@@ -177,8 +177,8 @@ def build_shoppers(events: Events, keys: np.ndarray, user_ids: np.ndarray, now_n
                    history_length: int, recent: list[np.ndarray] | None = None) -> Shoppers:
     """Shoppers ``0..n-1`` (``n = len(user_ids)``): shopper ``keys[j]`` did event ``j`` of ``events``.
 
-    ``now_ns[r]`` (UTC nanoseconds, :func:`utc_ns`) is shopper r's clock (every "days since" and the day of week); their events
-    must be before it. ``user_ids[r]`` picks the query tower's user embedding (unknown: the
+    ``now_ns[r]`` (UTC nanoseconds, :func:`utc_ns`) is shopper r's clock (every "days since" and the day
+    of week); their events must be before it. ``user_ids[r]`` picks the query tower's user embedding (unknown: the
     cold-start one). ``recent[r]`` (catalog rows) are items r is looking at now: they count as
     views at ``now``, close r's query-tower history and join the co-purchase input.
     """
@@ -303,28 +303,29 @@ def row_entries(m: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
 def row_values(m: sp.csr_matrix, row: int, cols: np.ndarray) -> np.ndarray:
     """``m[row, cols]`` (0 where ``m`` has no entry), by binary search in the row's columns."""
     indices, data = row_entries(m, row)
-    if not len(indices):
-        return np.zeros(len(cols), m.dtype)
-    at = np.minimum(np.searchsorted(indices, cols), len(indices) - 1)
-    return np.where(indices[at] == cols, data[at], 0).astype(m.dtype)
+    return _look_up(indices, data, cols, m.dtype)
+
+
+def _look_up(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray, dtype) -> np.ndarray:
+    """The value of each ``wanted`` key among sorted distinct ``keys`` (0 where it is not one)."""
+    if not len(keys):
+        return np.zeros(len(wanted), dtype)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, values[at], 0).astype(dtype)
 
 
 def _values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``m[rows, cols]`` (0 where ``m`` has no entry) by binary search in ``m``'s (row, column) keys
     (``m`` as :func:`_rows` builds it: sorted, no duplicates): a fraction of the cost of scipy's fancy indexing."""
-    if m.nnz == 0:
-        return np.zeros(len(rows), m.dtype)
     width = np.int64(m.shape[1])
     keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * width + m.indices
-    wanted = np.asarray(rows, np.int64) * width + cols
-    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[at] == wanted, m.data[at], 0).astype(m.dtype)
+    return _look_up(keys, m.data, np.asarray(rows, np.int64) * width + cols, m.dtype)
 
 
 def _product_at(x: sp.csr_matrix, s: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``(x @ s)[rows, cols]`` without forming ``x @ s``: the rows of ``s`` that ``x``'s entries pick, scaled and
-    summed per (row, column). Costs what those rows hold, where scipy's
-    product allocates a workspace as long as ``s`` is wide (a catalog: milliseconds at a million items)."""
+    summed per (row, column). Costs what those rows hold, where scipy's product allocates a workspace as long
+    as ``s`` is wide (a catalog: milliseconds at a million items)."""
     width = np.int64(s.shape[1])
     starts, lengths = s.indptr[x.indices], np.diff(s.indptr)[x.indices]
     picked = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
@@ -334,9 +335,7 @@ def _product_at(x: sp.csr_matrix, s: sp.csr_matrix, rows: np.ndarray, cols: np.n
     dtype = np.result_type(x.dtype, s.dtype)
     values = np.zeros(len(summed), dtype)  # summed in the product's dtype and order: the same values, ties included
     np.add.at(values, at, (np.repeat(x.data, lengths) * s.data[picked]).astype(dtype))
-    wanted = np.asarray(rows, np.int64) * width + cols
-    found = np.minimum(np.searchsorted(summed, wanted), max(len(summed) - 1, 0))
-    return np.where(summed[found] == wanted, values[found], 0).astype(dtype) if len(summed) else np.zeros(len(wanted), dtype)
+    return _look_up(summed, values, np.asarray(rows, np.int64) * width + cols, dtype)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
