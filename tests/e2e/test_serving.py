@@ -316,7 +316,7 @@ def test_acknowledged_feedback_survives_sigkill(pipeline_run, bundle, tmp_path):
     db = tmp_path / "feedback.db"
     server = start_server(pipeline_run.root, db, tmp_path / "server.log", workers=2)
     acked: list[str] = []
-    lock = threading.Lock()
+    lock, enough = threading.Lock(), threading.Event()
 
     def send(batch: int) -> None:
         events = [{"user_id": f"U-kill-{batch}", "item_id": items[(batch * 7 + n) % len(items)],
@@ -329,12 +329,13 @@ def test_acknowledged_feedback_survives_sigkill(pipeline_run, bundle, tmp_path):
         if response.status_code == 200:
             with lock:
                 acked.extend(e["event_id"] for e in events)
+                if len(acked) >= 200:
+                    enough.set()
 
     processes = descendants(server.process.pid)
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(send, b) for b in range(400)]
-        while len(acked) < 200:
-            pass
+        assert enough.wait(timeout=120), f"only {len(acked)} events acknowledged in 120 s"
         os.killpg(server.process.pid, signal.SIGKILL)  # `kill -9 -- -PGID`: the workers are not in that group
         for f in futures:
             f.result()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+
+import yaml
 
 from shoprec.pipeline import set_params
 
@@ -39,3 +42,19 @@ def copy_repo(dest: Path, overrides: dict) -> Path:
                 ["git", "-c", "user.name=shoprec", "-c", "user.email=ci@shoprec", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
+
+
+def share_run_cache(source: Path, dest: Path, stages: set[str]) -> None:
+    """Give ``dest`` the DVC cache of the finished run in ``source`` (hard links) with its run-cache entries for
+    ``stages`` only: `dvc repro` in ``dest`` then restores those stages (DVC's "is cached - skipping run") when
+    their deps and params are the same bytes as in ``source``, and runs every other stage."""
+    commands = {stage.replace("_", "-") for stage in stages}
+    cache = source / ".dvc" / "cache"
+    for path in sorted(cache.rglob("*")):
+        rel = path.relative_to(cache)
+        if not path.is_file() or (rel.parts[0] == "runs"
+                                  and yaml.safe_load(path.read_text())["cmd"].split()[1] not in commands):
+            continue
+        target = dest / ".dvc" / "cache" / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(path, target)
