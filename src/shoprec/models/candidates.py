@@ -327,7 +327,8 @@ def _product_at(x: sp.csr_matrix, s: sp.csr_matrix, rows: np.ndarray, cols: np.n
     summed per (row, column). Costs what those rows hold, where scipy's product allocates a workspace as long
     as ``s`` is wide (a catalog: milliseconds at a million items)."""
     width = np.int64(s.shape[1])
-    starts, lengths = s.indptr[x.indices], np.diff(s.indptr)[x.indices]
+    starts = s.indptr[x.indices]
+    lengths = s.indptr[x.indices + 1] - starts  # not np.diff(s.indptr): that is as long as the catalog
     picked = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
     keys = np.repeat(np.repeat(np.arange(x.shape[0], dtype=np.int64), np.diff(x.indptr)), lengths) * width
     keys += s.indices[picked]
