@@ -73,9 +73,9 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     stored = dict(np.load(final, allow_pickle=False))
     np.savez(final, **(stored | {"item_emb": item_emb}))
 
-    _, text_emb = read_embeddings(repo.text_embeddings)  # real-time scoring's catalog (the ranker's content vectors)
-    write_embeddings(catalog["item_id"].to_numpy(dtype=object),
-                     np.concatenate([text_emb, _variants(text_emb, origin, rng)]), repo.text_embeddings)
+    _, text_emb = read_embeddings(repo.text_embeddings)  # the catalog's text vectors: semantic search's and the ranker's
+    text_emb = np.concatenate([text_emb, _variants(text_emb, origin, rng)])
+    write_embeddings(catalog["item_id"].to_numpy(dtype=object), text_emb, repo.text_embeddings)
     tower_path = repo.retrieval.query_tower("final")  # its item table reads a shopper's history, variants included
     tower = QueryTowerWeights.load(tower_path)
     history = tower.history_vectors
@@ -83,10 +83,8 @@ def scale_bundle(src: Path, dst: Path, n_items: int, seed: int = 0) -> Path:
     dataclasses.replace(tower, history_vectors=grown).save(tower_path)
 
     semantic_path = repo.query_model.semantic
-    semantic = SemanticIndex.load(semantic_path)
-    text = semantic.item_vectors[:, : semantic.item_vectors.shape[1] - (item_emb.shape[1] if semantic.projection else 0)]
-    text = np.concatenate([text, _variants(text, origin, rng)])
-    SemanticIndex.of(text, item_emb, semantic.projection, semantic.tower_weight).save(semantic_path)
+    semantic = SemanticIndex.load(semantic_path)  # built from the same text vectors: a variant's are the ones above
+    SemanticIndex.of(text_emb, item_emb, semantic.projection, semantic.tower_weight).save(semantic_path)
 
     s = params.search
     lexical = repo.lexical
