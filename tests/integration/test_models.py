@@ -12,7 +12,7 @@ from shoprec.models.diversity import mmr
 from shoprec.models.multistage import ranker_inputs
 from shoprec.models.ranking import predict
 from shoprec.models.candidates import Events
-from shoprec.models.recommend import recommend, recommend_now
+from shoprec.models.recommend import Request, recommend, recommend_many, recommend_now
 from shoprec.models.retrieval import query_inputs
 from shoprec.layout import Layout, RetrievalFiles
 from shoprec.models.store import cutoffs, load_layout, phases, stored_state
@@ -157,6 +157,29 @@ def test_two_tower_candidates_through_an_hnsw_graph_give_the_exact_lists(pipelin
         exact, approximate = (recommend_now(s, history, test_start, user or None, k=20) for s in (system, graph))
         assert [i["item_id"] for i in approximate] == [i["item_id"] for i in exact]
         np.testing.assert_allclose([i["score"] for i in approximate], [i["score"] for i in exact], atol=1e-6)
+
+
+def test_lists_computed_in_one_pass_are_the_lists_computed_alone(pipeline_run, system, sample_users):
+    """The service computes the lists that wait together in one pass (``recommend_many``): each shopper's list,
+    with their own clock, recent items, k and options, must be the one they get alone."""
+    train = pd.read_parquet(pipeline_run.root / "data/split/train.parquet")
+    _, test_start = cutoffs(Layout(pipeline_run.root).split)
+    viewed = tuple(system.catalog.item_ids[:2])
+    requests = [
+        Request(Events.of(train.loc[train["user_id"] == user, ["item_id", "event_type", "timestamp"]]
+                          .itertuples(index=False, name=None), system.catalog),
+                test_start + pd.Timedelta(hours=5 * n), user or None, viewed if n % 2 else (), 10 + n, n % 3 == 1,
+                0.3 * (n % 2))
+        for n, user in enumerate(list(sample_users)[:5] + [""])
+    ]
+    together = recommend_many(system, requests)
+    for request, batched in zip(requests, together, strict=True):
+        alone = recommend_now(system, request.events, request.now, request.user_id, request.recent_items,
+                              request.k, request.exclude_purchased, request.diversity)
+        assert len(batched) == request.k
+        assert [(i["item_id"], i["explanation"]) for i in batched] == [(i["item_id"], i["explanation"]) for i in alone]
+        np.testing.assert_allclose([i["score"] for i in batched], [i["score"] for i in alone], rtol=0, atol=1e-6)
+    assert together[0] != together[2]  # different shoppers: the pass keeps them apart
 
 
 def test_what_a_visitor_just_viewed_changes_their_list(pipeline_run, system):

@@ -3,6 +3,7 @@ the worker's cache of lists (reused only while their key holds and the clock has
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pandas as pd
@@ -12,24 +13,54 @@ from shoprec.serving.realtime import ScoringQueue
 
 
 def test_admission_follows_the_queue_and_the_cost_of_one_list():
-    queue = ScoringQueue()
-    try:
+    async def scenario():
+        queue = ScoringQueue()
         assert queue.admits(0.001)  # nothing measured yet: try
-        assert queue.submit(lambda: sum(range(200_000))).result() > 0
+        assert await queue(lambda items: [sum(range(200_000)) for _ in items], None) > 0
         one = queue.cost
         assert one > 0 and queue.queued == 0
         assert queue.admits(one * 0.5)  # an idle thread always tries: one slow list cannot shut scoring off
         release = threading.Event()
-        running = queue.submit(release.wait)  # occupies the thread
+        running = asyncio.create_task(queue(lambda items: [release.wait() for _ in items], None))
+        await asyncio.sleep(0.05)  # the thread has taken it
         assert queue.admits(one * 2.01) and not queue.admits(one * 1.99)  # a second list: ready after ~2
-        waiting = queue.submit(lambda: None)
+        waiting = asyncio.create_task(queue(lambda items: [None for _ in items], None))
+        await asyncio.sleep(0)
         assert queue.queued == 2 and not queue.admits(one * 2.5)  # a third would be ready after ~3 lists
-        assert waiting.cancel() and queue.queued == 1  # a request gone past its deadline leaves the queue
+        waiting.cancel()  # a request gone past its deadline leaves the queue
+        await asyncio.sleep(0)
+        assert waiting.cancelled() and queue.queued == 1
         release.set()
-        running.result()
-        assert queue.queued == 0
-    finally:
-        queue.shutdown()
+        assert await running is True and queue.queued == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_lists_waiting_together_are_computed_in_one_pass_and_a_failing_one_fails_alone():
+    passes: list[list[int]] = []
+
+    def compute_many(items: list[int]) -> list[int]:
+        passes.append(list(items))
+        if 13 in items:
+            raise ValueError("unlucky")
+        return [10 * i for i in items]
+
+    async def scenario():
+        queue = ScoringQueue()
+        release = threading.Event()
+        first = asyncio.create_task(queue(lambda items: [release.wait() for _ in items], None))
+        await asyncio.sleep(0.05)  # the thread is busy: the next ones wait together
+        rest = [asyncio.create_task(queue(compute_many, i)) for i in (1, 2, 13, 4)]
+        await asyncio.sleep(0)
+        release.set()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = asyncio.run(scenario())
+    assert first is True
+    assert passes[0] == [1, 2, 13, 4]  # one pass for everything that waited ...
+    assert passes[1:] == [[1], [2], [13], [4]]  # ... which failed, so each is computed alone
+    assert rest[:2] == [10, 20] and rest[3] == 40
+    assert isinstance(rest[2], ValueError) and str(rest[2]) == "unlucky"  # only the failing list fails
 
 
 def test_a_cached_list_is_reused_only_within_its_age_and_for_its_own_key(tmp_path):

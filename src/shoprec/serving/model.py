@@ -196,7 +196,7 @@ class ServingModel:
         """:meth:`recommend` computed from the shopper's history as of wall-clock ``wall`` (seconds since the
         epoch): training events, ``store``'s events since the cut-off and ``recent_items``."""
         asked = self.look_up_now(store, user_id, recent_items, wall, k, exclude_purchased, diversity)
-        return self.answer_now(asked) if asked.cached is not None else self.compute_now(asked)
+        return self.answer_now(asked) if asked.cached is not None else self.compute_now([asked])[0]
 
     def look_up_now(self, store, user_id: str, recent_items: list[str], wall: float, k: int,
                     exclude_purchased: bool = False, diversity: float | None = None):
@@ -205,9 +205,11 @@ class ServingModel:
         weight = self.params.ranking.diversity if diversity is None else diversity
         return self.realtime.look_up(store, user_id, recent_items, wall, k, exclude_purchased, weight)
 
-    def compute_now(self, asked) -> dict:
-        """The second half of :meth:`recommend_now`, for a list the cache did not hold: the scoring."""
-        return self.answer_now(asked, self.realtime.compute(asked))
+    def compute_now(self, asks: list) -> list[dict]:
+        """The second half of :meth:`recommend_now`, for lists the cache did not hold: the scoring, of several
+        requests in one pass (:meth:`~shoprec.serving.realtime.RealTime.compute_many`)."""
+        return [self.answer_now(a, computed) for a, computed in zip(asks, self.realtime.compute_many(asks),
+                                                                    strict=True)]
 
     def answer_now(self, asked, computed: tuple[bool, list[dict]] | None = None) -> dict:
         known, items = computed or asked.cached

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,6 +36,7 @@ import pandas as pd
 from shoprec.config import Params, RealtimeParams, section_from_env
 from shoprec.layout import BundleFiles
 from shoprec.models.candidates import Events
+from shoprec.serving.batching import BackgroundBatcher
 from shoprec.serving.list_cache import ListCache
 from shoprec.serving.store import RECENT_COLUMNS
 
@@ -61,47 +60,63 @@ def settings(bundle_params: Params) -> RealtimeParams:
     return section_from_env(ENV, bundle_params.serving.realtime, "serving.realtime")
 
 
-class ScoringQueue:
-    """A worker's real-time scoring: one thread (the work is CPU-bound under the GIL), with admission.
+MAX_SCORING_BATCH = 16  # lists per pass: more than a worker's callers usually wait at once
 
-    A list queued behind ``n`` others is ready in about ``(n + 1)`` times the recent cost of one;
-    when that is past the deadline, :meth:`admits` says no and the request falls back at once
-    instead of waiting its deadline out (an idle thread admits whatever the recent cost). A request
-    whose deadline passes while queued is cancelled (its awaiting side cancels the future), so an
-    overload never piles up work nobody waits for.
+
+class ScoringQueue:
+    """A worker's real-time scoring: one thread (the work is CPU-bound under the GIL) that computes the
+    lists waiting when it comes free in one pass (:class:`~shoprec.serving.batching.BackgroundBatcher`),
+    with admission.
+
+    A pass's fixed costs (array set-up, the ranker's layers) are shared by its lists, so under load a
+    list costs a fraction of one computed alone; alone, a list is a pass of one with no added wait. A list
+    queued behind ``n`` others is ready in about ``(n + 1)`` times the recent cost of one (a pass's time
+    over its lists); when that is past the deadline, :meth:`admits` says no and the request falls back at
+    once instead of waiting its deadline out (an idle thread admits whatever the recent cost). A request
+    whose deadline passes while queued is cancelled, and a pass skips it, so an overload never piles up
+    work nobody waits for. Every method but the pass runs on the worker's event loop.
     """
 
     def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="realtime")
-        self.lock = threading.Lock()
-        self.queued = 0  # submitted, not finished or cancelled
-        self.cost = 0.0  # seconds per list, a moving average
+        self.batcher = BackgroundBatcher(self._pass, MAX_SCORING_BATCH, "realtime")
+        self.queued = 0  # awaited, not finished or cancelled
+        self.cost = 0.0  # seconds per list, a moving average over passes
 
     def admits(self, deadline: float) -> bool:
         # an idle thread always tries (the deadline still bounds the wait): else one slow list (a core taken
         # by another process) would leave the cost above the deadline, and nothing admitted would lower it
         return self.queued == 0 or (self.queued + 1) * self.cost <= deadline
 
-    def submit(self, work: Callable[[], object]) -> Future:
-        with self.lock:
-            self.queued += 1
-        future = self.pool.submit(self._timed, work)
-        future.add_done_callback(self._left)
-        return future
-
-    def _timed(self, work: Callable[[], object]) -> object:
-        started = time.perf_counter()
+    async def __call__(self, compute_many: Callable[[list], list], item):
+        """``compute_many([item])[0]``, computed in a pass with the other items waiting for the same function."""
+        self.queued += 1
         try:
-            return work()
+            return await self.batcher((compute_many, item))
         finally:
-            self.cost = 0.8 * self.cost + 0.2 * (time.perf_counter() - started)
-
-    def _left(self, _: Future) -> None:
-        with self.lock:
             self.queued -= 1
 
-    def shutdown(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
+    def _pass(self, calls: list[tuple[Callable[[list], list], object]]) -> list:
+        """One pass: each function once, on its items in order. When a function's batch fails, its items are
+        computed one by one, so that only the item that fails fails (its error is its result)."""
+        started = time.perf_counter()
+        results: list = [None] * len(calls)
+        for compute_many in dict.fromkeys(fn for fn, _ in calls):  # an experiment's two models: one call each
+            at = [i for i, (fn, _) in enumerate(calls) if fn == compute_many]  # bound methods: equal, not identical
+            try:
+                done = compute_many([calls[i][1] for i in at])
+            except Exception:
+                done = [_alone(compute_many, calls[i][1]) for i in at]
+            for i, result in zip(at, done, strict=True):
+                results[i] = result
+        self.cost = 0.8 * self.cost + 0.2 * (time.perf_counter() - started) / len(calls)
+        return results
+
+
+def _alone(compute_many: Callable[[list], list], item) -> object:
+    try:
+        return compute_many([item])[0]
+    except Exception as exc:  # the caller raises it
+        return exc
 
 
 @dataclass(frozen=True)
@@ -198,18 +213,20 @@ class RealTime:
         return Asked(user_id, tuple(recent_items), now, k, exclude_purchased, diversity, stored, key,
                      None if cached is None else (cached[0], cached[1]))
 
-    def compute(self, asked: Asked) -> tuple[bool, list[dict]]:
-        """Whether the shopper has a history, and their top ``k``: :func:`~shoprec.models.recommend.recommend_now`
-        on their history as of ``asked.now``, kept in the cache."""
-        from shoprec.models.recommend import recommend_now
+    def compute_many(self, asks: list[Asked]) -> list[tuple[bool, list[dict]]]:
+        """For each request, whether the shopper has a history, and their top ``k``:
+        :func:`~shoprec.models.recommend.recommend_many` on their histories as of ``ask.now``, kept in the cache."""
+        from shoprec.models.recommend import Request, recommend_many
 
-        events = Events.concat([self.history.get(asked.user_id, NO_EVENTS), asked.stored])
-        known, items = len(events) > 0, recommend_now(self.system, events, asked.now, asked.user_id,
-                                                      asked.recent_items, asked.k, asked.exclude_purchased,
-                                                      asked.diversity)
-        if asked.key is not None:
-            self.cache.put(asked.key, asked.now, (known, items))
-        return known, items
+        requests = [Request(Events.concat([self.history.get(a.user_id, NO_EVENTS), a.stored]), a.now, a.user_id,
+                            a.recent_items, a.k, a.exclude_purchased, a.diversity) for a in asks]
+        out = []
+        for asked, request, items in zip(asks, requests, recommend_many(self.system, requests), strict=True):
+            known = len(request.events) > 0
+            if asked.key is not None:
+                self.cache.put(asked.key, asked.now, (known, items))
+            out.append((known, items))
+        return out
 
     def _cache_user(self, user_id: str, stored_ids: tuple) -> str:
         """The user part of a list's cache key: ``""`` for every visitor with nothing behind them (no training

@@ -22,7 +22,7 @@ the shopper's arm (:mod:`shoprec.serving.experiment`).
 
 Real-time: /recommend computes the list from the shopper's history as of now (training events,
 the store's events since the cut-off, the request's ``recent_items``) in one scoring thread per
-worker (:mod:`shoprec.serving.realtime`), after a look-up thread has read the store and the list
+worker, which computes the lists waiting together in one pass (:mod:`shoprec.serving.realtime`), after a look-up thread has read the store and the list
 cache the workers share (a list nothing has changed since is answered from there); when the scoring
 queue cannot meet ``serving.realtime.deadline_ms``, past it, or on any error, it answers the
 precomputed list and counts it in ``/metrics`` (``shoprec_recommend_fallback_total{reason}``; cache
@@ -503,7 +503,6 @@ class Shoprec:
         """On a graceful stop: commit the impressions still queued, release the store and the list cache."""
         if self.impressions is not None:
             self.impressions.close()
-        self.scoring.shutdown()
         self.lookups.shutdown(cancel_futures=True)
         self.store.close()
         for model in self.arms.models():
@@ -560,8 +559,9 @@ class Shoprec:
                     self.list_cache.labels(result="hit").inc()
                     return model.answer_now(asked)
                 if self.scoring.admits(deadline - (time.perf_counter() - started)):
-                    answer = await asyncio.wrap_future(self.scoring.submit(functools.partial(model.compute_now,
-                                                                                             asked)))
+                    answer = await self.scoring(model.compute_now, asked)
+                    if isinstance(answer, Exception):  # this list failed, alone
+                        raise answer
                     self.list_cache.labels(result="miss").inc()
                     return answer
                 reason = "busy"
