@@ -75,6 +75,7 @@ from shoprec.serving.experiment import Arm, Arms, from_env
 from shoprec.serving.impressions import ImpressionLog, new_request_id
 from shoprec.serving.model import BundleError, ServingModel, UnknownItem, verify
 from shoprec.serving.process import die_with_parent
+from shoprec.serving.cores import share_cores
 from shoprec.serving.realtime import BadRecentItems, ScoringQueue, settings
 from shoprec.serving.schemas import (
     Assistance,
@@ -345,24 +346,6 @@ def route_label(path: str) -> str:
     return prefix or UNKNOWN_ROUTE
 
 
-def _share_cores(workers: int) -> None:
-    """Give each worker process its share of the cores in every native thread pool.
-
-    OpenBLAS (NumPy) and TensorFlow size their pools to the whole machine in every
-    process, so ``workers`` processes run ``workers x cores`` busy threads on ``cores``
-    cores; OpenBLAS's idle threads also spin. With one share each, /search went from
-    ~25 to ~8 ms of CPU per query on 2 cores. TensorFlow takes the setting only before
-    its runtime starts: this runs before the model (and TensorFlow) loads.
-    """
-    import tensorflow as tf
-    from threadpoolctl import threadpool_limits
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    threadpool_limits(threads)
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
 def _stop_server(reason: str) -> None:
     """Stop the whole server: a worker whose model does not load would otherwise be
     restarted by BentoML's process manager (the parent of every worker) forever, and the
@@ -457,7 +440,7 @@ class Shoprec:
             store, prometheus_client.Counter("shoprec_answers_sent", "answers whose impression was logged"),
             prometheus_client.Counter("shoprec_impressions_stored", "impressions committed to the store"),
         ) if LOG_IMPRESSIONS else None
-        _share_cores(WORKERS)
+        share_cores(WORKERS)
         self.model = _load_model(self.bundle)
         self.scoring = ScoringQueue()
         self.lookups = ThreadPoolExecutor(1, thread_name_prefix="realtime-lookup")
