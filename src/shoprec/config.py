@@ -266,6 +266,7 @@ class ServingParams(_Section):
     semantic_ef_search: int = Field(2048, ge=1)  # the semantic search index's breadth (text queries: see params.yaml)
     workers: int = Field(2, ge=1)  # server processes (each holds its own copy of the bundle)
     tracing: bool = False  # OpenTelemetry spans for the API routes (set an exporter in BentoML's config too)
+    access_log: bool = False  # BentoML's access log: a line per request (impressions and /metrics cover answers)
     threads: int = Field(16, ge=1)  # per worker: /feedback calls at once (concurrent ones share a validation + commit)
     max_body_bytes: int = Field(1_000_000, ge=1024)  # larger request bodies get 413
     body_timeout_s: float = Field(5.0, gt=0)  # a body still incomplete after this gets 400 (truncated)

@@ -258,6 +258,8 @@ def test_every_answer_is_logged_as_an_impression_with_its_positions(served, shop
     assert list(stored.loc[ids, "user_id"]) == [shoppers[0], shoppers[1], ""]
     assert list(stored.loc[ids, "session_id"]) == ["S-imp", "S-imp", ""]
     assert list(stored.loc[ids, "query"]) == ["", "gift", ""]
+    # the impression is the record of an answer: BentoML's access log (a line per request) is off by default
+    assert not [line for line in served.log.read_text().splitlines() if "path=/recommend" in line or "path=/search" in line]
 
 
 def test_feedback_names_its_answer_and_an_unknown_answer_is_stored_and_counted(served, bundle):

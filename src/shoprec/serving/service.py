@@ -388,7 +388,9 @@ logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorsAre
 
 # BentoML opens an OpenTelemetry span per request even when nothing exports it (a large share of
 # /recommend's CPU, docs/serving.md); unless serving.tracing is on (and an exporter is set in
-# BentoML's configuration), the API routes skip it.
+# BentoML's configuration), the API routes skip it. Its access log (a formatted line per request on
+# stderr, a tenth of the event loop's CPU under load) is off unless serving.access_log is on: every
+# answer is already an impression with its request id, and /metrics counts requests by status.
 API_ROUTES = ("/recommend", "/search", "/assist", "/similar", "/feedback", "/user", "/users")
 UNTRACED = [rf"{route}(\?|$)" for route in API_ROUTES]  # OpenTelemetry searches these in the whole URL
 
@@ -411,7 +413,8 @@ Weight = Annotated[float, Field(ge=0.0, le=1.0, description="MMR diversity weigh
 
 @bentoml.asgi_app(ui_app, path="/ui")
 @bentoml.service(name="shoprec", workers=WORKERS, threads=SETTINGS.threads, traffic={"timeout": 30},
-                 tracing={} if SETTINGS.tracing else {"excluded_urls": UNTRACED})
+                 tracing={} if SETTINGS.tracing else {"excluded_urls": UNTRACED},
+                 logging={"access": {"enabled": SETTINGS.access_log}})
 class Shoprec:
     bundle = bentoml.models.BentoModel(MODEL_TAG)
 
