@@ -28,8 +28,6 @@ from shoprec.evaluation.replay import COLUMNS, purchase_requests
 from shoprec.layout import Layout
 from shoprec.models.candidates import Events, candidates
 from shoprec.models.catalog import Catalog
-from shoprec.models.multistage import ranker_inputs
-from shoprec.models.ranking import predict
 from shoprec.models.recommend import history_shoppers, recommend_now
 from shoprec.models.store import load_layout
 
@@ -58,7 +56,7 @@ def parts(system, r: dict) -> dict[str, float]:
     cands = candidates(system.state.items, shoppers, system.catalog, system.cfg.ranking.n_retrieval,
                        system.cfg.ranking.n_copurchase)
     t2 = time.perf_counter()
-    predict(system.ranker, ranker_inputs(shoppers, system.catalog, cands))
+    system.rank_pairs(shoppers, cands)
     t3 = time.perf_counter()
     return {"shopper": t1 - t0, "candidates": t2 - t1, "ranker": t3 - t2, "pairs": len(cands.item)}
 

@@ -189,7 +189,13 @@ def test_numpy_ranker_is_the_keras_one():
     for heads in (["purchase", "click"], ["purchase"]):
         ranker = Ranker(heads, RankingParams(cross_layers=2, deep_units=[16, 8]), features["numeric"])
         expected = ranker(features)
-        got = predict(RankerArrays.from_model(ranker), features, batch=40)  # two batches
+        arrays, n = RankerArrays.from_model(ranker), len(features["numeric"])
+        assert set(arrays(features)) == set(heads)
+        for head in heads:  # pair by pair
+            np.testing.assert_allclose(arrays(features)[head], expected[head].numpy(), rtol=0, atol=1e-5)
+        users, order = arrays.project(features["user_text"][::-1]), np.arange(n)[::-1]  # projected apart, in batches
+        got = predict(arrays, features["numeric"], users, order, arrays.project(features["item_text"]), np.arange(n),
+                      batch=40)  # two batches
         assert set(got) == set(heads)
         for head in heads:
             np.testing.assert_allclose(got[head], expected[head].numpy(), rtol=0, atol=1e-5)

@@ -17,6 +17,7 @@ labels would teach it to trust the two-tower score more than it deserves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -106,7 +107,18 @@ class MultiStage:
         """Candidates of ``shoppers`` and the ranker's predictions on them: every list's scoring path."""
         cands = candidates(self.state.items, shoppers, self.catalog, self.cfg.ranking.n_retrieval,
                            self.cfg.ranking.n_copurchase)
-        return cands, predict(self.ranker, ranker_inputs(shoppers, self.catalog, cands))
+        return cands, self.rank_pairs(shoppers, cands)
+
+    def rank_pairs(self, shoppers: Shoppers, cands: Candidates) -> dict[str, np.ndarray]:
+        """The ranker on candidate pairs: :func:`ranker_inputs`' features, with the content projection taken
+        once per shopper and once per catalog item (:attr:`item_content`)."""
+        users = self.ranker.project(shoppers.user_text.astype(np.float32))
+        return predict(self.ranker, cands.numeric, users, cands.user_pos, self.item_content, cands.item)
+
+    @cached_property
+    def item_content(self) -> np.ndarray:
+        """The ranker's projection of every catalog item's text (``[n_items, d]``), taken once."""
+        return self.ranker.project(self.catalog.text_emb)
 
     def rank(self, rows: np.ndarray) -> tuple[Candidates, dict[str, np.ndarray]]:
         """:meth:`rank_shoppers` of matrix ``rows`` as of the training cut-off (-1: no history)."""

@@ -115,8 +115,16 @@ class RankerArrays:
 
     def __call__(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """:meth:`Ranker.call` on float32 arrays."""
-        u, v = features["user_text"] @ self.content, features["item_text"] @ self.content
-        x0 = np.concatenate([(features["numeric"] - self.mean) / self.scale, u, v, u * v], axis=1)
+        return self.forward(features["numeric"], self.project(features["user_text"]), self.project(features["item_text"]))
+
+    def project(self, text: np.ndarray) -> np.ndarray:
+        """The shared content projection of text vectors (``[n, d_text] -> [n, d]``): linear, so it can be
+        taken once per shopper and per item instead of once per pair."""
+        return text @ self.content
+
+    def forward(self, numeric: np.ndarray, u: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
+        """The layers after the projection, on pairs' numeric features and projected user and item text."""
+        x0 = np.concatenate([(numeric - self.mean) / self.scale, u, v, u * v], axis=1)
         x = x0
         for kernel, bias in self.crosses:
             x = x0 * (x @ kernel + bias) + x
@@ -134,12 +142,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
-def predict(ranker: RankerArrays, features: dict[str, np.ndarray], batch: int = 65536) -> dict[str, np.ndarray]:
-    """The heads' predictions on candidate pairs, ``batch`` pairs at a time (bounded memory)."""
-    n = len(features["numeric"])
+def predict(ranker: RankerArrays, numeric: np.ndarray, users: np.ndarray, user_pos: np.ndarray,
+            items: np.ndarray, item: np.ndarray, batch: int = 65536) -> dict[str, np.ndarray]:
+    """The heads' predictions on pairs ``(user_pos[p], item[p])``, ``batch`` pairs at a time (bounded memory),
+    given the projected text (:meth:`RankerArrays.project`) of the users (``users``) and of the catalog
+    (``items``): the model on the pairs' features, without projecting each pair's two text vectors again
+    (about 40% of the ranker's multiplications on the default layers)."""
     out: dict[str, list[np.ndarray]] = {h: [] for h in ranker.heads}
-    for s in range(0, n, batch):
-        pred = ranker({k: v[s : s + batch] for k, v in features.items() if not k.startswith("label_")})
+    for s in range(0, len(numeric), batch):
+        at = slice(s, s + batch)
+        pred = ranker.forward(numeric[at], users[user_pos[at]], items[item[at]])
         for h in ranker.heads:
             out[h].append(pred[h])
     return {h: np.concatenate(v) if v else np.zeros(0, np.float32) for h, v in out.items()}
