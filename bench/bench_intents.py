@@ -6,8 +6,8 @@ fragments. This runs the ``train_intents`` stage itself, in a scratch directory,
 the sample generator's help centre (``service_intents`` / ``service_phrasings``) against the
 catalog the ``online_retail`` source ingests: the speller is the ``build_lexical_index``
 stage's (catalog words; no logged queries to add), the query encoder the int8 MiniLM
-``train_query_model`` exports (pretrained: the bench sets ``text.finetune_layers: 0`` in its own
-copy of the params, whatever ``params.yaml`` says). It prints the margin and threshold the
+``finetune_text`` exports (pretrained: the bench sets ``text.finetune_layers: 0`` in its own
+copy of the params, whatever ``params.yaml`` says, so that stage copies the model and exports it). It prints the margin and threshold the
 stage chose on validation folds, the validation sweep, the stage's held-out figures (intent
 accuracy, hand-over precision / recall, the share of held-out titles and title fragments
 routed to help, split into the two) and the routed ones. ``--seed`` draws another help
@@ -34,12 +34,11 @@ from shoprec.data.sources import online_retail
 from shoprec.data.sources.sample.service import help_centre
 from shoprec.help.classifier import PRODUCT, IntentClassifier
 from shoprec.help.examples import product_queries, training_set
-from shoprec.layout import IntentFiles, LexicalFiles, QueryModelFiles, SplitFiles
+from shoprec.layout import IntentFiles, LexicalFiles, SplitFiles
 from shoprec.search.index.titles import title_tokens
-from shoprec.search.store import minilm
 from shoprec.stages.build_lexical_index import build_speller
+from shoprec.stages.finetune_text import finetune_text
 from shoprec.stages.train_intents import query_vectors, train_intents
-from shoprec.text.quantized import export_int8
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
@@ -55,7 +54,7 @@ def prepare(root: Path, data: Path, params) -> dict[str, Path]:
     """The stage's inputs in ``root``: help centre, Online Retail items and (query-less) events, speller, encoder."""
     paths = {"intents": root / "service_intents.parquet", "phrasings": root / "service_phrasings.parquet",
              "labels": root / "query_labels.parquet", "items": root / "items.parquet", "split": root / "split",
-             "lexical": root / "lexical", "query_model": root / "query_model"}
+             "lexical": root / "lexical", "text_model": root / "text_encoder"}
     intents, phrasings = help_centre(params.seed)
     intents.to_parquet(paths["intents"])
     phrasings.to_parquet(paths["phrasings"])
@@ -68,8 +67,7 @@ def prepare(root: Path, data: Path, params) -> dict[str, Path]:
     speller = build_speller(items, raw.events, [], title_tokens(items["title"]), params)
     paths["lexical"].mkdir()
     LexicalFiles(paths["lexical"]).vocabulary.write_text(json.dumps(speller.frequency, sort_keys=True))
-    paths["query_model"].mkdir()
-    export_int8(minilm(params.text), QueryModelFiles(paths["query_model"]).quantized_encoder)
+    finetune_text(paths["split"], paths["items"], paths["text_model"], params)  # finetune_layers 0: no pairs read
     return paths
 
 
@@ -81,7 +79,7 @@ def routed_products(paths: dict[str, Path], out: IntentFiles, params) -> tuple[p
                                set(phrasings["phrasing"].str.lower()), params.intents.max_product_queries, params.seed)
     examples = training_set(phrasings, products, params.intents.holdout, params.seed)
     held = examples[examples["held_out"] & (examples["label"] == PRODUCT)].reset_index(drop=True)
-    embed = query_vectors(params, LexicalFiles(paths["lexical"]), QueryModelFiles(paths["query_model"]))
+    embed = query_vectors(params, LexicalFiles(paths["lexical"]))
     verdicts = IntentClassifier.load(out.classifier).verdicts(embed(held["text"].tolist()))
     full = set(titles.str.lower().str.replace(r"[^\w\s]", " ", regex=True).str.split().str.join(" "))
     held = held.assign(service=[v.service for v in verdicts], title=held["text"].isin(full),
@@ -104,10 +102,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root, start = Path(tmp), time.perf_counter()
         paths = prepare(root, args.data, params)
+        params = params.with_text_model(paths["text_model"])
         prepared = time.perf_counter() - start
         out, metrics_path = IntentFiles(root / "intents"), root / "intent_metrics.json"
         train_intents((paths["intents"], paths["phrasings"]), paths["labels"], paths["items"], paths["split"],
-                      paths["lexical"], paths["query_model"], out.folder, metrics_path, params)
+                      paths["lexical"], out.folder, metrics_path, params)
         trained = time.perf_counter() - start - prepared
         metrics = json.loads(metrics_path.read_text())
         summary = json.loads(out.summary.read_text())

@@ -40,6 +40,17 @@ def online_retail_path() -> Path:
 sys.path.insert(0, str(REPO / "tests" / "helpers"))
 
 
+@pytest.fixture(scope="session")
+def pretrained_text_model(tmp_path_factory) -> Path:
+    """The ``finetune_text`` stage's folder with ``text.finetune_layers: 0``: the pretrained MiniLM's files and
+    their int8 export, made once (the export takes a while) for the tests that check either."""
+    from shoprec.config import Params
+    from shoprec.stages.finetune_text import finetune_text
+
+    scratch = tmp_path_factory.mktemp("pretrained_text_model")
+    return finetune_text(scratch / "no_split_needed", scratch / "no_items_needed", scratch / "model", Params())
+
+
 @dataclass
 class PipelineRun:
     root: Path

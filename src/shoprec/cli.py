@@ -272,7 +272,6 @@ def train_intents(intents: Annotated[Path, typer.Option(help="clean service_inte
                   phrasings: Annotated[Path, typer.Option(help="clean service_phrasings.parquet")],
                   labels: Annotated[Path, typer.Option(help="query_labels.parquet")], items: ItemsOpt, data: DataDir,
                   lexical: Annotated[Path, typer.Option(help="folder written by build-lexical-index")],
-                  query_model: Annotated[Path, typer.Option(help="folder written by train-query-model")],
                   text_model: TextModelOpt, out: OutDir,
                   metrics: Annotated[Path, typer.Option(help="the held-out figures (.json)")],
                   params: ParamsOpt = DEFAULT_PARAMS) -> None:
@@ -280,7 +279,7 @@ def train_intents(intents: Annotated[Path, typer.Option(help="clean service_inte
     from shoprec.stages.train_intents import train_intents as run
 
     cfg = _params(params).with_text_model(text_model)
-    written = run((intents, phrasings), labels, items, data, lexical, query_model, out, metrics, cfg)
+    written = run((intents, phrasings), labels, items, data, lexical, out, metrics, cfg)
     typer.echo(f"intent classifier written to {written}")
 
 

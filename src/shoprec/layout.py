@@ -36,12 +36,15 @@ class SplitFiles:
 @dataclass(frozen=True)
 class TextModelFiles:
     """Written by ``finetune_text``: the MiniLM every later stage embeds with, as a model directory
-    (``model.safetensors``, vocabulary, configs): fine-tuned, or the pretrained one copied unchanged."""
+    (``model.safetensors``, vocabulary, configs): fine-tuned, or the pretrained one copied unchanged;
+    and its int8 export, which depends on nothing else (so DVC's run-cache restores it with the weights)."""
 
     folder: Path
 
     losses = _file("losses.csv", "Training and held-out loss per epoch (empty when not fine-tuned).")
     summary = _file("summary.json", "Pairs mined per kind, epochs run, the epoch kept.")
+    quantized_encoder = _file("query_encoder.tflite",
+                              "This MiniLM with int8 weights, for one query at a time (search, the intents).")
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,6 @@ class QueryModelFiles:
 
     semantic = _file("semantic.npz", "Item vectors, and the query projection when one was trained.")
     intent = _file("intent.npz", "The category intent classifier (only when trained).")
-    quantized_encoder = _file("query_encoder.tflite",
-                              "MiniLM with int8 weights, for one query at a time (serving).")
     saved_model = _file("saved_model", "Raw query strings -> top-K item ids and scores.")
     summary = _file("summary.json")
     losses = _file("losses.csv")

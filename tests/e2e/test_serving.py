@@ -412,11 +412,11 @@ def test_refuses_to_start_on_a_missing_or_corrupted_model(pipeline_run, bundle, 
     # A bundle from before the int8 query encoder: refused before the port is bound, with the fix.
     with bentoml.models.create("shoprec:old-bundle") as model:
         shutil.copytree(bundle, model.path, dirs_exist_ok=True)
-        (Path(model.path) / "models/search/query_model/query_encoder.tflite").unlink()
+        (Path(model.path) / "models/text_encoder/query_encoder.tflite").unlink()
         _sign_again(Path(model.path))
     old = serve("shoprec:old-bundle")
     assert old.returncode != 0
-    assert "lacks models/search/query_model/query_encoder.tflite; rebuild with `shoprec package`" in old.stdout + old.stderr
+    assert "lacks models/text_encoder/query_encoder.tflite; rebuild with `shoprec package`" in old.stdout + old.stderr
     inconsistent = serve("shoprec:inconsistent-copy")
     assert inconsistent.returncode != 0
     assert "refusing to serve" in inconsistent.stdout + inconsistent.stderr

@@ -17,8 +17,9 @@ import pytest
 import shoprec  # noqa: F401
 import tensorflow as tf
 
+from shoprec.layout import TextModelFiles
 from shoprec.text import MiniLMEncoder, ModelFilesError, embed_texts, export_saved_model, item_text, resolve_model_dir
-from shoprec.text.quantized import QuantizedEncoder, export_int8
+from shoprec.text.quantized import QuantizedEncoder
 from shoprec.text.tokenizer import WordPieceTokenizer
 from shoprec.text.weights import REQUIRED_FILES, package_model_dir, read_vocab
 
@@ -132,8 +133,10 @@ def test_saved_model_reloads_and_embeds_raw_strings(encoder64: MiniLMEncoder, tm
 
 
 @pytest.fixture(scope="module")
-def int8_file(encoder: MiniLMEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_int8(encoder, tmp_path_factory.mktemp("int8") / "query_encoder.tflite")
+def int8_file(pretrained_text_model: Path) -> Path:
+    """The pretrained MiniLM's int8 export as the ``finetune_text`` stage writes it (the tests below compare its
+    vectors with ``encoder``'s)."""
+    return TextModelFiles(pretrained_text_model).quantized_encoder
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +170,7 @@ def test_int8_query_encoder_gives_a_text_the_same_vector_alone_or_in_a_padded_ba
 
 
 def test_int8_query_encoder_names_the_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="query_encoder.tflite.*train_query_model"):
+    with pytest.raises(FileNotFoundError, match="query_encoder.tflite.*finetune_text"):
         QuantizedEncoder(tmp_path / "query_encoder.tflite")
 
 
@@ -203,7 +206,7 @@ except ModuleNotFoundError:
 vectors = {}
 for folder in sys.argv[2:]:
     bundle = BundleFiles(Path(folder))
-    encoder = query_side_encoder(bundle_params(bundle), bundle.layout.query_model)
+    encoder = query_side_encoder(bundle_params(bundle))
     vectors[folder] = np.asarray(encoder.embed(tf.constant(json.loads(sys.argv[1])))).tolist()
 print(json.dumps({"hidden": hidden, "vectors": vectors}))
 """
@@ -232,8 +235,7 @@ def test_the_service_reads_minilm_from_its_bundle_without_the_weights_package(in
         bundle.params.write_text(yaml.safe_dump(params))
         copy_text_model(load_params(bundle.params), bundle.text_model)
         assert (bundle.text_model / "model.safetensors").is_file() == (query_encoder == "float")
-        bundle.layout.query_model.folder.mkdir(parents=True)
-        shutil.copy2(int8_file, bundle.layout.query_model.quantized_encoder)
+        shutil.copy2(int8_file, bundle.layout.text_model.quantized_encoder)
 
     done = subprocess.run([sys.executable, "-c", HIDE_WEIGHTS_PACKAGE + LOAD_FROM_BUNDLES, json.dumps(QUERIES),
                            *(str(b.folder) for b in bundles.values())], capture_output=True, text=True, timeout=300)

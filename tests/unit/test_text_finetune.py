@@ -16,11 +16,13 @@ import shoprec  # noqa: F401
 import tensorflow as tf
 
 from shoprec.config import Params, ParamsError, load_params
+from shoprec.layout import TextModelFiles
 from shoprec.models.training import distribution, set_seeds
+from shoprec.stages.finetune_text import export_query_encoder
 from shoprec.text import MiniLMEncoder
 from shoprec.text.finetune import FineTuned, fine_tune
 from shoprec.text.pairs import mine_pairs
-from shoprec.text.quantized import QuantizedEncoder, export_int8
+from shoprec.text.quantized import QuantizedEncoder
 from shoprec.text.weights import REQUIRED_FILES, package_model_dir, read_weights
 
 COLOURS = ["red", "blue", "green", "pink", "black", "white", "yellow", "grey"]
@@ -67,12 +69,13 @@ def test_the_same_seed_gives_the_same_weights(tuned: FineTuned) -> None:
 
 
 def test_saved_model_dir_and_its_int8_export_give_the_fine_tuned_vectors(tuned: FineTuned, tmp_path: Path) -> None:
+    """The stage's export reads the saved folder, so what it quantises is the fine-tuned model."""
     folder = tuned.encoder.save_model_dir(tmp_path / "text_encoder")
     texts = tf.constant(list(PAIRS["anchor"][:6]) + ["x", "lunch bag under 20"])
     float_vectors = tuned.encoder.embed(texts).numpy()
     reloaded = MiniLMEncoder(folder, max_length=16)
     np.testing.assert_array_equal(reloaded.embed(texts).numpy(), float_vectors)
-    int8 = QuantizedEncoder(export_int8(reloaded, tmp_path / "query_encoder.tflite"), folder, 16, threads=1)
+    int8 = QuantizedEncoder(export_query_encoder(TextModelFiles(folder), 16), folder, 16, threads=1)
     quantised = np.concatenate([int8.embed(texts[i : i + 1]) for i in range(len(texts))])
     cosine = (quantised * float_vectors).sum(axis=1)
     assert cosine.min() >= 0.99
@@ -82,13 +85,12 @@ def test_saved_model_dir_and_its_int8_export_give_the_fine_tuned_vectors(tuned: 
     assert (quantised * pretrained).sum(axis=1).min() < cosine.min()
 
 
-def test_finetune_layers_zero_copies_the_pretrained_files_unchanged(tmp_path: Path) -> None:
-    from shoprec.stages.finetune_text import finetune_text
-
-    out = finetune_text(tmp_path / "no_split_needed", tmp_path / "no_items_needed", tmp_path / "model", Params())
+def test_finetune_layers_zero_copies_the_pretrained_files_unchanged(pretrained_text_model: Path) -> None:
+    out = pretrained_text_model
     for name in REQUIRED_FILES:
         assert (out / name).read_bytes() == (package_model_dir() / name).read_bytes()
     assert pd.read_csv(out / "losses.csv").empty
+    assert TextModelFiles(out).quantized_encoder.is_file()  # its vectors: tests/unit/test_text_encoder.py (int8_file)
 
 
 def test_finetune_layers_accepts_a_count_or_all_and_names_the_rule(tmp_path: Path) -> None:

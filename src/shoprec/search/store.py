@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from shoprec.config import Params, TextParams
-from shoprec.layout import Layout, LexicalFiles, QueryModelFiles
+from shoprec.layout import Layout, LexicalFiles, QueryModelFiles, TextModelFiles
 from shoprec.models.store import StoredVectors
 from shoprec.search.engine import SearchEngine
 from shoprec.search.index.lexical import LexicalIndex
@@ -41,19 +41,23 @@ def minilm(params: TextParams):
     return MiniLMEncoder(params.model_dir or None, max_length=params.max_length)
 
 
-def query_side_encoder(params: Params, query_model: QueryModelFiles):
+def query_side_encoder(params: Params):
     """The encoder searches use: MiniLM with int8 weights (``search.query_encoder: int8``) or the float one.
 
-    The int8 interpreter gets the CPU threads TensorFlow was given (the server sizes
-    both to a worker's share of the cores); 0 there means each library's default.
+    Both are ``text.model_dir``'s (the ``finetune_text`` stage's folder, or a bundle's copy of
+    it), where the int8 export sits beside the weights it was made from. The int8 interpreter
+    gets the CPU threads TensorFlow was given (the server sizes both to a worker's share of
+    the cores); 0 there means each library's default.
     """
     if params.search.query_encoder == "float":
         return minilm(params.text)
     import tensorflow as tf
 
     from shoprec.text.quantized import QuantizedEncoder
+    from shoprec.text.weights import TOKENIZER_FILES, resolve_model_dir
 
-    return QuantizedEncoder(query_model.quantized_encoder, params.text.model_dir or None, params.text.max_length,
+    model_dir = resolve_model_dir(params.text.model_dir or None, TOKENIZER_FILES)
+    return QuantizedEncoder(TextModelFiles(model_dir).quantized_encoder, model_dir, params.text.max_length,
                             tf.config.threading.get_intra_op_parallelism_threads() or None)
 
 
@@ -115,7 +119,7 @@ def load_engine(params: Params, items_path: Path, lexical: LexicalFiles, query_m
     personal = affinity_scorer(user_vectors) if user_vectors is not None else None
     return engine_from(items, LexicalIndex.load(lexical.bm25, len(items)), speller,
                        SemanticIndex.load(query_model.semantic), intent, params,
-                       query_side_encoder(params, query_model), personal=personal,
+                       query_side_encoder(params), personal=personal,
                        expansion=QueryExpansion.load(lexical.expansion),
                        popularity=popularity_prior(lexical.popularity, len(items)),
                        title_index=TitleIndex.load(lexical.titles, len(items)),

@@ -21,7 +21,7 @@ lists are the baseline's top scores instead of the ranker's, everything else (se
 /similar, the catalog) is the same run's, so it can serve as an experiment's challenger
 or as a fallback. Its version starts with its name (``shoprec:popularity-<data>-<content>``).
 
-The bundle is all the service reads: MiniLM's tokenizer files (and, with
+The bundle is all the service reads: MiniLM's int8 export and tokenizer files (and, with
 ``search.query_encoder: float``, its float weights) are copied in from the ``finetune_text``
 stage's model directory (the fine-tuned weights, or the pretrained ones it copied;
 :func:`copy_text_model`), so a bento never needs the weights package, whose own
@@ -59,7 +59,7 @@ def copied_paths(repo: Layout) -> list[Path]:
     """Repository artifacts the bundle carries unchanged (the category intent classifier only when trained, the
     help centre's when its stage ran)."""
     paths = [repo.items, repo.retrieval.embeddings("final"), repo.retrieval.item_embeddings, repo.lexical.folder,
-             repo.query_model.semantic, repo.query_model.quantized_encoder, *realtime_paths(repo)]
+             repo.query_model.semantic, repo.text_model.quantized_encoder, *realtime_paths(repo)]
     return paths + [p for p in [repo.query_model.intent, repo.intents.folder] if p.exists()]
 
 

@@ -60,7 +60,7 @@ def verify(root: Path) -> dict:
         raise BundleError(f"{manifest_path} is not a valid manifest ({exc}); rebuild with `shoprec package`") from exc
     lexical = bundle.layout.lexical
     needed = (bundle.lists, bundle.history, bundle.together, bundle.layout.items, bundle.params,
-              bundle.layout.query_model.quantized_encoder, bundle.text_vocab,
+              bundle.layout.text_model.quantized_encoder, bundle.text_vocab,
               lexical.titles, lexical.defining, lexical.popularity)
     for rel in map(bundle.name, needed):
         if rel not in files:

@@ -2,9 +2,8 @@
 
 Trained on the vectors search computes for a query: the spelling-corrected free text
 (:func:`~shoprec.search.engine.query_text`, with the catalog vocabulary of
-``build_lexical_index``) through the query-side MiniLM of ``train_query_model`` (int8
-weights, or float with ``search.query_encoder: float``; the ``finetune_text`` stage's
-model either way), so that a search classifies its query with the very vector it already
+``build_lexical_index``) through the query-side MiniLM of search (the ``finetune_text``
+stage's model: its int8 export, or the float weights with ``search.query_encoder: float``), so that a search classifies its query with the very vector it already
 has. The verdict's margin over ``product`` and its confidence threshold are chosen on
 validation folds of the training examples (:mod:`shoprec.help.tuning`), the classifier is then
 fitted on all of them; the held-out figures, scored once with the chosen values, go to
@@ -25,14 +24,14 @@ from shoprec.config import Params
 from shoprec.help.classifier import PRODUCT, IntentClassifier, save_answers
 from shoprec.help.examples import measure, product_queries, training_set
 from shoprec.help.tuning import choose, out_of_fold_logits
-from shoprec.layout import IntentFiles, LexicalFiles, QueryModelFiles, SplitFiles
+from shoprec.layout import IntentFiles, LexicalFiles, SplitFiles
 from shoprec.search.engine import query_text
 from shoprec.search.store import load_speller, query_side_encoder
 from shoprec.text import embed_texts
 
 
 def train_intents(help_centre: tuple[Path, Path], labels_path: Path, items_path: Path, split_dir: Path,
-                  lexical_dir: Path, query_model_dir: Path, out_dir: Path, metrics_path: Path, params: Params) -> Path:
+                  lexical_dir: Path, out_dir: Path, metrics_path: Path, params: Params) -> Path:
     """Fit the classifier on the help centre's (intents, phrasings) tables against product queries; write it, its
     answers, its metrics."""
     cfg, out = params.intents, IntentFiles(out_dir)
@@ -50,7 +49,7 @@ def train_intents(help_centre: tuple[Path, Path], labels_path: Path, items_path:
                                    set(phrasings["phrasing"].str.lower()) | set(labelled), cfg.max_product_queries,
                                    params.seed)
         examples = training_set(phrasings, products, cfg.holdout, params.seed)
-        embed = query_vectors(params, LexicalFiles(lexical_dir), QueryModelFiles(query_model_dir))
+        embed = query_vectors(params, LexicalFiles(lexical_dir))
         x, labels, held = embed(examples["text"].tolist()), examples["label"].to_numpy(object), examples["held_out"].to_numpy()
         train = ~held
 
@@ -76,9 +75,9 @@ def train_intents(help_centre: tuple[Path, Path], labels_path: Path, items_path:
     return out_dir
 
 
-def query_vectors(params: Params, lexical: LexicalFiles, query_model: QueryModelFiles):
+def query_vectors(params: Params, lexical: LexicalFiles):
     """``texts -> vectors`` as search computes them: corrected free text, query-side MiniLM."""
-    speller, encoder = load_speller(lexical), query_side_encoder(params, query_model)
+    speller, encoder = load_speller(lexical), query_side_encoder(params)
 
     def embed(texts: list[str]) -> np.ndarray:
         return embed_texts([query_text(t, speller) for t in texts], encoder.embed, params.text.batch_size,

@@ -2,8 +2,8 @@
 
 With enough logged (query, chosen item) pairs: a query tower (MiniLM + a trained
 projection into the two-tower's item space) and a category intent classifier; without
-them, zero-shot MiniLM cosine. Either way the SavedModel export and MiniLM with int8
-weights for serving.
+them, zero-shot MiniLM cosine. Either way the SavedModel export (MiniLM with int8 weights,
+the query encoder of serving, is ``finetune_text``'s).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from shoprec.search.query.intent import CategoryIntent
 from shoprec.search.store import minilm
 from shoprec.text import embed_texts
 from shoprec.text.catalog_embeddings import read_embeddings
-from shoprec.text.quantized import export_int8
 
 
 def train_query_model(split_dir: Path, items_path: Path, text_emb_path: Path, retrieval_dir: Path, out_dir: Path,
@@ -71,6 +70,5 @@ def train_query_model(split_dir: Path, items_path: Path, text_emb_path: Path, re
                            if semantic.projection else "zero-shot: MiniLM query vs item text embeddings (no logged queries)")
     write_losses({"query_tower": losses}, out.losses)
     export_query_model(encoder, semantic, catalog.item_ids, out.saved_model)
-    export_int8(encoder, out.quantized_encoder)
     out.summary.write_text(json.dumps(summary, indent=2) + "\n")
     return out_dir

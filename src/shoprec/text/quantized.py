@@ -71,7 +71,7 @@ class QuantizedEncoder:
         from ai_edge_litert.interpreter import Interpreter
 
         if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: no quantised query encoder; re-run train_query_model "
+            raise FileNotFoundError(f"{path}: no quantised query encoder; re-run finetune_text "
                                     f"or set search.query_encoder: float")
         vocab_dir = resolve_model_dir(model_dir, TOKENIZER_FILES)
         tokenizer = WordPieceTokenizer(read_vocab(vocab_dir), max_length, read_do_lower_case(vocab_dir))
