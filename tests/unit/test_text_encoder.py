@@ -295,3 +295,27 @@ def test_bench_embedding_throughput(max_length: int) -> None:
         seconds = time.perf_counter() - start
         print(f"\nmax_length={max_length} {kind}: {count / seconds:.0f} texts/s ({seconds:.1f} s for {count})")
         assert out.shape == (count, 384)
+
+
+def test_stored_vectors_read_back_exactly_one_row_group_at_a_time(tmp_path: Path) -> None:
+    """More rows than a row group: written in groups, read back in order, bit for bit, also from a file
+    written in one group by another writer."""
+    import pyarrow.parquet as pq
+
+    from shoprec.text.catalog_embeddings import READ_BATCH, read_embeddings, write_embeddings
+
+    n = READ_BATCH + 1000
+    ids = np.array([f"I{i:06d}" for i in range(n)], dtype=object)
+    vectors = np.random.default_rng(0).standard_normal((n, 3)).astype(np.float32)
+    path = write_embeddings(ids, vectors, tmp_path / "vectors.parquet")
+    assert pq.ParquetFile(path).num_row_groups == 2
+    got_ids, got = read_embeddings(path)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got_ids, ids)
+    np.testing.assert_array_equal(got, vectors)
+    one_group = tmp_path / "one_group.parquet"
+    pq.write_table(pq.read_table(path), one_group, row_group_size=n)
+    assert pq.ParquetFile(one_group).num_row_groups == 1
+    np.testing.assert_array_equal(read_embeddings(one_group)[1], vectors)
+    empty = write_embeddings(ids[:0], vectors[:0], tmp_path / "empty.parquet")
+    assert read_embeddings(empty)[1].shape == (0, 3)
