@@ -7,7 +7,10 @@ import scipy.sparse as sp
 from shoprec.models.candidates import _product_at, _values_at, row_values
 
 
-@pytest.mark.parametrize("shoppers, items, density", [(1, 2000, 0.002), (50, 3000, 0.01), (3, 100, 0.0)])
+# _product_at sorts the picked co-purchase rows when they hold fewer entries than the catalog is wide (the first
+# case: 4 anchors picking about 80), and takes scipy's product otherwise (the second and fourth: thousands)
+@pytest.mark.parametrize("shoppers, items, density", [(1, 2000, 0.002), (50, 3000, 0.01), (3, 100, 0.0),
+                                                      (4, 300, 0.5)])
 def test_look_ups_equal_scipys_dense_answers(shoppers, items, density):
     rng = np.random.default_rng(0)
     x = sp.random(shoppers, items, density=density, format="csr", random_state=1, dtype=np.float32)
