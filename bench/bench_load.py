@@ -72,7 +72,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import re
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -123,7 +125,7 @@ class Result:
     client_cpu_s: float
     other_cpu_s: float  # everything else the machine ran meanwhile (other users' jobs skew the figures)
     window_s: float  # wall time the CPU figures cover (the run plus connecting)
-    fallbacks: float  # /recommend answers that were the precomputed list instead of the real-time one
+    fallbacks: Counter  # /recommend answers that were the precomputed list instead of the real-time one, by reason
     cache_hits: float  # real-time /recommend answers from the list cache (computed for an earlier request)
 
     @property
@@ -291,7 +293,7 @@ async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[flo
 def measure(server: Server, setup: tuple[str, str, str], endpoint: str, calls: list[Call], concurrency: int) -> Result:
     gc.collect()
     gc.freeze()  # the client's own full collections (tens of ms over pandas & co.) would show up as server latency
-    fallbacks, hits = counter(server, FALLBACKS), counter(server, CACHE_HITS)
+    fallbacks, hits = series(server, FALLBACKS, "reason"), counter(server, CACHE_HITS)
     before, client_before, machine_before = server_cpu(server), time.process_time(), machine_cpu()
     window = time.perf_counter()
     latencies, errors, first_error, seconds = asyncio.run(drive(f"{server.url}/{endpoint}", calls, concurrency))
@@ -300,7 +302,7 @@ def measure(server: Server, setup: tuple[str, str, str], endpoint: str, calls: l
     workers = [after[pid] - before.get(pid, 0.0) for pid in after if pid != server.process.pid]
     return Result(*setup, endpoint, concurrency, np.asarray(latencies), errors, first_error, seconds,
                   sorted(workers, reverse=True), client_cpu, max(0.0, machine - sum(workers) - client_cpu), window,
-                  counter(server, FALLBACKS) - fallbacks, counter(server, CACHE_HITS) - hits)
+                  series(server, FALLBACKS, "reason") - fallbacks, counter(server, CACHE_HITS) - hits)
 
 
 def warm_up(server: Server, work: Workload, n: int) -> None:
@@ -317,7 +319,14 @@ def row(r: Result) -> str:
     return (f"| {r.setup} | /{r.endpoint} | {r.concurrency} | {len(r.latencies_ms):,} | {r.rps:,.0f} | {r.pct(50):.1f} | "
             f"{r.pct(99):.1f} | {r.latencies_ms.max():.0f} | {r.errors} | {1000 * total / len(r.latencies_ms):.2f} | "
             f"{split} | {100 * r.client_cpu_s / r.window_s:.0f}% | {100 * r.other_cpu_s / r.window_s:.0f}% | "
-            f"{100 * r.fallbacks / len(r.latencies_ms):.1f}% | {100 * r.cache_hits / len(r.latencies_ms):.1f}% |")
+            f"{fallback(r)} | {100 * r.cache_hits / len(r.latencies_ms):.1f}% |")
+
+
+def fallback(r: Result) -> str:
+    """The share of answers from the fallback, and by reason (busy, deadline, error) when there were any."""
+    share = {reason: 100 * n / len(r.latencies_ms) for reason, n in sorted(r.fallbacks.items())}
+    reasons = ", ".join(f"{reason} {pct:.1f}" for reason, pct in share.items())
+    return f"{sum(share.values()):.1f}%" + (f" ({reasons})" if reasons else "")
 
 
 def verdicts(results: list[Result]) -> list[str]:
@@ -452,10 +461,21 @@ def realtime_params(root: Path, path: Path, on: bool) -> Path:
     return path
 
 
+def series(server: Server, name: str, label: str) -> Counter:
+    """A counter of the server's ``/metrics`` by the value of one label, summed over the other labels."""
+    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=30).read().decode()
+    out: Counter = Counter()
+    for line in text.splitlines():
+        if line.startswith(name):
+            labels, value = line.rsplit(" ", 1)
+            found = re.search(rf'{label}="([^"]*)"', labels)
+            out[found.group(1) if found else ""] += float(value)
+    return out
+
+
 def counter(server: Server, name: str) -> float:
     """A counter of the server's ``/metrics``, summed over its series (0 before its first count)."""
-    text = urllib.request.urlopen(f"{server.url}/metrics", timeout=30).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+    return sum(series(server, name, "").values())
 
 
 def answers_sent(server: Server) -> float:
