@@ -22,12 +22,13 @@ the shopper's arm (:mod:`shoprec.serving.experiment`).
 
 Real-time: /recommend computes the list from the shopper's history as of now (training events,
 the store's events since the cut-off, the request's ``recent_items``) in one scoring thread per
-worker, which computes the lists waiting together in one pass (:mod:`shoprec.serving.realtime`), after a look-up thread has read the store and the list
-cache the workers share (a list nothing has changed since is answered from there); when the scoring
-queue cannot meet ``serving.realtime.deadline_ms``, past it, or on any error, it answers the
-precomputed list and counts it in ``/metrics`` (``shoprec_recommend_fallback_total{reason}``; cache
-hits and misses: ``shoprec_recommend_list_cache_total{result}``). ``shoprec serve`` reads ``serving.realtime`` from the
-working ``params.yaml`` (``$SHOPREC_REALTIME``), like the experiment.
+worker, which computes the lists waiting together in one pass (:mod:`shoprec.serving.realtime`),
+after a look-up thread has read the store and the list cache the workers share (a list nothing has
+changed since is answered from there); when the scoring queue cannot meet
+``serving.realtime.deadline_ms``, past it, or on any error, it answers the precomputed list and
+counts it in ``/metrics`` (``shoprec_recommend_fallback_total{reason}``; cache hits and misses:
+``shoprec_recommend_list_cache_total{result}``). ``shoprec serve`` reads ``serving.realtime`` from
+the working ``params.yaml`` (``$SHOPREC_REALTIME``), like the experiment.
 
 Impressions: every /recommend, /search and /similar answer carries a ``request_id`` and a
 ``variant`` (its arm) and is logged as an impression by the worker's
