@@ -517,6 +517,10 @@ def main() -> None:
     # DVC stages call `shoprec`; the package stage and the server use a private model store.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ["BENTOML_HOME"] = str(scratch / "bentoml")
+    # the server runs in the served copy: a relative PYTHONPATH (the `src` of the commands above) would
+    # load that copy's code, not this checkout's
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
     try:
         root = prepare_root(args, scratch)
         bundle = args.bundle.resolve() if args.bundle else root / BUNDLE
