@@ -4,12 +4,11 @@ the worker's cache of lists (reused only while their key holds and the clock has
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pandas as pd
 
 from shoprec.serving.list_cache import ListCache
-from shoprec.serving.realtime import ScoringQueue
+from shoprec.serving.realtime import MAX_SCORING_BATCH, ScoringQueue
 
 
 def test_admission_follows_the_queue_and_the_cost_of_one_list():
@@ -19,19 +18,20 @@ def test_admission_follows_the_queue_and_the_cost_of_one_list():
         assert await queue(lambda items: [sum(range(200_000)) for _ in items], None) > 0
         one = queue.cost
         assert one > 0 and queue.queued == 0
-        assert queue.admits(one * 0.5)  # an idle thread always tries: one slow list cannot shut scoring off
-        release = threading.Event()
-        running = asyncio.create_task(queue(lambda items: [release.wait() for _ in items], None))
-        await asyncio.sleep(0.05)  # the thread has taken it
-        assert queue.admits(one * 2.01) and not queue.admits(one * 1.99)  # a second list: ready after ~2
-        waiting = asyncio.create_task(queue(lambda items: [None for _ in items], None))
-        await asyncio.sleep(0)
-        assert queue.queued == 2 and not queue.admits(one * 2.5)  # a third would be ready after ~3 lists
-        waiting.cancel()  # a request gone past its deadline leaves the queue
-        await asyncio.sleep(0)
-        assert waiting.cancelled() and queue.queued == 1
-        release.set()
-        assert await running is True and queue.queued == 0
+        assert queue.admits(one * 0.5)  # an empty queue always tries: one slow list cannot shut scoring off
+        passes: list[int] = []
+
+        def compute_many(items: list[int]) -> list[int]:
+            passes.append(len(items))
+            return items
+
+        waiting = [asyncio.create_task(queue(compute_many, i)) for i in range(3)]
+        await asyncio.sleep(0)  # all three queued in this turn of the loop; their pass runs in the next
+        assert queue.queued == 3 and not passes
+        assert queue.admits(one * 4.01) and not queue.admits(one * 3.99)  # a fourth list: ready after ~4
+        waiting[1].cancel()  # a request gone past its deadline leaves the queue, and its pass skips it
+        assert await waiting[0] == 0 and await waiting[2] == 2 and waiting[1].cancelled()
+        assert passes == [2] and queue.queued == 0
 
     asyncio.run(scenario())
 
@@ -47,20 +47,36 @@ def test_the_lists_waiting_together_are_computed_in_one_pass_and_a_failing_one_f
 
     async def scenario():
         queue = ScoringQueue()
-        release = threading.Event()
-        first = asyncio.create_task(queue(lambda items: [release.wait() for _ in items], None))
-        await asyncio.sleep(0.05)  # the thread is busy: the next ones wait together
-        rest = [asyncio.create_task(queue(compute_many, i)) for i in (1, 2, 13, 4)]
-        await asyncio.sleep(0)
-        release.set()
-        return await first, await asyncio.gather(*rest)
+        return await asyncio.gather(*(queue(compute_many, i) for i in (1, 2, 13, 4)))
 
-    first, rest = asyncio.run(scenario())
-    assert first is True
+    rest = asyncio.run(scenario())
     assert passes[0] == [1, 2, 13, 4]  # one pass for everything that waited ...
     assert passes[1:] == [[1], [2], [13], [4]]  # ... which failed, so each is computed alone
     assert rest[:2] == [10, 20] and rest[3] == 40
     assert isinstance(rest[2], ValueError) and str(rest[2]) == "unlucky"  # only the failing list fails
+
+
+def test_a_pass_holds_at_most_its_bound_and_requests_in_between_come_first():
+    order: list[str] = []
+
+    def compute_many(items: list[int]) -> list[int]:
+        order.append(f"pass of {len(items)}")
+        return items
+
+    async def other_request():
+        order.append("other request")
+
+    async def scenario():
+        queue = ScoringQueue()
+        lists = [asyncio.create_task(queue(compute_many, i)) for i in range(MAX_SCORING_BATCH + 2)]
+        await asyncio.sleep(0)  # queued; the first pass is due on the next turn
+        other = asyncio.create_task(other_request())  # arrives while the first pass runs
+        assert await asyncio.gather(*lists) == list(range(MAX_SCORING_BATCH + 2))
+        await other
+
+    asyncio.run(scenario())
+    # the loop answers what came in during a pass before it takes the lists left over
+    assert order == [f"pass of {MAX_SCORING_BATCH}", "other request", "pass of 2"]
 
 
 def test_a_cached_list_is_reused_only_within_its_age_and_for_its_own_key(tmp_path):

@@ -14,8 +14,10 @@ callers get their results, and the first caller still queued becomes the next le
 who runs everything that queued up meanwhile. Alone, a call is a batch of one with no
 added wait; under load the batch grows with the queue, which is when batching pays.
 Its callers are threads (BentoML runs plain endpoint functions, /feedback, in a thread
-pool); :class:`BackgroundBatcher` does the same for coroutines on an event loop (/search's
-query encoding).
+pool); :class:`BackgroundBatcher` does the same for coroutines on an event loop, in a thread
+of its own (/search's query encoding: TensorFlow Lite leaves the GIL for the whole batch),
+and :class:`LoopBatcher` on the event loop itself (real-time /recommend's scoring: many short
+NumPy calls, which a thread beside a busy event loop would pay for in GIL waits).
 """
 
 from __future__ import annotations
@@ -134,17 +136,57 @@ class BackgroundBatcher(Generic[T, R]):
             batch = [entry for entry in batch if not entry[1].cancelled()]  # timed out or disconnected
             if not batch:
                 continue
-            try:
-                results, error = self.run([item for item, _, _ in batch]), None
-                if len(results) != len(batch):
-                    raise RuntimeError(f"batch function returned {len(results)} results for {len(batch)} items")
-            except BaseException as exc:  # every caller of the batch sees the failure
-                results, error = [None] * len(batch), _for_callers(exc)
+            results, error = _outcome(self.run, [item for item, _, _ in batch])
             for (_, future, loop), result in zip(batch, results):
                 try:
                     loop.call_soon_threadsafe(_settle, future, result, error)
                 except RuntimeError:  # the caller's event loop has closed: nobody to answer
                     pass
+
+
+class LoopBatcher(Generic[T, R]):
+    """``await batcher(item) -> result`` through ``run(items) -> results`` run on the caller's event loop.
+
+    The first caller schedules a pass for the loop's next turn; every caller that arrives before it runs
+    (the requests the loop read meanwhile) joins it, up to ``max_batch`` items, and the rest wait for the
+    next pass. A pass holds the loop, so every other request of the process waits for it: ``max_batch``
+    bounds that wait. For work made of many short NumPy calls, where a thread (:class:`BackgroundBatcher`)
+    would retake the GIL from the busy loop after each call that releases it, waiting up to Python's switch
+    interval (5 ms) each time: a list that costs a millisecond of CPU took tens of milliseconds that way.
+    """
+
+    def __init__(self, run: Callable[[list[T]], list[R]], max_batch: int) -> None:
+        self.run, self.max_batch = run, max_batch
+        self._waiting: list[tuple[T, asyncio.Future]] = []
+
+    async def __call__(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._pass, loop)
+        self._waiting.append((item, future))
+        return await future
+
+    def _pass(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+        if self._waiting:  # more than a pass holds: the rest after the requests that came in meanwhile
+            loop.call_soon(self._pass, loop)
+        batch = [entry for entry in batch if not entry[1].cancelled()]  # timed out or disconnected
+        if batch:
+            results, error = _outcome(self.run, [item for item, _ in batch])
+            for (_, future), result in zip(batch, results):
+                _settle(future, result, error)
+
+
+def _outcome(run: Callable[[list[T]], list[R]], items: list[T]) -> tuple[list, Exception | None]:
+    """``run(items)``'s results, or placeholders and the error every caller of the batch raises."""
+    try:
+        results = run(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+        return results, None
+    except BaseException as exc:
+        return [None] * len(items), _for_callers(exc)
 
 
 def _for_callers(exc: BaseException) -> Exception:

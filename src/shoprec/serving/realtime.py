@@ -36,7 +36,7 @@ import pandas as pd
 from shoprec.config import Params, RealtimeParams, section_from_env
 from shoprec.layout import BundleFiles
 from shoprec.models.candidates import Events
-from shoprec.serving.batching import BackgroundBatcher
+from shoprec.serving.batching import LoopBatcher
 from shoprec.serving.list_cache import ListCache
 from shoprec.serving.store import RECENT_COLUMNS
 
@@ -60,30 +60,30 @@ def settings(bundle_params: Params) -> RealtimeParams:
     return section_from_env(ENV, bundle_params.serving.realtime, "serving.realtime")
 
 
-MAX_SCORING_BATCH = 16  # lists per pass: more than a worker's callers usually wait at once
+MAX_SCORING_BATCH = 8  # lists per pass: a pass holds the worker's event loop, so this bounds what others wait
 
 
 class ScoringQueue:
-    """A worker's real-time scoring: one thread (the work is CPU-bound under the GIL) that computes the
-    lists waiting when it comes free in one pass (:class:`~shoprec.serving.batching.BackgroundBatcher`),
-    with admission.
+    """A worker's real-time scoring, on its event loop: the lists waiting when a pass starts are computed in
+    that pass (:class:`~shoprec.serving.batching.LoopBatcher`), with admission.
 
-    A pass's fixed costs (array set-up, the ranker's layers) are shared by its lists, so under load a
-    list costs a fraction of one computed alone; alone, a list is a pass of one with no added wait. A list
-    queued behind ``n`` others is ready in about ``(n + 1)`` times the recent cost of one (a pass's time
-    over its lists); when that is past the deadline, :meth:`admits` says no and the request falls back at
-    once instead of waiting its deadline out (an idle thread admits whatever the recent cost). A request
-    whose deadline passes while queued is cancelled, and a pass skips it, so an overload never piles up
-    work nobody waits for. Every method but the pass runs on the worker's event loop.
+    A pass's fixed costs (array set-up, the ranker's layers) are shared by its lists, so under load a list
+    costs a fraction of one computed alone; alone, a list is a pass of one on the loop's next turn. Not a
+    thread: scoring is many short NumPy calls, and a thread would wait for the GIL after each one that
+    releases it while the loop runs Python. A list queued behind ``n`` others is ready in about ``(n + 1)``
+    times the recent cost of one (a pass's time over its lists); when that is past the deadline,
+    :meth:`admits` says no and the request falls back at once instead of waiting its deadline out (with
+    nothing queued it admits whatever the recent cost). A request whose deadline passes while queued is
+    cancelled, and a pass skips it, so an overload never piles up work nobody waits for.
     """
 
     def __init__(self) -> None:
-        self.batcher = BackgroundBatcher(self._pass, MAX_SCORING_BATCH, "realtime")
+        self.batcher = LoopBatcher(self._pass, MAX_SCORING_BATCH)
         self.queued = 0  # awaited, not finished or cancelled
         self.cost = 0.0  # seconds per list, a moving average over passes
 
     def admits(self, deadline: float) -> bool:
-        # an idle thread always tries (the deadline still bounds the wait): else one slow list (a core taken
+        # nothing queued: always try (the deadline still bounds the wait); else one slow list (a core taken
         # by another process) would leave the cost above the deadline, and nothing admitted would lower it
         return self.queued == 0 or (self.queued + 1) * self.cost <= deadline
 
@@ -203,8 +203,8 @@ class RealTime:
     def look_up(self, store, user_id: str, recent_items: Sequence[str], wall: float, k: int,
                 exclude_purchased: bool, diversity: float) -> Asked:
         """The request as of wall-clock ``wall``: the shopper's history (``store``'s events since the cut-off
-        read now) and their list if the cache holds it. Tens of microseconds: the service runs it apart
-        from the scoring queue, so that a cached list never waits behind lists being computed."""
+        read now) and their list if the cache holds it. Tens of microseconds: the service runs it before
+        the scoring queue, so a cached list is answered without queueing for a pass."""
         now = self.now(wall)
         stored_ids, stored = self._stored(store, user_id, now)
         key = None if recent_items or self.cache.max_age <= pd.Timedelta(0) else (
