@@ -118,6 +118,7 @@ class Result:
     endpoint: str
     concurrency: int
     latencies_ms: np.ndarray
+    named_recent: np.ndarray  # per request: it named recent_items (a real-time /recommend then always computes)
     errors: int
     first_error: str
     seconds: float
@@ -138,6 +139,13 @@ class Result:
 
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q))
+
+    def split(self) -> str:
+        """p50 / p99 of the requests naming ``recent_items`` and of the others, for /recommend."""
+        parts = [f"{name} {np.percentile(self.latencies_ms[m], 50):.1f} / {np.percentile(self.latencies_ms[m], 99):.1f} ms"
+                 for name, m in (("naming recent_items", self.named_recent), ("the others", ~self.named_recent))
+                 if m.any()]
+        return f"- /recommend, {self.setup}: p50 / p99 of requests {', '.join(parts)}"
 
 
 # --- setup -----------------------------------------------------------------------------------------------------
@@ -245,17 +253,18 @@ def server_cpu(server: Server) -> dict[int, float]:
     return out
 
 
-async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[float], int, str, float]:
+async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[float], list[bool], int, str, float]:
     """Send ``calls`` over ``concurrency`` keep-alive connections in a closed loop.
 
     Each caller owns one :class:`http_client.Connection` (the requests are encoded before
     the clock starts), so the client's CPU per request stays near 0.1 ms and the server
     gets the cores it shares with this process.
 
-    Returns the latencies (ms) of the requests, the error count, the first error, and the
-    wall time of the whole run.
+    Returns the latencies (ms) of the requests, whether each named ``recent_items``, the error
+    count, the first error, and the wall time of the whole run.
     """
     latencies: list[float] = []
+    recent: list[bool] = []
     errors, first_error = 0, ""
     parts = urlsplit(url)
     queue = iter([(encode_post(url, c.body), c.expect) for c in calls])
@@ -270,6 +279,7 @@ async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[flo
             except ConnectionError as exc:
                 status, text = 0, str(exc).encode()
             latencies.append((time.perf_counter() - start) * 1000.0)
+            recent.append(b'"recent_items"' in raw)
             if status != expect:
                 errors += 1
                 first_error = first_error or f"{status} (expected {expect}): {text[:300].decode(errors='replace')}"
@@ -287,7 +297,7 @@ async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[flo
     await ready.wait()
     begin = time.perf_counter()
     await asyncio.gather(*callers)
-    return latencies, errors, first_error, time.perf_counter() - begin
+    return latencies, recent, errors, first_error, time.perf_counter() - begin
 
 
 def measure(server: Server, setup: tuple[str, str, str], endpoint: str, calls: list[Call], concurrency: int) -> Result:
@@ -296,11 +306,12 @@ def measure(server: Server, setup: tuple[str, str, str], endpoint: str, calls: l
     fallbacks, hits = series(server, FALLBACKS, "reason"), counter(server, CACHE_HITS)
     before, client_before, machine_before = server_cpu(server), time.process_time(), machine_cpu()
     window = time.perf_counter()
-    latencies, errors, first_error, seconds = asyncio.run(drive(f"{server.url}/{endpoint}", calls, concurrency))
+    latencies, recent, errors, first_error, seconds = asyncio.run(drive(f"{server.url}/{endpoint}", calls, concurrency))
     window = time.perf_counter() - window
     client_cpu, after, machine = time.process_time() - client_before, server_cpu(server), machine_cpu() - machine_before
     workers = [after[pid] - before.get(pid, 0.0) for pid in after if pid != server.process.pid]
-    return Result(*setup, endpoint, concurrency, np.asarray(latencies), errors, first_error, seconds,
+    return Result(*setup, endpoint, concurrency, np.asarray(latencies), np.asarray(recent, bool), errors, first_error,
+                  seconds,
                   sorted(workers, reverse=True), client_cpu, max(0.0, machine - sum(workers) - client_cpu), window,
                   series(server, FALLBACKS, "reason") - fallbacks, counter(server, CACHE_HITS) - hits)
 
@@ -399,6 +410,7 @@ def report(args, results: list[Result], logged: list[str], bundle: Path) -> str:
              "| worker split % | client CPU | other CPU | fallback | cached |",
              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
              *(row(r) for r in results), "",
+             *[r.split() for r in results if r.endpoint == "recommend"], "",
              "Targets (issue), at 16 callers: /recommend >= 1,000 req/s and p99 <= 30 ms, /search p99 <= 60 ms, "
              f"zero errors; impression logging on vs off: /recommend loses at most {100 * LOGGING_COST[0]:.0f}% "
              f"of its req/s, p99 <= {LOGGING_COST[1]:.0f} ms. Reference: {REFERENCE}.", *verdicts(results),
