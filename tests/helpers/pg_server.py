@@ -13,15 +13,19 @@ of its own (:meth:`Postgres.database`), so tests sharing a server share no rows.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 from shoprec.serving.process import free_port
@@ -63,6 +67,20 @@ class Postgres:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; ``immediate`` is a crash (no checkpoint, clients cut off)."""
         self._pg_ctl("stop", "-w", "-m", mode)
+
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """The server and its backends stopped (SIGSTOP) for the block: connections stay open and every
+        query waits, as on a database host that stopped answering; resumed after."""
+        postmaster = psutil.Process(int((self.data / "postmaster.pid").read_text().split()[0]))
+        processes = [postmaster, *postmaster.children(recursive=True)]
+        for process in processes:
+            process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGCONT)
 
     def _pg_ctl(self, *args: str) -> None:
         done = _run_as_owner([str(self.bin / "pg_ctl"), "-D", str(self.data), *args])

@@ -201,6 +201,19 @@ def test_two_replicas_store_every_acknowledged_event_once_though_one_is_killed(p
         assert set(stored) == client.acked  # every batch was acknowledged in the end (by b after the kill)
         assert client.failed_over > 0 and client.accepted <= len(stored)
 
+        # Real-time /recommend reads the shopper's stored events from the database off the event loop: while the
+        # database hangs, each request costs its deadline and gets the precomputed list, and the worker serves on.
+        assert httpx.post(f"{b.url}/recommend", json={"user_id": "u-replica", "k": 5}, timeout=10).json()["realtime"]
+        with postgres.hung():
+            for _ in range(3):
+                started = time.monotonic()
+                answer = httpx.post(f"{b.url}/recommend", json={"user_id": "u-replica", "k": 5}, timeout=10)
+                assert answer.status_code == 200 and not answer.json()["realtime"] and len(answer.json()["items"]) == 5
+                assert time.monotonic() - started < 2.0, "a hung database held the request past its deadline"
+            assert httpx.post(f"{b.url}/similar", json={"item_id": items[0], "k": 5}, timeout=5).status_code == 200
+        assert _until(lambda: httpx.post(f"{b.url}/recommend", json={"user_id": "u-replica", "k": 5},
+                                         timeout=10).json()["realtime"]), "real-time lists did not come back"
+
         # The database goes away: b's readiness says so, and comes back with it.
         postgres.stop()
         try:

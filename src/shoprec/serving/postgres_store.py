@@ -117,6 +117,8 @@ def redacted(url: str) -> str:
 class PostgresStore(Store):
     """Feedback events, quarantined events and impressions in the PostgreSQL database at ``url``."""
 
+    remote = True
+
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url, self.where = url, redacted(url)

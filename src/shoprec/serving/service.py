@@ -51,12 +51,14 @@ loaded objects out of the garbage collector, whose full passes over them were th
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -445,6 +447,7 @@ class Shoprec:
         share_cores(WORKERS)
         self.model = _load_model(self.bundle)
         self.scoring = ScoringQueue()
+        self.lookups = ThreadPoolExecutor(1, thread_name_prefix="realtime-lookup")  # a remote store's reads
         self.fallbacks = prometheus_client.Counter(
             "shoprec_recommend_fallback", "/recommend answers from the precomputed list instead of the real-time "
             "one, by reason: busy (the scoring queue could not meet the deadline), deadline "
@@ -487,6 +490,7 @@ class Shoprec:
         """On a graceful stop: commit the impressions still queued, release the store and the list cache."""
         if self.impressions is not None:
             self.impressions.close()
+        self.lookups.shutdown(cancel_futures=True)
         self.store.close()
         for model in self.arms.models():
             if model.realtime is not None:
@@ -530,13 +534,16 @@ class Shoprec:
     async def _recommend_now(self, model: ServingModel, user_id: str, recent_items: tuple[str, ...], k: int,
                              exclude_purchased: bool, diversity: float | None) -> dict:
         """The real-time list, or the precomputed one when the scoring queue cannot meet the deadline, past
-        it, or on any error (counted by reason). The store read and the list cache come first, on the loop
-        (tens of microseconds): a cached list is answered at once, without queueing for a pass."""
+        it, or on any error (counted by reason). The store read and the list cache come first: on the loop
+        for a store on this machine (tens of microseconds), on the look-up thread for a database server,
+        whose round trip, or hang, must not hold the loop (the deadline then bounds it); a cached list is
+        answered at once, without queueing for a pass."""
+        look_up = functools.partial(model.look_up_now, self.store, user_id, recent_items, time.time(), k,
+                                    exclude_purchased, diversity)
         deadline, started = REALTIME.deadline_ms / 1000, time.perf_counter()
         try:
             async with asyncio.timeout(deadline):
-                asked = model.look_up_now(self.store, user_id, recent_items, time.time(), k, exclude_purchased,
-                                          diversity)
+                asked = await asyncio.wrap_future(self.lookups.submit(look_up)) if self.store.remote else look_up()
                 if asked.cached is not None:
                     self.list_cache.labels(result="hit").inc()
                     return model.answer_now(asked)

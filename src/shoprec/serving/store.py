@@ -100,6 +100,7 @@ class Store(ABC):
     """
 
     where: Path | str  # what messages name: the file, or the database URL without its password
+    remote = False  # its reads wait on a database server (a round trip, or a hang): kept off an event loop
 
     def __init__(self) -> None:
         self._failed_at: float | None = None  # when an operation last failed; None: working
