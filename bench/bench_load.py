@@ -267,19 +267,19 @@ async def drive(url: str, calls: list[Call], concurrency: int) -> tuple[list[flo
     recent: list[bool] = []
     errors, first_error = 0, ""
     parts = urlsplit(url)
-    queue = iter([(encode_post(url, c.body), c.expect) for c in calls])
+    queue = iter([(encode_post(url, c.body), c.expect, b'"recent_items"' in c.body) for c in calls])
 
     async def caller(connection: Connection) -> None:
         nonlocal errors, first_error
         await ready.wait()
-        for raw, expect in queue:
+        for raw, expect, names_recent in queue:
             start = time.perf_counter()
             try:
                 status, text = await connection.request(raw)
             except ConnectionError as exc:
                 status, text = 0, str(exc).encode()
             latencies.append((time.perf_counter() - start) * 1000.0)
-            recent.append(b'"recent_items"' in raw)
+            recent.append(names_recent)
             if status != expect:
                 errors += 1
                 first_error = first_error or f"{status} (expected {expect}): {text[:300].decode(errors='replace')}"
@@ -311,8 +311,7 @@ def measure(server: Server, setup: tuple[str, str, str], endpoint: str, calls: l
     client_cpu, after, machine = time.process_time() - client_before, server_cpu(server), machine_cpu() - machine_before
     workers = [after[pid] - before.get(pid, 0.0) for pid in after if pid != server.process.pid]
     return Result(*setup, endpoint, concurrency, np.asarray(latencies), np.asarray(recent, bool), errors, first_error,
-                  seconds,
-                  sorted(workers, reverse=True), client_cpu, max(0.0, machine - sum(workers) - client_cpu), window,
+                  seconds, sorted(workers, reverse=True), client_cpu, max(0.0, machine - sum(workers) - client_cpu), window,
                   series(server, FALLBACKS, "reason") - fallbacks, counter(server, CACHE_HITS) - hits)
 
 

@@ -167,6 +167,10 @@ class LoopBatcher(Generic[T, R]):
         self._waiting.append((item, future))
         return await future
 
+    def __len__(self) -> int:
+        """Items waiting for a pass whose callers still wait (a timed-out caller's item leaves at once)."""
+        return sum(not future.cancelled() for _, future in self._waiting)
+
     def _pass(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
         if self._waiting:  # more than a pass holds: the rest after the requests that came in meanwhile

@@ -79,8 +79,12 @@ class ScoringQueue:
 
     def __init__(self) -> None:
         self.batcher = LoopBatcher(self._pass, MAX_SCORING_BATCH)
-        self.queued = 0  # awaited, not finished or cancelled
         self.cost = 0.0  # seconds per list, a moving average over passes
+
+    @property
+    def queued(self) -> int:
+        """Lists waiting for a pass (not cancelled)."""
+        return len(self.batcher)
 
     def admits(self, deadline: float) -> bool:
         # nothing queued: always try (the deadline still bounds the wait); else one slow list (a core taken
@@ -89,11 +93,7 @@ class ScoringQueue:
 
     async def __call__(self, compute_many: Callable[[list], list], item):
         """``compute_many([item])[0]``, computed in a pass with the other items waiting for the same function."""
-        self.queued += 1
-        try:
-            return await self.batcher((compute_many, item))
-        finally:
-            self.queued -= 1
+        return await self.batcher((compute_many, item))
 
     def _pass(self, calls: list[tuple[Callable[[list], list], object]]) -> list:
         """One pass: each function once, on its items in order. When a function's batch fails, its items are
